@@ -1,0 +1,468 @@
+/* The kernel side of `profiler record`: follows a process tree and aggregates, in the kernel, the syscalls,
+ * capability checks, socket families and namespace operations of each process image.
+ *
+ * Tracepoints only (no kprobes unless CAP_KPROBE), so that it compiles against kernel headers that do not
+ * match the running kernel: argument layouts come from tracefs. User space (profiler/tracer.py) prepends:
+ *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID
+ *   INIT_USER_NS FATAL_SIGNALS  and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
+ *   HAVE_TASK_PT_REGS, CGROUP_MODE, ARCH_X86_64 | ARCH_ARM64.
+ */
+#include <uapi/linux/ptrace.h>
+#include "recorder.h"
+
+#define CLONE_THREAD_FLAG 0x00010000ULL
+#define NAMESPACE_FLAGS 0x7e020080ULL /* CLONE_NEW{TIME,NS,CGROUP,UTS,IPC,USER,PID,NET} */
+
+struct argv0 {
+	char text[ARGV0_LEN];
+};
+
+BPF_ARRAY(procs, struct proc, PID_MAX);
+BPF_ARRAY(rows, struct syscall_row, ROWS);
+BPF_QUEUE(free_rows, u32, ROWS);
+BPF_HASH(observations, struct observation_key, u64, OBSERVATION_ENTRIES);
+BPF_STACK_TRACE(stacks, STACK_ENTRIES);
+BPF_TABLE("lru_hash", u32, struct argv0, pending_argv0, 1024);
+BPF_ARRAY(drops, u64, DROP_COUNTERS);
+BPF_ARRAY(next_serial, u64, 1);
+/* Set by user space only while it starts the command, so that its child (and nothing else) waits for exec. */
+BPF_ARRAY(spawning, u32, 1);
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#ifdef CGROUP_MODE
+BPF_CGROUP_ARRAY(target_cgroup, 1);
+#endif
+
+static __always_inline void drop(u32 counter)
+{
+	u64 *value = drops.lookup(&counter);
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+/* Counts one more of an observation; returns true when it is the first. */
+static __always_inline bool observe(struct observation_key *key)
+{
+	u64 *value = observations.lookup(key);
+	if (value) {
+		__sync_fetch_and_add(value, 1);
+		return false;
+	}
+	u64 one = 1;
+	if (observations.insert(key, &one) == 0)
+		return true;
+	value = observations.lookup(key); /* another CPU inserted it first */
+	if (value)
+		__sync_fetch_and_add(value, 1);
+	else
+		drop(key->kind);
+	return false;
+}
+
+/* The syscall the current task is in, or NO_SYSCALL; capability checks and clone flags are attributed to it. */
+static __always_inline u32 current_syscall(void)
+{
+#ifdef HAVE_TASK_PT_REGS
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = -1;
+#if defined(ARCH_X86_64)
+	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+#elif defined(ARCH_ARM64)
+	int arm_nr = -1;
+	bpf_probe_read_kernel(&arm_nr, sizeof(arm_nr), &regs->syscallno);
+	nr = arm_nr;
+#endif
+	return nr < 0 ? NO_SYSCALL : (u32)nr;
+#else
+	return NO_SYSCALL;
+#endif
+}
+
+static __always_inline u32 take_row(void)
+{
+	u32 row;
+	return free_rows.pop(&row) == 0 ? row + 1 : NO_ROW;
+}
+
+/* Makes p a traced process with a fresh serial and counter row. */
+static __always_inline int activate(struct proc *p)
+{
+	u32 zero = 0;
+	u64 *serial = next_serial.lookup(&zero);
+	if (!serial)
+		return -1;
+	p->serial = __sync_fetch_and_add(serial, 1) + 1;
+	p->row = take_row();
+	p->image = 0;
+	p->exit_code = -1;
+	p->exit_signal = 0;
+	p->exiting = 0;
+	p->state = PROC_ACTIVE;
+	return 0;
+}
+
+static __always_inline struct process_event *reserve_process_event(u32 kind, struct proc *p, u32 pid)
+{
+	struct process_event *event = events.ringbuf_reserve(sizeof(struct process_event));
+	if (!event) {
+		drop(DROP_EVENTS);
+		return NULL;
+	}
+	__builtin_memset(event, 0, sizeof(*event));
+	event->header.kind = kind;
+	event->header.serial = p->serial;
+	event->header.time_ns = bpf_ktime_get_ns();
+	event->pid = pid;
+	event->image = p->image;
+	event->row = p->row;
+	event->released_row = NO_ROW;
+	return event;
+}
+
+/* Attach mode: a process user space marked, or (cgroup mode) any process in the cgroup, joins at its first event. */
+static __always_inline bool adopt(u32 tgid, struct proc *p)
+{
+	bool wanted = p->state == PROC_ADOPT;
+#ifdef CGROUP_MODE
+	wanted = wanted || (p->state == PROC_UNTRACED && tgid != SELF_TGID && target_cgroup.check_current_task(0) == 1);
+#endif
+	if (!wanted)
+		return false;
+	/* Two threads may race here; the one that wins the state activates, the other's event is pre-attach. */
+	u64 seen = p->state;
+	if (__sync_val_compare_and_swap(&p->state, seen, PROC_ACTIVATING) != seen)
+		return false;
+	if (activate(p) != 0)
+		return false;
+	struct process_event *event = reserve_process_event(EVENT_ATTACH, p, tgid);
+	if (event)
+		events.ringbuf_submit(event, 0);
+	return true;
+}
+
+/* The traced process of the current task, or NULL. */
+static __always_inline struct proc *current_proc(u32 tgid)
+{
+	struct proc *p = procs.lookup(&tgid);
+	if (!p)
+		return NULL;
+	if (p->state == PROC_ACTIVE || adopt(tgid, p))
+		return p;
+	return NULL;
+}
+
+static __always_inline void first_use(struct proc *p, u64 nr)
+{
+	struct syscall_event event = {};
+	event.header.kind = EVENT_SYSCALL;
+	event.header.serial = p->serial;
+	event.header.time_ns = bpf_ktime_get_ns();
+	event.image = p->image;
+	event.nr = nr;
+	if (events.ringbuf_output(&event, sizeof(event), 0) != 0)
+		drop(DROP_EVENTS);
+}
+
+static __always_inline void count_syscall(struct proc *p, u64 nr)
+{
+	if (p->row != NO_ROW && nr < ROW_SYSCALLS) {
+		u32 index = p->row - 1;
+		struct syscall_row *row = rows.lookup(&index);
+		if (row) {
+			/* A race between threads may report a first use twice; user space keeps the earliest. */
+			u64 before = row->count[nr];
+			__sync_fetch_and_add(&row->count[nr], 1);
+			if (before == 0)
+				first_use(p, nr);
+			return;
+		}
+	}
+	struct observation_key key = {.kind = OBSERVE_SYSCALL, .serial = p->serial, .image = p->image, .syscall_nr = nr};
+	if (observe(&key))
+		first_use(p, nr);
+}
+
+/* Every syscall of every task passes here: the untraced path is one array load. */
+RAW_TRACEPOINT_PROBE(sys_enter)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p)
+		count_syscall(p, ctx->args[1]);
+	return 0;
+}
+
+static __always_inline void record_namespace(struct proc *p, u32 syscall_nr, u64 flags)
+{
+	struct observation_key key = {.kind = OBSERVE_NAMESPACE, .serial = p->serial, .image = p->image,
+				      .syscall_nr = syscall_nr, .a = flags};
+	observe(&key);
+}
+
+TRACEPOINT_PROBE(task, task_newtask)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	u64 flags = args->clone_flags;
+	u32 child = args->pid;
+	if (tgid == SELF_TGID) {
+		u32 zero = 0;
+		u32 *armed = spawning.lookup(&zero);
+		if (armed && *armed && !(flags & CLONE_THREAD_FLAG)) {
+			struct proc waiting = {.state = PROC_WAIT_EXEC};
+			if (procs.update(&child, &waiting) != 0)
+				drop(DROP_PROCESSES);
+		}
+		return 0;
+	}
+	struct proc *p = current_proc(tgid);
+	if (!p)
+		return 0;
+	if (flags & NAMESPACE_FLAGS)
+		record_namespace(p, current_syscall(), flags & NAMESPACE_FLAGS);
+	if (flags & CLONE_THREAD_FLAG)
+		return 0;
+	struct proc fresh = {};
+	if (activate(&fresh) != 0)
+		return 0;
+	if (procs.update(&child, &fresh) != 0) {
+		drop(DROP_PROCESSES);
+		return 0;
+	}
+	struct process_event *event = reserve_process_event(EVENT_FORK, &fresh, child);
+	if (!event)
+		return 0;
+	event->parent_serial = p->serial;
+	event->parent_image = p->image;
+	events.ringbuf_submit(event, 0);
+	return 0;
+}
+
+static __always_inline void remember_argv0(const char *const *argv)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32, tid = id;
+	struct proc *p = procs.lookup(&tgid);
+	if (!p || p->state == PROC_UNTRACED)
+		return;
+	const char *first = NULL;
+	struct argv0 value = {};
+	if (bpf_probe_read_user(&first, sizeof(first), (void *)argv) == 0 && first)
+		bpf_probe_read_user_str(value.text, sizeof(value.text), first);
+	pending_argv0.update(&tid, &value);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+	remember_argv0(args->argv);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+	remember_argv0(args->argv);
+	return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = procs.lookup(&tgid);
+	if (!p)
+		return 0;
+	u32 released = NO_ROW, first = 0;
+	if (p->state == PROC_WAIT_EXEC) {
+		if (activate(p) != 0)
+			return 0;
+		first = 1;
+		/* The execve that starts the workload belongs to it: the policy must allow it. */
+		u32 nr = current_syscall();
+		if (nr != NO_SYSCALL)
+			count_syscall(p, nr);
+	} else if (p->state == PROC_ACTIVE || adopt(tgid, p)) {
+		released = p->row;
+		p->image += 1;
+		p->row = take_row();
+		/* The SIGKILLs that de_thread sent to the other threads did not kill the process. */
+		p->exit_signal = 0;
+	} else {
+		return 0;
+	}
+	struct process_event *event = reserve_process_event(EVENT_EXEC, p, tgid);
+	if (!event)
+		return 0;
+	event->released_row = released;
+	event->first_exec = first;
+	TP_DATA_LOC_READ_STR(event->path, filename, sizeof(event->path));
+	u32 old_tid = args->old_pid;
+	struct argv0 *argv0 = pending_argv0.lookup(&old_tid);
+	if (argv0) {
+		__builtin_memcpy(event->argv0, argv0->text, sizeof(event->argv0));
+		pending_argv0.delete(&old_tid);
+	}
+	events.ringbuf_submit(event, 0);
+	return 0;
+}
+
+static __always_inline void remember_exit_code(int code, bool whole_group)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (!p)
+		return;
+	p->exit_code = code & 0xff;
+	if (whole_group)
+		p->exiting = 1;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_exit_group)
+{
+	remember_exit_code(args->error_code, true);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_exit)
+{
+	remember_exit_code(args->error_code, false);
+	return 0;
+}
+
+TRACEPOINT_PROBE(signal, signal_deliver)
+{
+	/* A signal whose default action ends the process, delivered with no handler. */
+	if (args->sa_handler != 0 || args->sig < 1 || args->sig > 64 || !(FATAL_SIGNALS & (1ULL << (args->sig - 1))))
+		return 0;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p && !p->exiting)
+		p->exit_signal = args->sig;
+	return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+#ifdef HAVE_GROUP_DEAD
+	if (!args->group_dead)
+		return 0;
+#else
+	if ((u32)id != tgid) /* without group_dead, the leader's exit stands for the process */
+		return 0;
+#endif
+	struct proc *p = procs.lookup(&tgid);
+	if (!p || p->state == PROC_UNTRACED)
+		return 0;
+	if (p->state == PROC_ACTIVE) {
+		struct process_event *event = reserve_process_event(EVENT_EXIT, p, tgid);
+		if (event) {
+			event->released_row = p->row;
+			event->exit_code = p->exit_code;
+			event->exit_signal = p->exit_signal;
+			events.ringbuf_submit(event, 0);
+		}
+	}
+	struct proc untraced = {};
+	procs.update(&tgid, &untraced);
+	return 0;
+}
+
+static __always_inline void record_socket(u32 syscall_nr, int family, int type, int protocol)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (!p)
+		return;
+	struct observation_key key = {.kind = OBSERVE_SOCKET, .serial = p->serial, .image = p->image,
+				      .syscall_nr = syscall_nr, .a = family, .b = type, .c = protocol};
+	observe(&key);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_socket)
+{
+	record_socket(args->__syscall_nr, args->family, args->type, args->protocol);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_socketpair)
+{
+	record_socket(args->__syscall_nr, args->family, args->type, args->protocol);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_unshare)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p && (args->unshare_flags & NAMESPACE_FLAGS))
+		record_namespace(p, args->__syscall_nr, args->unshare_flags & NAMESPACE_FLAGS);
+	return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setns)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p)
+		record_namespace(p, args->__syscall_nr, (u32)args->flags);
+	return 0;
+}
+
+static __always_inline void record_check(struct proc *p, int cap, int ret, int stack_id, u64 target_ns, u32 noaudit)
+{
+	/* -EFAULT is a stack the unwinder could not walk, reported per check; others mean a full or colliding table. */
+	if (stack_id < 0 && stack_id != -14)
+		drop(DROP_KERNEL_STACKS);
+	struct observation_key key = {.kind = OBSERVE_CAPABILITY, .serial = p->serial, .image = p->image,
+				      .syscall_nr = current_syscall(), .a = cap, .b = ret, .c = stack_id,
+				      .d = (target_ns == INIT_USER_NS) | (noaudit << 8)};
+	observe(&key);
+}
+
+#ifdef CAP_TRACEPOINT
+TRACEPOINT_PROBE(capability, cap_capable)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p)
+		record_check(p, args->cap, args->ret, stacks.get_stackid(args, 0), (u64)args->target_ns, NOAUDIT_UNKNOWN);
+	return 0;
+}
+#endif
+
+#ifdef CAP_KPROBE
+/* Kernels before 6.14 have no cap_capable tracepoint: the entry probe sees the options (and so the noaudit
+ * flag), the return probe sees the result. */
+struct check_in_flight {
+	int cap;
+	int stack_id;
+	u64 target_ns;
+	u32 noaudit;
+};
+BPF_HASH(checks_in_flight, u64, struct check_in_flight, 4096);
+
+int kprobe__cap_capable(struct pt_regs *ctx, const void *cred, void *target_ns, int cap, unsigned int opts)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	if (!current_proc(tgid))
+		return 0;
+	struct check_in_flight check = {.cap = cap, .stack_id = stacks.get_stackid(ctx, 0),
+					.target_ns = (u64)target_ns, .noaudit = (opts & 2) ? 1 : 0};
+	checks_in_flight.update(&id, &check);
+	return 0;
+}
+
+int kretprobe__cap_capable(struct pt_regs *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct check_in_flight *check = checks_in_flight.lookup(&id);
+	if (!check)
+		return 0;
+	u32 tgid = id >> 32;
+	struct proc *p = current_proc(tgid);
+	if (p)
+		record_check(p, check->cap, PT_REGS_RC(ctx), check->stack_id, check->target_ns, check->noaudit);
+	checks_in_flight.delete(&id);
+	return 0;
+}
+#endif

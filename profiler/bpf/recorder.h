@@ -1,0 +1,105 @@
+/* Layouts shared by recorder.bpf.c and profiler/tracer.py (which mirrors them with ctypes). */
+#ifndef PROFILER_RECORDER_H
+#define PROFILER_RECORDER_H
+
+/* Dense per-image syscall counters cover numbers below this; others go to the overflow table. */
+#define ROW_SYSCALLS 512
+#define PATH_LEN 256
+#define ARGV0_LEN 64
+#define NO_SYSCALL 0xffffffffu
+#define NO_ROW 0
+
+/* procs[tgid].state */
+enum proc_state {
+	PROC_UNTRACED = 0,
+	PROC_ACTIVE = 1,
+	PROC_ADOPT = 2,     /* attach mode: activate at its next event */
+	PROC_WAIT_EXEC = 3, /* the launched command between fork and execve: not the workload yet */
+	PROC_ACTIVATING = 4,
+};
+
+struct proc {
+	__u64 state;     /* enum proc_state; 64 bits for the atomic compare-and-swap of adoption */
+	__u32 serial;    /* the trace's process id, unique even when pids are reused */
+	__u32 row;       /* dense counter row + 1, or NO_ROW to count in the overflow table */
+	__u32 image;     /* how many execve this process made while traced */
+	__s32 exit_code; /* from exit/exit_group, -1 before */
+	__s32 exit_signal;
+	__u32 exiting;   /* exit_group was called: the SIGKILLs its threads get are not a cause of death */
+};
+
+struct syscall_row {
+	__u64 count[ROW_SYSCALLS];
+};
+
+enum drop_counter {
+	DROP_EVENTS,
+	DROP_SYSCALLS,
+	DROP_CAPABILITY_CHECKS,
+	DROP_KERNEL_STACKS,
+	DROP_SOCKETS,
+	DROP_NAMESPACES,
+	DROP_PROCESSES,
+	DROP_COUNTERS,
+};
+
+/* What the observations table aggregates; each kind is numbered as the drop counter of its table-full case. */
+enum observation_kind {
+	OBSERVE_SYSCALL = DROP_SYSCALLS,       /* a syscall outside the dense rows: syscall_nr */
+	OBSERVE_CAPABILITY = DROP_CAPABILITY_CHECKS, /* a = cap, b = ret, c = stack id, d = initial_ns | noaudit << 8 */
+	OBSERVE_SOCKET = DROP_SOCKETS,         /* a = family, b = type, c = protocol */
+	OBSERVE_NAMESPACE = DROP_NAMESPACES,   /* a = CLONE_NEW* flags */
+};
+
+/* noaudit in a capability observation: 0 or 1 where the probe sees the options (kprobe), 2 where it cannot. */
+#define NOAUDIT_UNKNOWN 2
+
+struct observation_key {
+	__u32 kind;
+	__u32 serial;
+	__u32 image;
+	__u32 syscall_nr; /* NO_SYSCALL outside a syscall */
+	__s64 a;
+	__s64 b;
+	__s64 c;
+	__s64 d;
+};
+
+enum event_kind {
+	EVENT_FORK = 1,     /* a traced process created a process */
+	EVENT_EXEC = 2,     /* a traced process ran execve; image is the new image */
+	EVENT_EXIT = 3,     /* the last thread of a traced process exited */
+	EVENT_ATTACH = 4,   /* a running process was adopted (attach mode) */
+	EVENT_SYSCALL = 5,  /* first use of a syscall in an image */
+};
+
+struct event_header {
+	__u32 kind;
+	__u32 serial;
+	__u64 time_ns;
+};
+
+struct syscall_event {
+	struct event_header header;
+	__u32 image;
+	__u32 pad;
+	__u64 nr;
+};
+
+struct process_event {
+	struct event_header header;
+	__u32 pid;
+	__u32 image;
+	__u32 row;            /* the row the process counts in from now on, or NO_ROW */
+	__u32 released_row;   /* a row whose counts user space reads, clears and frees, or NO_ROW */
+	__u32 parent_serial;  /* EVENT_FORK */
+	__u32 parent_image;   /* EVENT_FORK */
+	__s32 exit_code;      /* EVENT_EXIT: -1 when the process made no exit call */
+	__s32 exit_signal;    /* EVENT_EXIT */
+	__u32 first_exec;     /* EVENT_EXEC of the launched command: the workload starts here */
+	__u32 pad;
+	char path[PATH_LEN];  /* EVENT_EXEC */
+	char argv0[ARGV0_LEN];
+};
+
+#endif

@@ -1,0 +1,728 @@
+"""Recording a run: start or attach to the workload, follow it with the tracer, and build its Trace."""
+
+import datetime
+import errno
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from profiler import __version__, abi, syscalls
+from profiler.capability_paths import classify, clean_frames
+from profiler.errors import WorkloadError
+from profiler.kernel_features import CapabilityProbe, KernelFeatures, probe
+from profiler.trace import (
+    NAMESPACE_SYSCALLS,
+    SOCKET_SYSCALLS,
+    CapabilityCheck,
+    DropCounters,
+    EndReason,
+    Image,
+    KernelStack,
+    NamespaceUse,
+    Process,
+    RecordingMode,
+    RunInfo,
+    SocketUse,
+    SyscallUse,
+    Trace,
+)
+from profiler.tracer import (
+    NO_ROW,
+    NO_SYSCALL,
+    NOAUDIT_UNKNOWN,
+    EventKind,
+    FirstUse,
+    Observation,
+    ObservationKind,
+    ProcessEvent,
+    TableSizes,
+    Tracer,
+)
+
+# How long the recording goes on after Ctrl-C (to see the workload's own shutdown), and after --duration
+# has sent SIGTERM to the command, before it ends regardless.
+INTERRUPT_GRACE_S = 1.0
+DURATION_GRACE_S = 5.0
+POLL_MS = 100
+LIVENESS_CHECK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+    @classmethod
+    def lookup(cls, spec: str) -> "User":
+        """A user by name or numeric uid, as in /etc/passwd."""
+        try:
+            entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
+        except (KeyError, OverflowError):
+            raise WorkloadError(f"unknown user {spec!r}: give a name from /etc/passwd or a numeric uid") from None
+        groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
+
+    @classmethod
+    def of_uid(cls, uid: int) -> "User":
+        try:
+            return cls.lookup(str(uid))
+        except WorkloadError:
+            return cls(str(uid), uid, uid, (), "/")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandTarget:
+    argv: tuple[str, ...]
+    user: User | None = None
+    program: str | None = None  # argv[0] resolved to a path; argv itself is passed on as given
+
+
+@dataclass(frozen=True, slots=True)
+class PidTarget:
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupTarget:
+    path: Path
+
+
+Target = CommandTarget | PidTarget | CgroupTarget
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOptions:
+    component: str | None = None
+    duration_s: float | None = None
+    capability_probe: CapabilityProbe = CapabilityProbe.AUTO
+    sizes: TableSizes = field(default_factory=TableSizes)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the status line shows while recording."""
+
+    elapsed_s: float
+    processes: int
+    running: int
+    distinct_syscalls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    trace: Trace
+    exit_status: int  # what profiler exits with: the command's status, or 128+signal when interrupted
+    startup_s: float  # compiling and attaching the eBPF program
+
+
+def resolve_program(argv: tuple[str, ...]) -> str:
+    """The absolute path of the command's program, or a WorkloadError."""
+    if not argv:
+        raise WorkloadError("no command given: write it after --, as in: profiler record -- ls /")
+    program = argv[0]
+    found = program if "/" in program else shutil.which(program)
+    if found is None or not os.path.isfile(found):
+        raise WorkloadError(f"command not found: {program}; check the name or give its path")
+    if not os.access(found, os.X_OK):
+        raise WorkloadError(f"{found}: not executable; check its permissions")
+    return os.path.abspath(found)
+
+
+def resolve_cgroup(path: Path) -> Path:
+    """A cgroup v2 directory, given absolute or relative to the cgroup2 mount."""
+    mounts = [
+        Path(line.split()[4]) for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line
+    ]
+    candidates = [path] if path.is_absolute() else [mount / path for mount in mounts]
+    for candidate in candidates:
+        if (candidate / "cgroup.procs").is_file() and any(candidate.is_relative_to(m) for m in mounts):
+            return candidate
+    where = ", ".join(str(m) for m in mounts) or "nowhere (no cgroup2 mount)"
+    raise WorkloadError(f"{path}: not a cgroup v2 directory; cgroup2 is mounted at {where}")
+
+
+def _proc_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, command name) of a running process, from /proc/PID/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return int(stat[stat.rindex(")") + 2 :].split()[1]), name
+
+
+def _proc_command(pid: int) -> tuple[str, ...]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(part.decode(errors="replace") for part in raw.split(b"\0")[:-1])
+
+
+def _proc_exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def _proc_uid(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return os.getuid()
+
+
+def _descendants(root: int) -> list[int]:
+    """The running processes below root, parents before children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
+            children.setdefault(stat[0], []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue:
+        for child in sorted(children.get(queue.pop(0), [])):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _elf_abi(path: str, native: str) -> str:
+    """The syscall ABI of an executable: the compat ABI for a 32-bit ELF, else the native one."""
+    try:
+        with open(path, "rb") as program:
+            header = program.read(5)
+    except OSError:
+        return native
+    if header[:4] == b"\x7fELF" and header[4] == 1:
+        return syscalls.COMPAT_ABIS.get(native, native)
+    return native
+
+
+def _wall_clock(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class _ProcessState:
+    serial: int
+    pid: int
+    parent_serial: int | None
+    parent_pid: int | None
+    start_ns: int | None
+    attached: bool
+    images: list[Image]
+    row: int = NO_ROW
+    exit_ns: int | None = None
+    exit_code: int | None = None
+    exit_signal: str | None = None
+
+
+@dataclass
+class _Collector:
+    """Turns the tracer's events and tables into trace rows."""
+
+    tracer: Tracer
+    start_ns: int
+    native_abi: str
+    processes: dict[int, _ProcessState] = field(default_factory=dict)
+    counts: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    first_ns: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    live: dict[int, int] = field(default_factory=dict)  # serial: pid of processes not yet exited
+    root_exited: bool = False
+
+    def seconds(self, time_ns: int | None) -> float | None:
+        return None if time_ns is None else round(max(time_ns - self.start_ns, 0) / 1e9, 6)
+
+    def apply(self, event: ProcessEvent | FirstUse) -> None:
+        if isinstance(event, FirstUse):
+            key = (event.serial, event.image, event.nr)
+            self.first_ns[key] = min(self.first_ns.get(key, event.time_ns), event.time_ns)
+            return
+        handler = {
+            EventKind.FORK: self._fork,
+            EventKind.EXEC: self._exec,
+            EventKind.EXIT: self._exit,
+            EventKind.ATTACH: self._attach,
+        }[event.kind]
+        handler(event)
+
+    def _harvest(self, serial: int, image: int, row: int) -> None:
+        for nr, count in self.tracer.harvest(row).items():
+            key = (serial, image, nr)
+            self.counts[key] = self.counts.get(key, 0) + count
+
+    def _fork(self, event: ProcessEvent) -> None:
+        parent = self.processes.get(event.parent_serial)
+        inherited = (
+            Image(
+                parent.images[event.parent_image].path,
+                parent.images[event.parent_image].argv0,
+                None,
+                parent.images[event.parent_image].abi,
+            )
+            if parent and event.parent_image < len(parent.images)
+            else self._lost_image()
+        )
+        self.processes[event.serial] = _ProcessState(
+            event.serial,
+            event.pid,
+            event.parent_serial,
+            parent.pid if parent else None,
+            event.time_ns,
+            False,
+            [inherited],
+            event.row,
+        )
+        self.live[event.serial] = event.pid
+
+    def _exec(self, event: ProcessEvent) -> None:
+        image = Image(
+            event.path,
+            event.argv0 or None,
+            self.seconds(event.time_ns),
+            _elf_abi(f"/proc/{event.pid}/exe", self.native_abi),
+        )
+        if event.first_exec:
+            self.processes[event.serial] = _ProcessState(
+                event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row
+            )
+            self.live[event.serial] = event.pid
+            return
+        process = self.processes.get(event.serial)
+        if process is None:
+            return
+        self._harvest(event.serial, event.image - 1, event.released_row)
+        while len(process.images) < event.image:
+            process.images.append(self._lost_image())
+        process.images.append(image)
+        process.row = event.row
+
+    def _exit(self, event: ProcessEvent) -> None:
+        self._harvest(event.serial, event.image, event.released_row)
+        self.live.pop(event.serial, None)
+        process = self.processes.get(event.serial)
+        if process is None:
+            return
+        process.row = NO_ROW
+        process.exit_ns = event.time_ns
+        if event.exit_signal:
+            process.exit_signal = abi.signal_name(event.exit_signal)
+        elif event.exit_code >= 0:
+            process.exit_code = event.exit_code
+
+    def _attach(self, event: ProcessEvent) -> None:
+        stat = _proc_stat(event.pid)
+        command = _proc_command(event.pid)
+        path = _proc_exe(event.pid) or (command[0] if command else f"[{stat[1] if stat else 'exited'}]")
+        parent_pid = stat[0] if stat else None
+        parent_serial = next((s for s, pid in self.live.items() if pid == parent_pid), None)
+        image = Image(path, command[0] if command else None, None, _elf_abi(path, self.native_abi))
+        self.processes[event.serial] = _ProcessState(
+            event.serial, event.pid, parent_serial, parent_pid, None, True, [image], event.row
+        )
+        self.live[event.serial] = event.pid
+
+    def _lost_image(self) -> Image:
+        return Image("[unknown: its event was lost]", None, None, self.native_abi)
+
+    def forget_vanished(self) -> None:
+        """Drop from the live set the processes that are gone though their exit event was lost."""
+        for serial, pid in list(self.live.items()):
+            if not os.path.exists(f"/proc/{pid}"):
+                self.live.pop(serial)
+
+    def status(self, elapsed_s: float) -> Status:
+        distinct = {nr for (_, _, nr) in self.first_ns}
+        return Status(elapsed_s, len(self.processes), len(self.live), len(distinct))
+
+    def build(self, run: RunInfo, observations: list[Observation]) -> Trace:
+        for process in self.processes.values():
+            self._harvest(process.serial, len(process.images) - 1, process.row)
+        known = [o for o in observations if o.serial in self.processes]
+        for observation in known:
+            process = self.processes[observation.serial]
+            while len(process.images) <= observation.image:
+                process.images.append(self._lost_image())
+        ids = {serial: index for index, serial in enumerate(sorted(self.processes), start=1)}
+        for o in known:
+            if o.kind is ObservationKind.SYSCALL:
+                key = (o.serial, o.image, o.syscall_nr)
+                self.counts[key] = self.counts.get(key, 0) + o.count
+        checks, stacks = self._checks(ids, known)
+        return Trace(
+            run=run,
+            processes=tuple(self._process(ids, process) for _, process in sorted(self.processes.items())),
+            syscalls=self._syscalls(ids),
+            capability_checks=checks,
+            kernel_stacks=stacks,
+            sockets=self._sockets(ids, known),
+            namespaces=self._namespaces(ids, known),
+        )
+
+    def _process(self, ids: dict[int, int], p: _ProcessState) -> Process:
+        return Process(
+            id=ids[p.serial],
+            pid=p.pid,
+            parent=ids.get(p.parent_serial) if p.parent_serial is not None else None,
+            parent_pid=p.parent_pid,
+            start_s=self.seconds(p.start_ns),
+            exit_s=self.seconds(p.exit_ns),
+            exit_code=p.exit_code,
+            exit_signal=p.exit_signal,
+            attached=p.attached,
+            images=tuple(p.images),
+        )
+
+    def _abi(self, serial: int, image: int) -> str:
+        return self.processes[serial].images[image].abi
+
+    def _syscall_name(self, serial: int, image: int, nr: int) -> tuple[str | None, str | None]:
+        image_abi = self._abi(serial, image)
+        if image_abi == "x86_64" and nr & syscalls.X32_SYSCALL_BIT:
+            return syscalls.syscall_name("x32", nr)
+        return syscalls.syscall_name(image_abi, nr)
+
+    def _syscalls(self, ids: dict[int, int]) -> tuple[SyscallUse, ...]:
+        rows = []
+        for (serial, image, nr), count in self.counts.items():
+            if serial not in ids:
+                continue
+            name, unresolved = self._syscall_name(serial, image, nr)
+            first = self.first_ns.get((serial, image, nr))
+            rows.append(SyscallUse(ids[serial], image, nr, name, unresolved, count, self.seconds(first)))
+        return tuple(sorted(rows, key=lambda row: (row.process, row.image, row.nr)))
+
+    def _checks(
+        self, ids: dict[int, int], observations: list[Observation]
+    ) -> tuple[tuple[CapabilityCheck, ...], tuple[KernelStack, ...]]:
+        checks = [o for o in observations if o.kind is ObservationKind.CAPABILITY]
+        # Kernel stack ids that differ only in offsets share their cleaned frames, and merge.
+        frames_of = {o.c: clean_frames(self.tracer.stack_symbols(o.c)) for o in checks if o.c >= 0}
+        numbers = {frames: number for number, frames in enumerate(sorted(set(frames_of.values())), start=1)}
+        merged: dict[tuple[int, int, int, bool, int, tuple[str, ...] | None, int, bool, int], int] = {}
+        for o in checks:
+            key = (
+                o.serial,
+                o.image,
+                o.a,
+                o.b == 0,
+                o.syscall_nr,
+                frames_of.get(o.c),
+                min(o.c, 0),
+                bool(o.d & 1),
+                o.d >> 8,
+            )
+            merged[key] = merged.get(key, 0) + o.count
+        rows = []
+        for (serial, image, cap, granted, nr, frames, error, initial, noaudit), count in merged.items():
+            in_syscall = nr != NO_SYSCALL
+            rows.append(
+                CapabilityCheck(
+                    process=ids[serial],
+                    image=image,
+                    capability=abi.capability_name(cap),
+                    cap=cap,
+                    granted=granted,
+                    classification=classify(granted, frames, None if noaudit == NOAUDIT_UNKNOWN else bool(noaudit)),
+                    syscall=self._syscall_name(serial, image, nr)[0] if in_syscall else None,
+                    syscall_nr=nr if in_syscall else None,
+                    initial_user_ns=initial,
+                    stack=numbers[frames] if frames is not None else None,
+                    stack_error=None if frames is not None else _stack_error(error),
+                    count=count,
+                )
+            )
+        rows.sort(key=lambda r: (r.process, r.image, r.cap, not r.granted, r.syscall_nr or -1, r.stack or 0))
+        return tuple(rows), tuple(KernelStack(number, frames) for frames, number in numbers.items())
+
+    def _sockets(self, ids: dict[int, int], observations: list[Observation]) -> tuple[SocketUse, ...]:
+        rows = []
+        for o in observations:
+            if o.kind is not ObservationKind.SOCKET:
+                continue
+            name = self._syscall_name(o.serial, o.image, o.syscall_nr)[0]
+            syscall = next((known for known in SOCKET_SYSCALLS if known == name), SOCKET_SYSCALLS[0])
+            rows.append(
+                SocketUse(
+                    ids[o.serial],
+                    o.image,
+                    syscall,
+                    abi.address_family_name(o.a),
+                    o.a,
+                    abi.socket_type_names(o.b),
+                    o.b,
+                    o.c,
+                    o.count,
+                )
+            )
+        return tuple(sorted(rows, key=lambda r: (r.process, r.image, r.syscall, r.family_nr, r.type_nr, r.protocol)))
+
+    def _namespaces(self, ids: dict[int, int], observations: list[Observation]) -> tuple[NamespaceUse, ...]:
+        rows = []
+        for o in observations:
+            if o.kind is not ObservationKind.NAMESPACE:
+                continue
+            name = self._syscall_name(o.serial, o.image, o.syscall_nr)[0] if o.syscall_nr != NO_SYSCALL else None
+            # Clone flags come from task_newtask, which fires for fork and vfork too: call those clone.
+            syscall = next((known for known in NAMESPACE_SYSCALLS if known == name), NAMESPACE_SYSCALLS[0])
+            rows.append(NamespaceUse(ids[o.serial], o.image, syscall, abi.namespace_flag_names(o.a), o.a, o.count))
+        return tuple(sorted(rows, key=lambda r: (r.process, r.image, r.syscall, r.flags_nr)))
+
+
+def _stack_error(error: int) -> str:
+    """Why bpf_get_stackid gave no stack, from its negative errno."""
+    reasons = {
+        errno.EFAULT: "the kernel could not walk this stack",
+        errno.ENOMEM: "the kernel stack table was full",
+        errno.EEXIST: "another stack took its slot in the kernel stack table",
+    }
+    return f"{reasons.get(-error, os.strerror(-error))} ({errno.errorcode.get(-error, str(error))})"
+
+
+class _Stop:
+    """Why and when the recording should end, set from signal handlers and the loop."""
+
+    def __init__(self) -> None:
+        self.reason: EndReason | None = None
+        self.signal: int | None = None
+        self.deadline: float | None = None  # monotonic time at which recording ends regardless
+
+    def request(self, reason: EndReason, grace_s: float, signal_number: int | None = None) -> None:
+        now = time.monotonic()
+        if self.reason is not None and signal_number is not None:
+            self.deadline = now  # a second Ctrl-C: stop now
+            return
+        self.reason, self.signal = reason, signal_number
+        self.deadline = now + grace_s
+
+
+@contextmanager
+def _signals_stop(stop: _Stop, forward_to: Callable[[int], None]) -> Iterator[None]:
+    def handler(number: int, _frame: FrameType | None) -> None:
+        if number != signal.SIGINT:
+            forward_to(number)  # the terminal sends SIGINT to the command itself
+        stop.request(EndReason.INTERRUPTED, INTERRUPT_GRACE_S, number)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, handler) for number in handled}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _default_component(target: Target) -> str:
+    if isinstance(target, CommandTarget):
+        return Path(target.argv[0]).name
+    if isinstance(target, PidTarget):
+        stat = _proc_stat(target.pid)
+        return stat[1] if stat else str(target.pid)
+    return target.path.name
+
+
+def record(
+    target: Target,
+    options: RecordOptions = RecordOptions(),
+    on_status: Callable[[Status], None] | None = None,
+) -> Recording:
+    """Record a run of the target until it ends, --duration passes, or the user interrupts."""
+    if isinstance(target, CommandTarget):
+        target = CommandTarget(target.argv, target.user, resolve_program(target.argv))
+    elif isinstance(target, PidTarget) and not Path(f"/proc/{target.pid}").is_dir():
+        raise WorkloadError(f"no process with pid {target.pid}; check it with ps")
+    elif isinstance(target, PidTarget) and target.pid == os.getpid():
+        raise WorkloadError("profiler cannot record itself; give the pid of another process")
+    elif isinstance(target, CgroupTarget):
+        target = CgroupTarget(resolve_cgroup(target.path))
+    features = probe(options.capability_probe)
+    cgroup = target.path if isinstance(target, CgroupTarget) else None
+    with Tracer(features, cgroup=cgroup, sizes=options.sizes) as tracer:
+        return _Session(tracer, features, target, options, on_status).run()
+
+
+class _Session:
+    def __init__(
+        self,
+        tracer: Tracer,
+        features: KernelFeatures,
+        target: Target,
+        options: RecordOptions,
+        on_status: Callable[[Status], None] | None,
+    ):
+        self.tracer, self.features, self.target, self.options = tracer, features, target, options
+        self.on_status = on_status
+        self.stop = _Stop()
+        self.child: subprocess.Popen[bytes] | None = None
+        self.adopted: set[int] = set()
+        self.collector = _Collector(tracer, time.monotonic_ns(), syscalls.native_abi())
+
+    def run(self) -> Recording:
+        started_wall, started = time.time(), time.monotonic()
+        with _signals_stop(self.stop, self._forward):
+            self._start()
+            next_liveness = started + LIVENESS_CHECK_S
+            while True:
+                for event in self.tracer.poll(POLL_MS):
+                    self.collector.apply(event)
+                now = time.monotonic()
+                if self.on_status:
+                    self.on_status(self.collector.status(now - started))
+                if now >= next_liveness:
+                    self.collector.forget_vanished()
+                    next_liveness = now + LIVENESS_CHECK_S
+                if self._finished(now, started):
+                    break
+            for event in self._drain():
+                self.collector.apply(event)
+        ended_wall = time.time()
+        exit_status = self._exit_status()
+        run = self._run_info(started_wall, ended_wall, exit_status)
+        trace = self.collector.build(run, self.tracer.observations())
+        return Recording(trace, exit_status, self.tracer.startup_s)
+
+    def _drain(self) -> Iterator[ProcessEvent | FirstUse]:
+        while events := self.tracer.poll(0):
+            yield from events
+
+    def _forward(self, number: int) -> None:
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(number)
+
+    def _start(self) -> None:
+        target = self.target
+        if isinstance(target, CommandTarget):
+            user = target.user
+            environment = dict(os.environ)
+            if user is not None:
+                environment.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+            with self.tracer.spawning():
+                try:
+                    self.child = subprocess.Popen(
+                        target.argv,
+                        executable=target.program,
+                        env=environment,
+                        user=user.uid if user else None,
+                        group=user.gid if user else None,
+                        extra_groups=list(user.groups) if user else None,
+                    )
+                except OSError as error:
+                    raise WorkloadError(f"{target.argv[0]}: cannot run: {error.strerror}") from None
+        elif isinstance(target, PidTarget):
+            # Marking a process before listing its children means a child forked meanwhile is followed
+            # by the kernel, or found by the next listing: none escapes.
+            self._adopt(target.pid)
+            pending = [target.pid]
+            while pending:
+                parent = pending.pop()
+                for child in _descendants(parent):
+                    if child != os.getpid() and self._adopt(child):
+                        pending.append(child)
+
+    def _adopt(self, pid: int) -> bool:
+        if self.tracer.adopt(pid):
+            self.adopted.add(pid)
+            return True
+        return False
+
+    def _finished(self, now: float, started: float) -> bool:
+        stop = self.stop
+        duration = self.options.duration_s
+        if stop.reason is None and duration is not None and now - started >= duration:
+            stop.request(EndReason.DURATION, DURATION_GRACE_S)
+            if self.child is not None:
+                self._forward(signal.SIGTERM)  # let the command shut down while still recorded
+        if stop.deadline is not None and now >= stop.deadline:
+            if self.child is not None and self.child.poll() is None and stop.reason is EndReason.DURATION:
+                self.child.kill()
+                self.child.wait()
+            return True
+        if isinstance(self.target, CommandTarget):
+            assert self.child is not None
+            if self.child.poll() is None:
+                return False
+            # The command was reaped, so its events are all in the ring buffer: drain, then look.
+            for event in self._drain():
+                self.collector.apply(event)
+            return not self.collector.live
+        if isinstance(self.target, PidTarget):
+            return not self.collector.live and not any(os.path.exists(f"/proc/{pid}") for pid in self.adopted)
+        return False  # a cgroup is recorded until --duration or Ctrl-C
+
+    def _exit_status(self) -> int:
+        if self.child is not None and (code := self.child.poll()) is not None:
+            return code if code >= 0 else 128 - code
+        if self.stop.signal is not None:
+            return 128 + self.stop.signal
+        return 0
+
+    def _run_info(self, started_wall: float, ended_wall: float, exit_status: int) -> RunInfo:
+        target = self.target
+        if isinstance(target, CommandTarget):
+            user = target.user or User.of_uid(os.getuid())
+            command, target_text = target.argv, None
+        elif isinstance(target, PidTarget):
+            user = User.of_uid(_proc_uid(target.pid))
+            command, target_text = _proc_command(target.pid), str(target.pid)
+        else:
+            first = next(iter(self.collector.processes.values()), None)
+            user = User.of_uid(_proc_uid(first.pid) if first else os.getuid())
+            command, target_text = (), str(target.path)
+        reason = self.stop.reason or EndReason.EXITED
+        drops = self.tracer.drops()
+        return RunInfo(
+            tool_version=__version__,
+            component=self.options.component or _default_component(target),
+            hostname=socket.gethostname(),
+            kernel_release=os.uname().release,
+            architecture=self.features.architecture,
+            abi=syscalls.native_abi(),
+            libseccomp_version=syscalls.libseccomp_version(),
+            mode={
+                CommandTarget: RecordingMode.COMMAND,
+                PidTarget: RecordingMode.PID,
+                CgroupTarget: RecordingMode.CGROUP,
+            }[type(target)],
+            command=command,
+            target=target_text,
+            user=user.name,
+            uid=user.uid,
+            gid=user.gid,
+            started_at=_wall_clock(started_wall),
+            ended_at=_wall_clock(ended_wall),
+            duration_s=round(ended_wall - started_wall, 3),
+            end_reason=reason,
+            exit_status=exit_status if isinstance(target, CommandTarget) else None,
+            capability_source=self.features.capability_source,
+            dropped=DropCounters(**drops),
+        )
+
+
+def default_trace_name(component: str, when: float | None = None) -> str:
+    """component-YYYYmmdd-HHMMSS.trace.json, in local time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in component) or "trace"
+    return f"{safe}-{stamp}.trace.json"
+
+
+def print_status(status: Status) -> None:
+    """The status line, rewritten in place on a terminal."""
+    sys.stderr.write(
+        f"\r\033[K[profiler] {status.elapsed_s:6.1f}s  processes {status.processes} "
+        f"({status.running} running)  distinct syscalls {status.distinct_syscalls}"
+    )
+    sys.stderr.flush()

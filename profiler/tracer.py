@@ -1,0 +1,335 @@
+"""The BCC session: loads recorder.bpf.c, feeds it the processes to follow, and reads back what it aggregated.
+
+This is the only module that imports bcc. It speaks in raw kernel terms (serials, rows, syscall numbers);
+profiler.recorder turns that into a Trace.
+"""
+
+import ctypes as ct
+import functools
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from profiler.errors import TracingError
+from profiler.kernel_features import KernelFeatures
+from profiler.trace import CapabilitySource
+
+BPF_SOURCE = "recorder.bpf.c"
+BPF_HEADER = "recorder.h"
+
+
+def _bpf_file(name: str) -> str:
+    return resources.files("profiler").joinpath("bpf", name).read_text()
+
+
+@functools.cache
+def _header_constants() -> dict[str, int]:
+    """The #defines and enum members of recorder.h, so that the layouts below have one source."""
+    text = re.sub(r"/\*.*?\*/", "", _bpf_file(BPF_HEADER), flags=re.S)
+    constants = {name: int(value, 0) for name, value in re.findall(r"#define (\w+) (0x[0-9a-fA-F]+|\d+)u?\b", text)}
+    for body in re.findall(r"enum \w+ \{(.*?)\};", text, flags=re.S):
+        for name, value in re.findall(r"(\w+)\s*=\s*(\w+)", body):
+            constants[name] = constants[value] if value in constants else int(value, 0)
+        for index, name in enumerate(re.findall(r"^\s*(\w+),?\s*$", body, flags=re.M)):
+            constants.setdefault(name, index)
+    return constants
+
+
+H = _header_constants()
+
+
+class EventKind(IntEnum):
+    FORK = H["EVENT_FORK"]
+    EXEC = H["EVENT_EXEC"]
+    EXIT = H["EVENT_EXIT"]
+    ATTACH = H["EVENT_ATTACH"]
+    SYSCALL = H["EVENT_SYSCALL"]
+
+
+class ObservationKind(IntEnum):
+    SYSCALL = H["OBSERVE_SYSCALL"]
+    CAPABILITY = H["OBSERVE_CAPABILITY"]
+    SOCKET = H["OBSERVE_SOCKET"]
+    NAMESPACE = H["OBSERVE_NAMESPACE"]
+
+
+# The order of enum drop_counter, named as the fields of profiler.trace.DropCounters.
+DROP_COUNTER_NAMES = (
+    "events",
+    "syscalls",
+    "capability_checks",
+    "kernel_stacks",
+    "sockets",
+    "namespaces",
+    "processes",
+)
+NO_SYSCALL = H["NO_SYSCALL"]
+NO_ROW = H["NO_ROW"]
+NOAUDIT_UNKNOWN = H["NOAUDIT_UNKNOWN"]
+
+
+class _Header(ct.Structure):
+    _fields_ = [("kind", ct.c_uint32), ("serial", ct.c_uint32), ("time_ns", ct.c_uint64)]
+
+
+class _SyscallEvent(ct.Structure):
+    _fields_ = [("header", _Header), ("image", ct.c_uint32), ("pad", ct.c_uint32), ("nr", ct.c_uint64)]
+
+
+class _ProcessEvent(ct.Structure):
+    _fields_ = [
+        ("header", _Header),
+        ("pid", ct.c_uint32),
+        ("image", ct.c_uint32),
+        ("row", ct.c_uint32),
+        ("released_row", ct.c_uint32),
+        ("parent_serial", ct.c_uint32),
+        ("parent_image", ct.c_uint32),
+        ("exit_code", ct.c_int32),
+        ("exit_signal", ct.c_int32),
+        ("first_exec", ct.c_uint32),
+        ("pad", ct.c_uint32),
+        ("path", ct.c_char * H["PATH_LEN"]),
+        ("argv0", ct.c_char * H["ARGV0_LEN"]),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    kind: EventKind
+    serial: int
+    time_ns: int
+    pid: int
+    image: int
+    row: int
+    released_row: int
+    parent_serial: int
+    parent_image: int
+    exit_code: int
+    exit_signal: int
+    first_exec: bool
+    path: str
+    argv0: str
+
+
+@dataclass(frozen=True, slots=True)
+class FirstUse:
+    serial: int
+    image: int
+    nr: int
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    kind: ObservationKind
+    serial: int
+    image: int
+    syscall_nr: int  # NO_SYSCALL outside a syscall
+    a: int
+    b: int
+    c: int
+    d: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TableSizes:
+    """Kernel table sizes: memory is reserved up front, and what does not fit is counted as dropped."""
+
+    rows: int = 1024  # images alive at once with dense counters (4 KiB each); more fall back to a hash
+    observations: int = 65536
+    stacks: int = 8192
+    ringbuf_pages: int = 2048  # 8 MiB of events between two polls
+
+
+def _import_bcc() -> ModuleType:
+    try:
+        import bcc
+    except ImportError as error:
+        raise TracingError(
+            "the BCC Python module is missing: install Debian's python3-bpfcc and create the virtual "
+            "environment with --system-site-packages (make install does both)"
+        ) from error
+    return bcc  # type: ignore[no-any-return]
+
+
+# Signals whose default action ends a process (signal(7)): all but CHLD, CONT, STOP, TSTP, TTIN, TTOU,
+# URG and WINCH; real-time signals terminate too.
+_NON_FATAL = {
+    signal.SIGCHLD,
+    signal.SIGCONT,
+    signal.SIGSTOP,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGURG,
+    signal.SIGWINCH,
+}
+FATAL_SIGNAL_MASK = sum(1 << (number - 1) for number in range(1, 65) if number not in _NON_FATAL)
+
+
+def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: bool) -> str:
+    """The C that is loaded: recorder.bpf.c behind the #defines that configure it (`record --ebpf`)."""
+    defines: dict[str, object] = {
+        "PID_MAX": features.pid_max,
+        "ROWS": sizes.rows,
+        "OBSERVATION_ENTRIES": sizes.observations,
+        "STACK_ENTRIES": sizes.stacks,
+        "RINGBUF_PAGES": sizes.ringbuf_pages,
+        "SELF_TGID": os.getpid(),
+        "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
+        # Unknown (kptr_restrict): every check counts as against the initial namespace, the safe side.
+        "INIT_USER_NS": f"{features.init_user_ns:#x}ULL" if features.init_user_ns else "target_ns",
+    }
+    switches = {
+        "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
+        "CAP_KPROBE": features.capability_source is CapabilitySource.KPROBE,
+        "HAVE_GROUP_DEAD": features.has_group_dead,
+        "HAVE_TASK_PT_REGS": features.has_btf,
+        "CGROUP_MODE": cgroup_mode,
+        "ARCH_X86_64": features.architecture == "x86_64",
+        "ARCH_ARM64": features.architecture == "aarch64",
+    }
+    lines = [f"#define {name} {value}" for name, value in defines.items()]
+    lines += [f"#define {name} 1" for name, enabled in switches.items() if enabled]
+    return "\n".join(lines) + "\n" + _bpf_file(BPF_SOURCE)
+
+
+class Tracer:
+    """One loaded recorder program. Use as a context manager; close() detaches everything."""
+
+    def __init__(self, features: KernelFeatures, *, cgroup: Path | None = None, sizes: TableSizes = TableSizes()):
+        bcc = _import_bcc()
+        self.features = features
+        self.sizes = sizes
+        started = time.monotonic()
+        with resources.as_file(resources.files("profiler").joinpath("bpf")) as include:
+            try:
+                self._bpf: Any = bcc.BPF(
+                    text=program_source(features, sizes, cgroup is not None),
+                    cflags=[f"-I{include}", "-Wno-macro-redefined"],
+                )
+            except Exception as error:  # BCC raises bare Exception for compile, load and attach failures
+                raise TracingError(
+                    f"the eBPF program did not load ({str(error).splitlines()[0]}); "
+                    "is BPF allowed here (root, no lockdown, unprivileged containers cannot)?"
+                ) from error
+        self.startup_s = time.monotonic() - started
+        self._procs = self._bpf["procs"]
+        self._rows = self._bpf["rows"]
+        self._empty_row = self._rows.Leaf()
+        free_rows = self._bpf["free_rows"]
+        for row in range(sizes.rows):
+            free_rows.push(ct.c_uint32(row))
+        self._free_rows = free_rows
+        if cgroup is not None:
+            self._bpf["target_cgroup"][0] = str(cgroup)
+        self._pending: list[ProcessEvent | FirstUse] = []
+        self._bpf["events"].open_ring_buffer(self._on_event)
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._bpf.cleanup()
+
+    def _on_event(self, _context: object, data: int, _size: int) -> None:
+        header = ct.cast(data, ct.POINTER(_Header)).contents
+        if header.kind == EventKind.SYSCALL:
+            raw = ct.cast(data, ct.POINTER(_SyscallEvent)).contents
+            self._pending.append(FirstUse(raw.header.serial, raw.image, raw.nr, raw.header.time_ns))
+            return
+        event = ct.cast(data, ct.POINTER(_ProcessEvent)).contents
+        self._pending.append(
+            ProcessEvent(
+                kind=EventKind(header.kind),
+                serial=header.serial,
+                time_ns=header.time_ns,
+                pid=event.pid,
+                image=event.image,
+                row=event.row,
+                released_row=event.released_row,
+                parent_serial=event.parent_serial,
+                parent_image=event.parent_image,
+                exit_code=event.exit_code,
+                exit_signal=event.exit_signal,
+                first_exec=bool(event.first_exec),
+                path=event.path.decode(errors="replace"),
+                argv0=event.argv0.decode(errors="replace"),
+            )
+        )
+
+    def poll(self, timeout_ms: int) -> list[ProcessEvent | FirstUse]:
+        """Events the kernel emitted since the last call, waiting up to timeout_ms for the first."""
+        self._bpf.ring_buffer_poll(timeout_ms)
+        events, self._pending = self._pending, []
+        return events
+
+    @contextmanager
+    def spawning(self) -> Iterator[None]:
+        """While open, processes this process creates wait to be traced from their execve on."""
+        flag = self._bpf["spawning"]
+        flag[ct.c_uint32(0)] = ct.c_uint32(1)
+        try:
+            yield
+        finally:
+            flag[ct.c_uint32(0)] = ct.c_uint32(0)
+
+    def adopt(self, pid: int) -> bool:
+        """Mark a running process to be traced from its next event; False if it is already, or cannot be."""
+        if not 0 < pid < self.features.pid_max or pid == os.getpid():
+            return False
+        key = ct.c_uint32(pid)
+        entry = self._procs[key]
+        if entry.state != H["PROC_UNTRACED"]:
+            return False
+        entry.state = H["PROC_ADOPT"]
+        self._procs[key] = entry
+        return True
+
+    def harvest(self, row: int) -> dict[int, int]:
+        """The syscall counts of a released row (number: count); the row is cleared and reused."""
+        if row == NO_ROW:
+            return {}
+        key = ct.c_uint32(row - 1)
+        counts = {nr: count for nr, count in enumerate(self._rows[key].count) if count}
+        self._rows[key] = self._empty_row
+        self._free_rows.push(key)
+        return counts
+
+    def observations(self) -> list[Observation]:
+        return [
+            Observation(
+                ObservationKind(key.kind),
+                key.serial,
+                key.image,
+                key.syscall_nr,
+                key.a,
+                key.b,
+                key.c,
+                key.d,
+                value.value,
+            )
+            for key, value in self._bpf["observations"].items()
+        ]
+
+    def stack_symbols(self, stack_id: int) -> list[str]:
+        """The symbolised kernel frames of a stack id, innermost first."""
+        return [self._bpf.ksym(address).decode() for address in self._bpf["stacks"].walk(stack_id)]
+
+    def drops(self) -> dict[str, int]:
+        table = self._bpf["drops"]
+        return {name: table[ct.c_uint32(index)].value for index, name in enumerate(DROP_COUNTER_NAMES)}
