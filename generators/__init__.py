@@ -1,0 +1,1 @@
+"""Policies from profiles (seccomp, capabilities, address families), and deployed policies read back."""

@@ -1,0 +1,159 @@
+"""The one small interface every policy format implements, and the model of a deployed policy.
+
+    PolicyFormat    the formats; .renderer() and .reader() map each to its module, exhaustively
+    Renderer        renders a Profile as the text of one format
+    PolicyReader    reads a deployed policy of one format into a Policy
+    Policy          what a deployed policy allows, normalised to sets, with what a linter found in it
+    PolicyParseError  a policy file cannot be read: one line, with file and line where known
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import assert_never
+
+from generators.profile import Profile
+from profiler.errors import PolicyError
+
+
+class PolicyParseError(PolicyError):
+    """A policy file cannot be read; the message names the file (and line) and what to do."""
+
+
+class PolicyFormat(StrEnum):
+    SYSTEMD = "systemd"  # a [Service] drop-in: SystemCallFilter=, CapabilityBoundingSet=, ...
+    OCI = "oci"  # OCI/Docker seccomp JSON
+    K8S = "k8s"  # a Security Profiles Operator SeccompProfile and a securityContext
+    DOCKER = "docker"  # docker run flags
+    JSON = "json"  # the profile itself, with its evidence, for other tools
+
+    def renderer(self) -> "Renderer":
+        match self:
+            case PolicyFormat.SYSTEMD:
+                from generators.systemd import SystemdFormat
+
+                return SystemdFormat()
+            case PolicyFormat.OCI:
+                from generators.oci import OciFormat
+
+                return OciFormat()
+            case PolicyFormat.K8S:
+                from generators.k8s import KubernetesFormat
+
+                return KubernetesFormat()
+            case PolicyFormat.DOCKER:
+                from generators.docker import DockerFormat
+
+                return DockerFormat()
+            case PolicyFormat.JSON:
+                from generators.json_profile import JsonProfileFormat
+
+                return JsonProfileFormat()
+            case _:
+                assert_never(self)
+
+    def reader(self) -> "PolicyReader":
+        """The reader of deployed policies in this format; PolicyParseError for formats nobody deploys."""
+        match self:
+            case PolicyFormat.SYSTEMD:
+                from generators.systemd import SystemdFormat
+
+                return SystemdFormat()
+            case PolicyFormat.OCI:
+                from generators.oci import OciFormat
+
+                return OciFormat()
+            case PolicyFormat.K8S:
+                from generators.k8s import KubernetesFormat
+
+                return KubernetesFormat()
+            case PolicyFormat.DOCKER | PolicyFormat.JSON:
+                raise PolicyParseError(f"{self.value} output is not a deployed policy: compare a systemd unit or OCI JSON")
+            case _:
+                assert_never(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    comments: bool = True  # say, per line, where each item came from
+    groups: bool = False  # systemd: write @groups where a group is wholly used
+    argument_filters: bool = False  # oci: limit socket() to the families used, clone to the namespaces used
+    portability: bool = True  # allow vDSO fallbacks unseen; deny libc-probed syscalls with ENOSYS
+    min_runs: int = 1  # items seen in fewer runs are marked uncertain
+
+
+class Renderer(ABC):
+    format: PolicyFormat
+
+    @abstractmethod
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The policy text; deterministic: the same profile and options give the same bytes."""
+
+
+class ListMode(StrEnum):
+    ALLOW = "allow"  # only the names are permitted
+    DENY = "deny"  # everything but the names is permitted
+
+
+@dataclass(frozen=True, slots=True)
+class NameSet:
+    """An allow-list or a deny-list of names (syscalls, capabilities, families, namespace types)."""
+
+    mode: ListMode
+    names: frozenset[str]
+
+    def allows(self, name: str) -> bool:
+        return (name in self.names) == (self.mode is ListMode.ALLOW)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.mode is ListMode.DENY and not self.names
+
+
+UNRESTRICTED = NameSet(ListMode.DENY, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallFilter:
+    rules: NameSet  # groups expanded: names only
+    default_errno: str | None  # what a refused syscall returns (EPERM), None when it kills the process
+    errnos: tuple[tuple[str, str], ...] = ()  # per-syscall errno of refused ones, sorted: (("clone3", "ENOSYS"),)
+
+    def allows(self, name: str) -> bool:
+        return self.rules.allows(name)
+
+
+@dataclass(frozen=True, slots=True)
+class LintFinding:
+    """Something in a policy file that its consumer ignores or reads differently from how it looks."""
+
+    source: str
+    line: int | None
+    message: str  # what is wrong and what the consumer actually does
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    source: str
+    format: PolicyFormat
+    syscalls: SyscallFilter | None  # None: no syscall filter at all
+    architectures: frozenset[str] | None  # seccomp ABIs permitted; None: any
+    capability_bounding: NameSet
+    ambient_capabilities: frozenset[str]
+    address_families: NameSet
+    namespaces: NameSet
+    no_new_privileges: bool | None
+    user: str | None
+    findings: tuple[LintFinding, ...] = ()
+
+
+class PolicyReader(ABC):
+    format: PolicyFormat
+
+    @abstractmethod
+    def read(self, path: Path) -> Policy:
+        """Read a deployed policy; PolicyParseError (one line) when it cannot be read."""

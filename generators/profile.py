@@ -1,0 +1,333 @@
+"""A component's needs, merged from the traces of its runs: what a policy must allow, and the evidence for each."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Generic, TypeVar
+
+from profiler.capability_paths import asking_function
+from profiler.errors import ProfilerError
+from profiler.trace import CapabilitySource, CheckClass, DropCounters, Trace
+
+# RestrictNamespaces= names of the CLONE_NEW* flags; "any" stands for setns on a namespace of any type.
+NAMESPACE_TYPES: dict[str, str] = {
+    "CLONE_NEWCGROUP": "cgroup",
+    "CLONE_NEWIPC": "ipc",
+    "CLONE_NEWNET": "net",
+    "CLONE_NEWNS": "mnt",
+    "CLONE_NEWPID": "pid",
+    "CLONE_NEWUSER": "user",
+    "CLONE_NEWUTS": "uts",
+    "CLONE_NEWTIME": "time",
+}
+ANY_NAMESPACE = "any"
+
+K = TypeVar("K", str, tuple[int, str], tuple[str, int], tuple[str, CheckClass, bool, str, str, tuple[str, ...]])
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """One trace that went into a profile."""
+
+    source: str
+    started_at: str
+    hostname: str
+    user: str
+    uid: int
+    command: tuple[str, ...]
+    capability_source: CapabilitySource
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where an item was seen: in which runs (indexes into Profile.runs), how often, by which programs."""
+
+    runs: tuple[int, ...]
+    count: int
+    programs: tuple[str, ...]
+    first_s: float | None  # the earliest first use, in seconds since the start of its run
+
+    @property
+    def support(self) -> int:
+        return len(self.runs)
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallNeed:
+    name: str
+    abis: tuple[str, ...]  # the ABIs it was called in: the native one, and a compat one for 32-bit programs
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class UnresolvedSyscall:
+    """A number that names no syscall in libseccomp's table: never emitted as a name."""
+
+    nr: int
+    abi: str
+    reason: str
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityPath:
+    """One way a capability was checked: by which program, in which syscall, through which kernel path."""
+
+    classification: CheckClass
+    initial_user_ns: bool
+    program: str
+    syscall: str | None
+    via: str | None  # the kernel function that asked (setattr_prepare for a chown)
+    frames: tuple[str, ...]  # the kernel call path, innermost first; empty where it was not captured
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityUse:
+    name: str
+    paths: tuple[CapabilityPath, ...]
+
+    @property
+    def needed(self) -> bool:
+        """Needed in the bounding set: an audited, granted check against the initial user namespace."""
+        return any(p.classification is CheckClass.NEEDED and p.initial_user_ns for p in self.paths)
+
+    @property
+    def needed_in_user_namespace_only(self) -> bool:
+        """Needed only inside a user namespace the workload created, where the bounding set does not apply."""
+        return not self.needed and any(p.classification is CheckClass.NEEDED for p in self.paths)
+
+    @property
+    def denied(self) -> bool:
+        """Attempted and refused: granting it would change what the workload does."""
+        return any(p.classification is CheckClass.DENIED for p in self.paths)
+
+    @property
+    def evidence(self) -> Evidence:
+        """The evidence of its most telling paths: needed ones, else denied ones, else probes."""
+        for wanted in (CheckClass.NEEDED, CheckClass.DENIED, CheckClass.PROBE):
+            chosen = [p.evidence for p in self.paths if p.classification is wanted]
+            if chosen:
+                return _merge_evidence(chosen)
+        return Evidence((), 0, (), None)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyUse:
+    name: str  # AF_* name, or AF_<number> for a family profiler's table does not know
+    number: int
+    types: tuple[str, ...]  # socket types seen, such as SOCK_STREAM
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceNeed:
+    name: str  # a RestrictNamespaces= type (user, net, mnt, ...), or "any" for setns of an unknown type
+    syscalls: tuple[str, ...]
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    component: str
+    runs: tuple[RunRef, ...]
+    native_abi: str
+    syscalls: tuple[SyscallNeed, ...]
+    unresolved: tuple[UnresolvedSyscall, ...]
+    capabilities: tuple[CapabilityUse, ...]
+    families: tuple[FamilyUse, ...]
+    namespaces: tuple[NamespaceNeed, ...]
+    dropped: DropCounters = field(default_factory=DropCounters)
+
+    def syscall_names(self) -> frozenset[str]:
+        return frozenset(need.name for need in self.syscalls)
+
+    def abis(self) -> tuple[str, ...]:
+        """The syscall ABIs the workload used, native first."""
+        others = sorted({abi for need in self.syscalls for abi in need.abis} - {self.native_abi})
+        return (self.native_abi, *others)
+
+    def bounding_set(self) -> tuple[str, ...]:
+        """Capabilities the workload needs in its bounding set."""
+        return tuple(use.name for use in self.capabilities if use.needed)
+
+    def denied_capabilities(self) -> tuple[str, ...]:
+        return tuple(use.name for use in self.capabilities if use.denied and not use.needed)
+
+    def family_names(self) -> tuple[str, ...]:
+        return tuple(use.name for use in self.families)
+
+    def namespace_types(self) -> tuple[str, ...]:
+        return tuple(need.name for need in self.namespaces)
+
+    @property
+    def capabilities_known(self) -> bool:
+        """Whether every run recorded capability checks (a kernel without the probes cannot)."""
+        return all(run.capability_source is not CapabilitySource.NONE for run in self.runs)
+
+    @property
+    def recorded_unprivileged(self) -> bool:
+        """Whether the runs ran as a non-root user, so needed capabilities must be granted as ambient ones."""
+        return all(run.uid != 0 for run in self.runs)
+
+    @property
+    def uses_io_uring(self) -> bool:
+        """io_uring submits work that seccomp never sees: a policy cannot confine it."""
+        return "io_uring_setup" in self.syscall_names()
+
+    def is_uncertain(self, evidence: Evidence, min_runs: int) -> bool:
+        return evidence.support < min(min_runs, len(self.runs))
+
+
+def _merge_evidence(items: Iterable[Evidence]) -> Evidence:
+    items = list(items)
+    firsts = [e.first_s for e in items if e.first_s is not None]
+    return Evidence(
+        runs=tuple(sorted({run for e in items for run in e.runs})),
+        count=sum(e.count for e in items),
+        programs=tuple(sorted({program for e in items for program in e.programs})),
+        first_s=min(firsts) if firsts else None,
+    )
+
+
+class _Tally(Generic[K]):
+    """Evidence accumulated per key while traces are read."""
+
+    def __init__(self) -> None:
+        self.runs: dict[K, set[int]] = defaultdict(set)
+        self.count: dict[K, int] = defaultdict(int)
+        self.programs: dict[K, set[str]] = defaultdict(set)
+        self.first: dict[K, float] = {}
+
+    def add(self, key: K, run: int, count: int, program: str, first_s: float | None = None) -> None:
+        self.runs[key].add(run)
+        self.count[key] += count
+        self.programs[key].add(program)
+        if first_s is not None:
+            self.first[key] = min(self.first.get(key, first_s), first_s)
+
+    def evidence(self, key: K) -> Evidence:
+        return Evidence(
+            tuple(sorted(self.runs[key])), self.count[key], tuple(sorted(self.programs[key])), self.first.get(key)
+        )
+
+    def sorted_keys(self) -> list[K]:
+        return sorted(self.runs)
+
+
+def _select_component(traces: Sequence[tuple[str, Trace]], component: str | None) -> str:
+    components = sorted({trace.run.component for _, trace in traces})
+    if component is None:
+        if len(components) > 1:
+            raise ProfilerError(
+                f"the traces hold several components ({', '.join(components)}): choose one with --component"
+            )
+        return components[0]
+    if component not in components:
+        raise ProfilerError(f"no trace of component {component!r}; the traces hold {', '.join(components)}")
+    return component
+
+
+def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = None) -> Profile:
+    """Merge the traces (source name, trace) of one component into its profile.
+
+    The result does not depend on the order the traces come in.
+    """
+    if not traces:
+        raise ProfilerError("no trace given: pass at least one trace file")
+    name = _select_component(traces, component)
+    chosen = sorted(
+        ((source, trace) for source, trace in traces if trace.run.component == name),
+        key=lambda item: (item[1].run.started_at, item[1].run.hostname, item[0], item[1].to_json()),
+    )
+    abis = {trace.run.abi for _, trace in chosen}
+    if len(abis) > 1:
+        raise ProfilerError(f"the traces of {name} come from machines of different ABIs ({', '.join(sorted(abis))})")
+    syscalls: _Tally[str] = _Tally()
+    unresolved: _Tally[tuple[int, str]] = _Tally()
+    families: _Tally[tuple[str, int]] = _Tally()
+    namespaces: _Tally[str] = _Tally()
+    checks: _Tally[tuple[str, CheckClass, bool, str, str, tuple[str, ...]]] = _Tally()
+    syscall_abis: dict[str, set[str]] = defaultdict(set)
+    reasons: dict[tuple[int, str], str] = {}
+    family_types: dict[tuple[str, int], set[str]] = defaultdict(set)
+    namespace_syscalls: dict[str, set[str]] = defaultdict(set)
+    for run, (_, trace) in enumerate(chosen):
+        for use in trace.syscalls:
+            image = trace.image(use.process, use.image)
+            if use.name is None:
+                unresolved.add((use.nr, image.abi), run, use.count, image.path, use.first_s)
+                reasons[(use.nr, image.abi)] = use.unresolved or "unresolved"
+            else:
+                syscalls.add(use.name, run, use.count, image.path, use.first_s)
+                syscall_abis[use.name].add(image.abi)
+        for socket in trace.sockets:
+            family = (socket.family or f"AF_{socket.family_nr}", socket.family_nr)
+            families.add(family, run, socket.count, trace.program(socket.process, socket.image))
+            family_types[family].add(socket.type[0])
+        for operation in trace.namespaces:
+            for namespace_type in [NAMESPACE_TYPES[flag] for flag in operation.flags] or [ANY_NAMESPACE]:
+                namespaces.add(namespace_type, run, operation.count, trace.program(operation.process, operation.image))
+                namespace_syscalls[namespace_type].add(operation.syscall)
+        for check in trace.capability_checks:
+            stack = trace.stack(check.stack)
+            program = trace.program(check.process, check.image)
+            path = (
+                check.capability or f"CAP_{check.cap}",
+                check.classification,
+                check.initial_user_ns,
+                program,
+                check.syscall or "",
+                stack.frames if stack else (),
+            )
+            checks.add(path, run, check.count, program)
+    paths_by_capability: dict[str, list[CapabilityPath]] = defaultdict(list)
+    for key in checks.sorted_keys():
+        capability, classification, initial, program, syscall, frames = key
+        paths_by_capability[capability].append(
+            CapabilityPath(
+                classification,
+                initial,
+                program,
+                syscall or None,
+                asking_function(frames) if frames else None,
+                frames,
+                checks.evidence(key),
+            )
+        )
+    drops = [trace.run.dropped for _, trace in chosen]
+    return Profile(
+        component=name,
+        runs=tuple(
+            RunRef(
+                source, t.run.started_at, t.run.hostname, t.run.user, t.run.uid, t.run.command, t.run.capability_source
+            )
+            for source, t in chosen
+        ),
+        native_abi=abis.pop(),
+        syscalls=tuple(
+            SyscallNeed(key, tuple(sorted(syscall_abis[key])), syscalls.evidence(key)) for key in syscalls.sorted_keys()
+        ),
+        unresolved=tuple(
+            UnresolvedSyscall(nr, abi, reasons[(nr, abi)], unresolved.evidence((nr, abi)))
+            for nr, abi in unresolved.sorted_keys()
+        ),
+        capabilities=tuple(
+            CapabilityUse(capability, tuple(sorted(paths, key=_path_order)))
+            for capability, paths in sorted(paths_by_capability.items())
+        ),
+        families=tuple(
+            FamilyUse(name, number, tuple(sorted(family_types[(name, number)])), families.evidence((name, number)))
+            for name, number in sorted(families.sorted_keys(), key=lambda family: family[1])
+        ),
+        namespaces=tuple(
+            NamespaceNeed(key, tuple(sorted(namespace_syscalls[key])), namespaces.evidence(key))
+            for key in namespaces.sorted_keys()
+        ),
+        dropped=DropCounters(**{f.name: sum(getattr(d, f.name) for d in drops) for f in fields(DropCounters)}),
+    )
+
+
+def _path_order(path: CapabilityPath) -> tuple[object, ...]:
+    order = {CheckClass.NEEDED: 0, CheckClass.DENIED: 1, CheckClass.PROBE: 2}
+    return (order[path.classification], not path.initial_user_ns, path.program, path.syscall or "", path.frames)
