@@ -18,6 +18,7 @@ REQUIRED_TRACEPOINTS = (
     "task/task_newtask",
     "sched/sched_process_exec",
     "sched/sched_process_exit",
+    "signal/signal_generate",
     "signal/signal_deliver",
     "syscalls/sys_enter_execve",
     "syscalls/sys_enter_execveat",

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -200,6 +200,14 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _running_image(pid: int, native_abi: str) -> tuple[int | None, Image]:
+    """(parent pid, image) of a running process, read from /proc."""
+    stat = _proc_stat(pid)
+    command = _proc_command(pid)
+    path = _proc_exe(pid) or (command[0] if command else f"[{stat[1] if stat else 'exited'}]")
+    return (stat[0] if stat else None), Image(path, command[0] if command else None, None, _elf_abi(path, native_abi))
+
+
 def _elf_abi(path: str, native: str) -> str:
     """The syscall ABI of an executable: the compat ABI for a 32-bit ELF, else the native one."""
     try:
@@ -242,7 +250,8 @@ class _Collector:
     counts: dict[tuple[int, int, int], int] = field(default_factory=dict)
     first_ns: dict[tuple[int, int, int], int] = field(default_factory=dict)
     live: dict[int, int] = field(default_factory=dict)  # serial: pid of processes not yet exited
-    root_exited: bool = False
+    # Processes marked for adoption, read from /proc when marked: by their first event they may be gone.
+    adopted: dict[int, tuple[int | None, Image]] = field(default_factory=dict)
 
     def seconds(self, time_ns: int | None) -> float | None:
         return None if time_ns is None else round(max(time_ns - self.start_ns, 0) / 1e9, 6)
@@ -290,12 +299,7 @@ class _Collector:
         self.live[event.serial] = event.pid
 
     def _exec(self, event: ProcessEvent) -> None:
-        image = Image(
-            event.path,
-            event.argv0 or None,
-            self.seconds(event.time_ns),
-            _elf_abi(f"/proc/{event.pid}/exe", self.native_abi),
-        )
+        image = Image(event.path, event.argv0 or None, self.seconds(event.time_ns), self._event_abi(event))
         if event.first_exec:
             self.processes[event.serial] = _ProcessState(
                 event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row
@@ -324,15 +328,16 @@ class _Collector:
         elif event.exit_code >= 0:
             process.exit_code = event.exit_code
 
+    def _event_abi(self, event: ProcessEvent) -> str:
+        if event.compat is None:  # no BTF: the ELF class of the program tells, while it can still be read
+            return _elf_abi(f"/proc/{event.pid}/exe", self.native_abi)
+        return syscalls.COMPAT_ABIS.get(self.native_abi, self.native_abi) if event.compat else self.native_abi
+
     def _attach(self, event: ProcessEvent) -> None:
-        stat = _proc_stat(event.pid)
-        command = _proc_command(event.pid)
-        path = _proc_exe(event.pid) or (command[0] if command else f"[{stat[1] if stat else 'exited'}]")
-        parent_pid = stat[0] if stat else None
-        parent_serial = next((s for s, pid in self.live.items() if pid == parent_pid), None)
-        image = Image(path, command[0] if command else None, None, _elf_abi(path, self.native_abi))
+        parent_pid, image = self.adopted.get(event.pid) or _running_image(event.pid, self.native_abi)
+        image = replace(image, abi=self._event_abi(event))
         self.processes[event.serial] = _ProcessState(
-            event.serial, event.pid, parent_serial, parent_pid, None, True, [image], event.row
+            event.serial, event.pid, None, parent_pid, None, True, [image], event.row
         )
         self.live[event.serial] = event.pid
 
@@ -358,6 +363,11 @@ class _Collector:
             while len(process.images) <= observation.image:
                 process.images.append(self._lost_image())
         ids = {serial: index for index, serial in enumerate(sorted(self.processes), start=1)}
+        # An attached process may have been adopted before its parent was: link them by pid now.
+        attached = {p.pid: p.serial for p in self.processes.values() if p.attached}
+        for process in self.processes.values():
+            if process.attached and process.parent_serial is None and process.parent_pid in attached:
+                process.parent_serial = attached[process.parent_pid]
         for o in known:
             if o.kind is ObservationKind.SYSCALL:
                 key = (o.serial, o.image, o.syscall_nr)
@@ -568,7 +578,6 @@ class _Session:
         self.on_status = on_status
         self.stop = _Stop()
         self.child: subprocess.Popen[bytes] | None = None
-        self.adopted: set[int] = set()
         self.collector = _Collector(tracer, time.monotonic_ns(), syscalls.native_abi())
 
     def run(self) -> Recording:
@@ -622,6 +631,13 @@ class _Session:
                     )
                 except OSError as error:
                     raise WorkloadError(f"{target.argv[0]}: cannot run: {error.strerror}") from None
+        elif isinstance(target, CgroupTarget):
+            # Processes joining later are adopted by the kernel at their first event; these are read now,
+            # while they still run, so that a process that only exits is still named.
+            for procs in sorted(target.path.rglob("cgroup.procs")):
+                for pid in procs.read_text().split():
+                    if int(pid) != os.getpid():
+                        self._adopt(int(pid))
         elif isinstance(target, PidTarget):
             # Marking a process before listing its children means a child forked meanwhile is followed
             # by the kernel, or found by the next listing: none escapes.
@@ -635,7 +651,7 @@ class _Session:
 
     def _adopt(self, pid: int) -> bool:
         if self.tracer.adopt(pid):
-            self.adopted.add(pid)
+            self.collector.adopted[pid] = _running_image(pid, self.collector.native_abi)
             return True
         return False
 
@@ -643,9 +659,9 @@ class _Session:
         stop = self.stop
         duration = self.options.duration_s
         if stop.reason is None and duration is not None and now - started >= duration:
-            stop.request(EndReason.DURATION, DURATION_GRACE_S)
-            if self.child is not None:
-                self._forward(signal.SIGTERM)  # let the command shut down while still recorded
+            # A command is asked to stop and recorded while it shuts down; an attached one is left running.
+            stop.request(EndReason.DURATION, DURATION_GRACE_S if self.child is not None else 0)
+            self._forward(signal.SIGTERM)
         if stop.deadline is not None and now >= stop.deadline:
             if self.child is not None and self.child.poll() is None and stop.reason is EndReason.DURATION:
                 self.child.kill()
@@ -660,7 +676,8 @@ class _Session:
                 self.collector.apply(event)
             return not self.collector.live
         if isinstance(self.target, PidTarget):
-            return not self.collector.live and not any(os.path.exists(f"/proc/{pid}") for pid in self.adopted)
+            adopted = self.collector.adopted
+            return not self.collector.live and not any(os.path.exists(f"/proc/{pid}") for pid in adopted)
         return False  # a cgroup is recorded until --duration or Ctrl-C
 
     def _exit_status(self) -> int:

@@ -288,9 +288,11 @@ def parse(text: str | bytes, source: str) -> Trace:
             f"{source}: not a trace (not UTF-8 text); give a file written by profiler record"
         ) from None
     except json.JSONDecodeError as error:
+        if not text.lstrip().startswith(b"{" if isinstance(text, bytes) else "{"):
+            raise TraceFormatError(f"{source}: not a profiler trace (not JSON); give a trace file") from None
         raise TraceFormatError(
-            f"{source}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}; truncated?); "
-            "record the run again or restore the file"
+            f"{source}: not valid JSON ({error.msg}: line {error.lineno} column {error.colno}), "
+            "perhaps truncated; record the run again or restore the file"
         ) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
         raise TraceFormatError(f'{source}: not a profiler trace (no "schema": "{SCHEMA_NAME}")')

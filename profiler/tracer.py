@@ -97,7 +97,7 @@ class _ProcessEvent(ct.Structure):
         ("exit_code", ct.c_int32),
         ("exit_signal", ct.c_int32),
         ("first_exec", ct.c_uint32),
-        ("pad", ct.c_uint32),
+        ("compat", ct.c_uint32),
         ("path", ct.c_char * H["PATH_LEN"]),
         ("argv0", ct.c_char * H["ARGV0_LEN"]),
     ]
@@ -117,6 +117,7 @@ class ProcessEvent:
     exit_code: int
     exit_signal: int
     first_exec: bool
+    compat: bool | None  # None where the kernel side cannot tell
     path: str
     argv0: str
 
@@ -267,6 +268,7 @@ class Tracer:
                 exit_code=event.exit_code,
                 exit_signal=event.exit_signal,
                 first_exec=bool(event.first_exec),
+                compat=None if event.compat == H["COMPAT_UNKNOWN"] else event.compat == H["COMPAT_YES"],
                 path=event.path.decode(errors="replace"),
                 argv0=event.argv0.decode(errors="replace"),
             )

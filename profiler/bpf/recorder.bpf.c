@@ -78,6 +78,24 @@ static __always_inline u32 current_syscall(void)
 #endif
 }
 
+/* Whether the current task runs 32-bit code, from its user registers (set by start_thread before exec ends). */
+static __always_inline u32 current_compat(void)
+{
+#if defined(HAVE_TASK_PT_REGS) && defined(ARCH_X86_64)
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+	unsigned long cs = 0;
+	bpf_probe_read_kernel(&cs, sizeof(cs), &regs->cs);
+	return cs == 0x23 /* __USER32_CS */ ? COMPAT_YES : COMPAT_NO;
+#elif defined(HAVE_TASK_PT_REGS) && defined(ARCH_ARM64)
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+	u64 pstate = 0;
+	bpf_probe_read_kernel(&pstate, sizeof(pstate), &regs->pstate);
+	return pstate & 0x10 /* PSR_MODE32_BIT */ ? COMPAT_YES : COMPAT_NO;
+#else
+	return COMPAT_UNKNOWN;
+#endif
+}
+
 static __always_inline u32 take_row(void)
 {
 	u32 row;
@@ -97,6 +115,7 @@ static __always_inline int activate(struct proc *p)
 	p->exit_code = -1;
 	p->exit_signal = 0;
 	p->exiting = 0;
+	p->sent_signal = 0;
 	p->state = PROC_ACTIVE;
 	return 0;
 }
@@ -135,8 +154,10 @@ static __always_inline bool adopt(u32 tgid, struct proc *p)
 	if (activate(p) != 0)
 		return false;
 	struct process_event *event = reserve_process_event(EVENT_ATTACH, p, tgid);
-	if (event)
+	if (event) {
+		event->compat = current_compat();
 		events.ringbuf_submit(event, 0);
+	}
 	return true;
 }
 
@@ -284,6 +305,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		p->row = take_row();
 		/* The SIGKILLs that de_thread sent to the other threads did not kill the process. */
 		p->exit_signal = 0;
+		p->sent_signal = 0;
 	} else {
 		return 0;
 	}
@@ -292,6 +314,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		return 0;
 	event->released_row = released;
 	event->first_exec = first;
+	event->compat = current_compat();
 	TP_DATA_LOC_READ_STR(event->path, filename, sizeof(event->path));
 	u32 old_tid = args->old_pid;
 	struct argv0 *argv0 = pending_argv0.lookup(&old_tid);
@@ -326,15 +349,37 @@ TRACEPOINT_PROBE(syscalls, sys_enter_exit)
 	return 0;
 }
 
+static __always_inline bool fatal_by_default(int sig)
+{
+	return sig >= 1 && sig <= 64 && (FATAL_SIGNALS & (1ULL << (sig - 1)));
+}
+
+/* A fatal signal sent to a process with no handler for it is turned into SIGKILLs for all its threads when
+ * it is sent (complete_signal): the delivery shows SIGKILL, so the cause is remembered here. */
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+	if (args->result != 0 /* TRACE_SIGNAL_DELIVERED */ || !fatal_by_default(args->sig))
+		return 0;
+	u32 target = args->pid;
+	struct proc *p = procs.lookup(&target);
+	if (p && p->state == PROC_ACTIVE)
+		p->sent_signal = args->sig;
+	return 0;
+}
+
 TRACEPOINT_PROBE(signal, signal_deliver)
 {
-	/* A signal whose default action ends the process, delivered with no handler. */
-	if (args->sa_handler != 0 || args->sig < 1 || args->sig > 64 || !(FATAL_SIGNALS & (1ULL << (args->sig - 1))))
-		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc *p = current_proc(tgid);
-	if (p && !p->exiting)
-		p->exit_signal = args->sig;
+	if (!p)
+		return 0;
+	if (args->sa_handler != 0) { /* a handler runs: whatever was sent did not kill it */
+		p->sent_signal = 0;
+		return 0;
+	}
+	if (!fatal_by_default(args->sig) || p->exiting)
+		return 0;
+	p->exit_signal = args->sig == 9 && p->sent_signal ? p->sent_signal : args->sig;
 	return 0;
 }
 

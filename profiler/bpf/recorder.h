@@ -8,6 +8,9 @@
 #define ARGV0_LEN 64
 #define NO_SYSCALL 0xffffffffu
 #define NO_ROW 0
+#define COMPAT_NO 0
+#define COMPAT_YES 1 /* a 32-bit process on a 64-bit kernel: its syscall numbers are the compat ABI's */
+#define COMPAT_UNKNOWN 2
 
 /* procs[tgid].state */
 enum proc_state {
@@ -26,6 +29,7 @@ struct proc {
 	__s32 exit_code; /* from exit/exit_group, -1 before */
 	__s32 exit_signal;
 	__u32 exiting;   /* exit_group was called: the SIGKILLs its threads get are not a cause of death */
+	__s32 sent_signal; /* the last fatal-by-default signal sent to it, not yet handled */
 };
 
 struct syscall_row {
@@ -97,7 +101,7 @@ struct process_event {
 	__s32 exit_code;      /* EVENT_EXIT: -1 when the process made no exit call */
 	__s32 exit_signal;    /* EVENT_EXIT */
 	__u32 first_exec;     /* EVENT_EXEC of the launched command: the workload starts here */
-	__u32 pad;
+	__u32 compat;         /* EVENT_EXEC, EVENT_ATTACH: COMPAT_NO, COMPAT_YES or COMPAT_UNKNOWN */
 	char path[PATH_LEN];  /* EVENT_EXEC */
 	char argv0[ARGV0_LEN];
 };
