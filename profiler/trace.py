@@ -281,14 +281,17 @@ def _location(loc: Iterable[int | str]) -> str:
 
 def parse(text: str | bytes, source: str) -> Trace:
     """Read a trace from its JSON text; source names it in errors."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TraceFormatError(
+                f"{source}: not a trace (not UTF-8 text); give a file written by profiler record"
+            ) from None
     try:
         data = json.loads(text)
-    except UnicodeDecodeError:
-        raise TraceFormatError(
-            f"{source}: not a trace (not UTF-8 text); give a file written by profiler record"
-        ) from None
     except json.JSONDecodeError as error:
-        if not text.lstrip().startswith(b"{" if isinstance(text, bytes) else "{"):
+        if not text.lstrip().startswith("{"):
             raise TraceFormatError(f"{source}: not a profiler trace (not JSON); give a trace file") from None
         raise TraceFormatError(
             f"{source}: not valid JSON ({error.msg}: line {error.lineno} column {error.colno}), "
