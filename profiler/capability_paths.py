@@ -26,6 +26,16 @@ NOAUDIT_FUNCTIONS: frozenset[str] = frozenset(
 NOAUDIT_PTRACE_CALLERS: frozenset[str] = frozenset({"do_task_stat"})
 PTRACE_ACCESS_FUNCTIONS: frozenset[str] = frozenset({"ptrace_may_access", "__ptrace_may_access", "ptrace_has_cap"})
 
+# These check against &init_user_ns itself, whatever namespace the process is in: where /proc/kallsyms
+# hides data symbols (no CONFIG_KALLSYMS_ALL), the namespace they name tells which one is initial.
+INITIAL_NAMESPACE_CHECKERS: frozenset[str] = frozenset(
+    {
+        "security_vm_enough_memory_mm",
+        "__vm_enough_memory",
+        "cap_vm_enough_memory",
+    }
+)
+
 # The capability machinery itself: the function that asked is the first frame outside it.
 CAPABILITY_MACHINERY: frozenset[str] = frozenset(
     {
@@ -99,6 +109,11 @@ def classify(granted: bool, frames: Sequence[str] | None, noaudit: bool | None) 
     if noaudit:
         return CheckClass.PROBE
     return CheckClass.NEEDED if granted else CheckClass.DENIED
+
+
+def asks_about_initial_namespace(frames: Sequence[str]) -> bool:
+    """Whether the check on this path is always made against the initial user namespace."""
+    return not INITIAL_NAMESPACE_CHECKERS.isdisjoint(frames)
 
 
 def asking_function(frames: Sequence[str]) -> str | None:

@@ -133,3 +133,7 @@ def show_command(traces: tuple[Path, ...]) -> None:
 def schema() -> None:
     """Print the JSON Schema of the trace file format."""
     click.echo(json.dumps(trace.json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

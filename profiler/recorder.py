@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from profiler import __version__, abi, syscalls
-from profiler.capability_paths import classify, clean_frames
+from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
 from profiler.errors import WorkloadError
 from profiler.kernel_features import CapabilityProbe, KernelFeatures, probe
 from profiler.trace import (
@@ -246,6 +246,7 @@ class _Collector:
     tracer: Tracer
     start_ns: int
     native_abi: str
+    initial_user_ns: int | None  # the address of init_user_ns, where /proc/kallsyms shows data symbols
     processes: dict[int, _ProcessState] = field(default_factory=dict)
     counts: dict[tuple[int, int, int], int] = field(default_factory=dict)
     first_ns: dict[tuple[int, int, int], int] = field(default_factory=dict)
@@ -423,6 +424,9 @@ class _Collector:
         # Kernel stack ids that differ only in offsets share their cleaned frames, and merge.
         frames_of = {o.c: clean_frames(self.tracer.stack_symbols(o.c)) for o in checks if o.c >= 0}
         numbers = {frames: number for number, frames in enumerate(sorted(set(frames_of.values())), start=1)}
+        initial_ns = self.initial_user_ns or next(
+            (o.d for o in checks if o.c >= 0 and asks_about_initial_namespace(frames_of[o.c])), None
+        )
         merged: dict[tuple[int, int, int, bool, int, tuple[str, ...] | None, int, bool, int], int] = {}
         for o in checks:
             key = (
@@ -433,8 +437,9 @@ class _Collector:
                 o.syscall_nr,
                 frames_of.get(o.c),
                 min(o.c, 0),
-                bool(o.d & 1),
-                o.d >> 8,
+                # Where the address of init_user_ns is unknown, a check counts as against it: the safe side.
+                initial_ns is None or o.d == initial_ns,
+                o.e,
             )
             merged[key] = merged.get(key, 0) + o.count
         rows = []
@@ -578,7 +583,7 @@ class _Session:
         self.on_status = on_status
         self.stop = _Stop()
         self.child: subprocess.Popen[bytes] | None = None
-        self.collector = _Collector(tracer, time.monotonic_ns(), syscalls.native_abi())
+        self.collector = _Collector(tracer, time.monotonic_ns(), syscalls.native_abi(), features.init_user_ns)
 
     def run(self) -> Recording:
         started_wall, started = time.time(), time.monotonic()

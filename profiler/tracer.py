@@ -140,6 +140,7 @@ class Observation:
     b: int
     c: int
     d: int
+    e: int
     count: int
 
 
@@ -189,8 +190,6 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "RINGBUF_PAGES": sizes.ringbuf_pages,
         "SELF_TGID": os.getpid(),
         "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
-        # Unknown (kptr_restrict): every check counts as against the initial namespace, the safe side.
-        "INIT_USER_NS": f"{features.init_user_ns:#x}ULL" if features.init_user_ns else "target_ns",
     }
     switches = {
         "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
@@ -217,7 +216,7 @@ class Tracer:
         with resources.as_file(resources.files("profiler").joinpath("bpf")) as include:
             try:
                 self._bpf: Any = bcc.BPF(
-                    text=program_source(features, sizes, cgroup is not None),
+                    text=program_source(features, sizes, cgroup is not None).encode(),
                     cflags=[f"-I{include}", "-Wno-macro-redefined"],
                 )
             except Exception as error:  # BCC raises bare Exception for compile, load and attach failures
@@ -226,17 +225,17 @@ class Tracer:
                     "is BPF allowed here (root, no lockdown, unprivileged containers cannot)?"
                 ) from error
         self.startup_s = time.monotonic() - started
-        self._procs = self._bpf["procs"]
-        self._rows = self._bpf["rows"]
+        self._procs = self._bpf[b"procs"]
+        self._rows = self._bpf[b"rows"]
         self._empty_row = self._rows.Leaf()
-        free_rows = self._bpf["free_rows"]
+        free_rows = self._bpf[b"free_rows"]
         for row in range(sizes.rows):
             free_rows.push(ct.c_uint32(row))
         self._free_rows = free_rows
         if cgroup is not None:
-            self._bpf["target_cgroup"][0] = str(cgroup)
+            self._bpf[b"target_cgroup"][0] = str(cgroup)
         self._pending: list[ProcessEvent | FirstUse] = []
-        self._bpf["events"].open_ring_buffer(self._on_event)
+        self._bpf[b"events"].open_ring_buffer(self._on_event)
 
     def __enter__(self) -> "Tracer":
         return self
@@ -283,7 +282,7 @@ class Tracer:
     @contextmanager
     def spawning(self) -> Iterator[None]:
         """While open, processes this process creates wait to be traced from their execve on."""
-        flag = self._bpf["spawning"]
+        flag = self._bpf[b"spawning"]
         flag[ct.c_uint32(0)] = ct.c_uint32(1)
         try:
             yield
@@ -322,16 +321,17 @@ class Tracer:
                 key.a,
                 key.b,
                 key.c,
-                key.d,
+                key.d & 0xFFFF_FFFF_FFFF_FFFF,  # kernel addresses, read as unsigned
+                key.e,
                 value.value,
             )
-            for key, value in self._bpf["observations"].items()
+            for key, value in self._bpf[b"observations"].items()
         ]
 
     def stack_symbols(self, stack_id: int) -> list[str]:
         """The symbolised kernel frames of a stack id, innermost first."""
-        return [self._bpf.ksym(address).decode() for address in self._bpf["stacks"].walk(stack_id)]
+        return [self._bpf.ksym(address).decode() for address in self._bpf[b"stacks"].walk(stack_id)]
 
     def drops(self) -> dict[str, int]:
-        table = self._bpf["drops"]
+        table = self._bpf[b"drops"]
         return {name: table[ct.c_uint32(index)].value for index, name in enumerate(DROP_COUNTER_NAMES)}

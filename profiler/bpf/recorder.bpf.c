@@ -3,8 +3,8 @@
  *
  * Tracepoints only (no kprobes unless CAP_KPROBE), so that it compiles against kernel headers that do not
  * match the running kernel: argument layouts come from tracefs. User space (profiler/tracer.py) prepends:
- *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID
- *   INIT_USER_NS FATAL_SIGNALS  and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
+ *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS
+ *   and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
  *   HAVE_TASK_PT_REGS, CGROUP_MODE, ARCH_X86_64 | ARCH_ARM64.
  */
 #include <uapi/linux/ptrace.h>
@@ -459,7 +459,7 @@ static __always_inline void record_check(struct proc *p, int cap, int ret, int s
 		drop(DROP_KERNEL_STACKS);
 	struct observation_key key = {.kind = OBSERVE_CAPABILITY, .serial = p->serial, .image = p->image,
 				      .syscall_nr = current_syscall(), .a = cap, .b = ret, .c = stack_id,
-				      .d = (target_ns == INIT_USER_NS) | (noaudit << 8)};
+				      .d = target_ns, .e = noaudit};
 	observe(&key);
 }
 

@@ -50,7 +50,7 @@ enum drop_counter {
 /* What the observations table aggregates; each kind is numbered as the drop counter of its table-full case. */
 enum observation_kind {
 	OBSERVE_SYSCALL = DROP_SYSCALLS,       /* a syscall outside the dense rows: syscall_nr */
-	OBSERVE_CAPABILITY = DROP_CAPABILITY_CHECKS, /* a = cap, b = ret, c = stack id, d = initial_ns | noaudit << 8 */
+	OBSERVE_CAPABILITY = DROP_CAPABILITY_CHECKS, /* a = cap, b = ret, c = stack id, d = target_ns, e = noaudit */
 	OBSERVE_SOCKET = DROP_SOCKETS,         /* a = family, b = type, c = protocol */
 	OBSERVE_NAMESPACE = DROP_NAMESPACES,   /* a = CLONE_NEW* flags */
 };
@@ -67,6 +67,7 @@ struct observation_key {
 	__s64 b;
 	__s64 c;
 	__s64 d;
+	__s64 e;
 };
 
 enum event_kind {
