@@ -20,14 +20,6 @@ REQUIRED_TRACEPOINTS = (
     "sched/sched_process_exit",
     "signal/signal_generate",
     "signal/signal_deliver",
-    "syscalls/sys_enter_execve",
-    "syscalls/sys_enter_execveat",
-    "syscalls/sys_enter_exit",
-    "syscalls/sys_enter_exit_group",
-    "syscalls/sys_enter_socket",
-    "syscalls/sys_enter_socketpair",
-    "syscalls/sys_enter_unshare",
-    "syscalls/sys_enter_setns",
 )
 CAPABILITY_TRACEPOINT = "capability/cap_capable"
 

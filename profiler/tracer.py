@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from profiler import syscalls
 from profiler.errors import TracingError
 from profiler.kernel_features import KernelFeatures
 from profiler.trace import CapabilitySource
@@ -165,6 +166,9 @@ def _import_bcc() -> ModuleType:
     return bcc  # type: ignore[no-any-return]
 
 
+# Syscalls whose arguments the kernel side reads, in the raw sys_enter handler.
+DECODED_SYSCALLS = ("execve", "execveat", "exit", "exit_group", "socket", "socketpair", "unshare", "setns")
+
 # Signals whose default action ends a process (signal(7)): all but CHLD, CONT, STOP, TSTP, TTIN, TTOU,
 # URG and WINCH; real-time signals terminate too.
 _NON_FATAL = {
@@ -191,6 +195,11 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "SELF_TGID": os.getpid(),
         "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
     }
+    native = syscalls.native_abi()
+    for index, name in enumerate(DECODED_SYSCALLS):
+        number = syscalls.syscall_number(native, name)
+        # An ABI without this syscall gets a number no syscall has, so that its case never matches.
+        defines[f"NR_{name.upper()}"] = number if number is not None else 0xFFFF_0000 + index
     switches = {
         "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
         "CAP_KPROBE": features.capability_source is CapabilitySource.KPROBE,

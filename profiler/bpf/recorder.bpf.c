@@ -3,7 +3,8 @@
  *
  * Tracepoints only (no kprobes unless CAP_KPROBE), so that it compiles against kernel headers that do not
  * match the running kernel: argument layouts come from tracefs. User space (profiler/tracer.py) prepends:
- *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS
+ *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS, the native
+ *   numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS,
  *   and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
  *   HAVE_TASK_PT_REGS, CGROUP_MODE, ARCH_X86_64 | ARCH_ARM64.
  */
@@ -154,6 +155,7 @@ static __always_inline bool adopt(u32 tgid, struct proc *p)
 	if (activate(p) != 0)
 		return false;
 	struct process_event *event = reserve_process_event(EVENT_ATTACH, p, tgid);
+	p->compat = current_compat() == COMPAT_YES;
 	if (event) {
 		event->compat = current_compat();
 		events.ringbuf_submit(event, 0);
@@ -203,16 +205,6 @@ static __always_inline void count_syscall(struct proc *p, u64 nr)
 		first_use(p, nr);
 }
 
-/* Every syscall of every task passes here: the untraced path is one array load. */
-RAW_TRACEPOINT_PROBE(sys_enter)
-{
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc *p = current_proc(tgid);
-	if (p)
-		count_syscall(p, ctx->args[1]);
-	return 0;
-}
-
 static __always_inline void record_namespace(struct proc *p, u32 syscall_nr, u64 flags)
 {
 	struct observation_key key = {.kind = OBSERVE_NAMESPACE, .serial = p->serial, .image = p->image,
@@ -245,6 +237,7 @@ TRACEPOINT_PROBE(task, task_newtask)
 	struct proc fresh = {};
 	if (activate(&fresh) != 0)
 		return 0;
+	fresh.compat = p->compat;
 	if (procs.update(&child, &fresh) != 0) {
 		drop(DROP_PROCESSES);
 		return 0;
@@ -258,13 +251,32 @@ TRACEPOINT_PROBE(task, task_newtask)
 	return 0;
 }
 
+/* Syscall arguments, from the user registers the raw tracepoint passes. */
+static __always_inline u64 syscall_arg(struct pt_regs *regs, int index)
+{
+	u64 value = 0;
+#if defined(ARCH_X86_64)
+	switch (index) {
+	case 0:
+		bpf_probe_read_kernel(&value, sizeof(value), &regs->di);
+		break;
+	case 1:
+		bpf_probe_read_kernel(&value, sizeof(value), &regs->si);
+		break;
+	case 2:
+		bpf_probe_read_kernel(&value, sizeof(value), &regs->dx);
+		break;
+	}
+#elif defined(ARCH_ARM64)
+	bpf_probe_read_kernel(&value, sizeof(value), &regs->regs[index]);
+#endif
+	return value;
+}
+
+/* argv[0] of an execve, kept by thread until sched_process_exec reports the new image. */
 static __always_inline void remember_argv0(const char *const *argv)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32, tid = id;
-	struct proc *p = procs.lookup(&tgid);
-	if (!p || p->state == PROC_UNTRACED)
-		return;
+	u32 tid = bpf_get_current_pid_tgid();
 	const char *first = NULL;
 	struct argv0 value = {};
 	if (bpf_probe_read_user(&first, sizeof(first), (void *)argv) == 0 && first)
@@ -272,15 +284,68 @@ static __always_inline void remember_argv0(const char *const *argv)
 	pending_argv0.update(&tid, &value);
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+static __always_inline void record_socket(struct proc *p, u32 syscall_nr, struct pt_regs *regs)
 {
-	remember_argv0(args->argv);
-	return 0;
+	struct observation_key key = {.kind = OBSERVE_SOCKET, .serial = p->serial, .image = p->image,
+				      .syscall_nr = syscall_nr, .a = (int)syscall_arg(regs, 0),
+				      .b = (int)syscall_arg(regs, 1), .c = (int)syscall_arg(regs, 2)};
+	observe(&key);
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+/* The few syscalls whose arguments the trace keeps. Numbers are the native ABI's: a 32-bit process's
+ * numbers mean other calls, so its arguments are not decoded. */
+static __always_inline void decode_arguments(struct proc *p, u64 nr, struct pt_regs *regs)
 {
-	remember_argv0(args->argv);
+	if (p->compat)
+		return;
+	switch (nr) {
+	case NR_EXECVE:
+		remember_argv0((const char *const *)syscall_arg(regs, 1));
+		break;
+	case NR_EXECVEAT:
+		remember_argv0((const char *const *)syscall_arg(regs, 2));
+		break;
+	case NR_EXIT_GROUP:
+		p->exiting = 1; /* the SIGKILLs its threads now get are not a cause of death */
+		p->exit_code = syscall_arg(regs, 0) & 0xff;
+		break;
+	case NR_EXIT:
+		p->exit_code = syscall_arg(regs, 0) & 0xff;
+		break;
+	case NR_SOCKET:
+	case NR_SOCKETPAIR:
+		record_socket(p, nr, regs);
+		break;
+	case NR_UNSHARE: {
+		u64 flags = syscall_arg(regs, 0) & NAMESPACE_FLAGS;
+		if (flags)
+			record_namespace(p, nr, flags);
+		break;
+	}
+	case NR_SETNS:
+		record_namespace(p, nr, (u32)syscall_arg(regs, 1));
+		break;
+	}
+}
+
+/* Every syscall of every task passes here: for an untraced one, that is one array load and two compares. */
+RAW_TRACEPOINT_PROBE(sys_enter)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = procs.lookup(&tgid);
+	if (!p)
+		return 0;
+	u64 nr = ctx->args[1];
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	if (p->state != PROC_ACTIVE) {
+		/* The launched command before its execve is not the workload, but its execve names it. */
+		if (p->state == PROC_WAIT_EXEC && (nr == NR_EXECVE || nr == NR_EXECVEAT))
+			remember_argv0((const char *const *)syscall_arg(regs, nr == NR_EXECVE ? 1 : 2));
+		if (!adopt(tgid, p))
+			return 0;
+	}
+	count_syscall(p, nr);
+	decode_arguments(p, nr, regs);
 	return 0;
 }
 
@@ -315,6 +380,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 	event->released_row = released;
 	event->first_exec = first;
 	event->compat = current_compat();
+	p->compat = event->compat == COMPAT_YES;
 	TP_DATA_LOC_READ_STR(event->path, filename, sizeof(event->path));
 	u32 old_tid = args->old_pid;
 	struct argv0 *argv0 = pending_argv0.lookup(&old_tid);
@@ -323,29 +389,6 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		pending_argv0.delete(&old_tid);
 	}
 	events.ringbuf_submit(event, 0);
-	return 0;
-}
-
-static __always_inline void remember_exit_code(int code, bool whole_group)
-{
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc *p = current_proc(tgid);
-	if (!p)
-		return;
-	p->exit_code = code & 0xff;
-	if (whole_group)
-		p->exiting = 1;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_exit_group)
-{
-	remember_exit_code(args->error_code, true);
-	return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_exit)
-{
-	remember_exit_code(args->error_code, false);
 	return 0;
 }
 
@@ -408,47 +451,6 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 	}
 	struct proc untraced = {};
 	procs.update(&tgid, &untraced);
-	return 0;
-}
-
-static __always_inline void record_socket(u32 syscall_nr, int family, int type, int protocol)
-{
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc *p = current_proc(tgid);
-	if (!p)
-		return;
-	struct observation_key key = {.kind = OBSERVE_SOCKET, .serial = p->serial, .image = p->image,
-				      .syscall_nr = syscall_nr, .a = family, .b = type, .c = protocol};
-	observe(&key);
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_socket)
-{
-	record_socket(args->__syscall_nr, args->family, args->type, args->protocol);
-	return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_socketpair)
-{
-	record_socket(args->__syscall_nr, args->family, args->type, args->protocol);
-	return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_unshare)
-{
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc *p = current_proc(tgid);
-	if (p && (args->unshare_flags & NAMESPACE_FLAGS))
-		record_namespace(p, args->__syscall_nr, args->unshare_flags & NAMESPACE_FLAGS);
-	return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_setns)
-{
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct proc *p = current_proc(tgid);
-	if (p)
-		record_namespace(p, args->__syscall_nr, (u32)args->flags);
 	return 0;
 }
 

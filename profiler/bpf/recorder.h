@@ -30,6 +30,7 @@ struct proc {
 	__s32 exit_signal;
 	__u32 exiting;   /* exit_group was called: the SIGKILLs its threads get are not a cause of death */
 	__s32 sent_signal; /* the last fatal-by-default signal sent to it, not yet handled */
+	__u32 compat;      /* runs 32-bit code: its syscall numbers are the compat ABI's */
 };
 
 struct syscall_row {
