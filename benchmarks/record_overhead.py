@@ -101,9 +101,8 @@ def main() -> None:
         print(f"  {name:<12} {median:7.3f} s   {median / base:5.2f}x   ({', '.join(f'{s:.3f}' for s in seconds)})")
     if not arguments.no_strace:
         strace = timed(under_strace, STRACE_BYTES) * BYTES / STRACE_BYTES
-        print(
-            f"  {'strace -f':<12} {strace:7.3f} s   {strace / base:5.0f}x   (measured on {STRACE_BYTES:,} bytes, per byte)"
-        )
+        note = f"(measured on {STRACE_BYTES:,} bytes, per byte)"
+        print(f"  {'strace -f':<12} {strace:7.3f} s   {strace / base:5.0f}x   {note}")
     print(f"profiler start-up (compile and attach the eBPF program): median {statistics.median(startup):.2f} s")
     print(f"profiler trace building after the workload exits: median {statistics.median(building):.2f} s")
     floor = statistics.median(runs["empty probe"]) / base
