@@ -108,7 +108,7 @@ class CapabilityUse:
         for wanted in (CheckClass.NEEDED, CheckClass.DENIED, CheckClass.PROBE):
             chosen = [p.evidence for p in self.paths if p.classification is wanted]
             if chosen:
-                return _merge_evidence(chosen)
+                return merge_evidence(chosen)
         return Evidence((), 0, (), None)
 
 
@@ -179,7 +179,8 @@ class Profile:
         return evidence.support < min(min_runs, len(self.runs))
 
 
-def _merge_evidence(items: Iterable[Evidence]) -> Evidence:
+def merge_evidence(items: Iterable[Evidence]) -> Evidence:
+    """The evidence of several items taken together: their runs, counts and programs, the earliest first use."""
     items = list(items)
     firsts = [e.first_s for e in items if e.first_s is not None]
     return Evidence(
