@@ -68,6 +68,9 @@ CAPABILITY_MACHINERY: frozenset[str] = frozenset(
     }
 )
 
+# Frames of the eBPF program and the tracepoint that ran it, on top of a stack taken from a raw tracepoint.
+TRACER_FRAME_PREFIXES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_call_bpf")
+
 # Frames of the syscall entry, the same on every stack, dropped when a stack is stored.
 ENTRY_FRAMES: frozenset[str] = frozenset(
     {
@@ -122,6 +125,9 @@ def asking_function(frames: Sequence[str]) -> str | None:
 
 
 def clean_frames(symbols: Sequence[str]) -> tuple[str, ...]:
-    """Frames as stored in a trace: names without offsets, without the syscall entry frames."""
-    names = (symbol.split("+", 1)[0] for symbol in symbols)
+    """Frames as stored in a trace: names without offsets, without the tracer's own frames on top
+    (bpf_prog_<tag>_..., bpf_trace_run5, which differ between loads) and the syscall entry frames."""
+    names = [symbol.split("+", 1)[0] for symbol in symbols]
+    while names and names[0].startswith(TRACER_FRAME_PREFIXES):
+        names.pop(0)
     return tuple(name for name in names if name not in ENTRY_FRAMES)

@@ -76,15 +76,16 @@ def kernel_headers() -> Path:
 
 
 def _init_user_ns() -> int | None:
+    """The address of init_user_ns, where /proc/kallsyms lists data symbols (CONFIG_KALLSYMS_ALL)."""
     try:
-        with open("/proc/kallsyms") as symbols:
-            for line in symbols:
-                address, _, name = line.rstrip("\n").split(" ", 2)
-                if name == "init_user_ns":
-                    return int(address, 16) or None  # zero: addresses hidden by kptr_restrict
+        symbols = Path("/proc/kallsyms").read_text()
     except OSError:
-        pass
-    return None
+        return None
+    end = symbols.find(" init_user_ns\n")
+    if end < 0:
+        return None
+    address = symbols[symbols.rfind("\n", 0, end) + 1 :].split(" ", 1)[0]
+    return int(address, 16) or None  # zero: addresses hidden by kptr_restrict
 
 
 def probe(capability_probe: CapabilityProbe = CapabilityProbe.AUTO) -> KernelFeatures:

@@ -60,7 +60,14 @@ def test_the_asking_function_is_the_first_outside_the_capability_machinery() -> 
 
 
 def test_stored_frames_lose_offsets_and_syscall_entry() -> None:
-    symbols = ["cap_capable+0x83", "setattr_prepare+0x115", "do_syscall_64+0x71", "entry_SYSCALL_64_after_hwframe+0x76"]
+    symbols = [
+        "bpf_prog_83b3cd2b2beb4f0c_raw_tracepoint__cap_capable+0x2f1",
+        "bpf_trace_run5+0x97",
+        "cap_capable+0x83",
+        "setattr_prepare+0x115",
+        "do_syscall_64+0x71",
+        "entry_SYSCALL_64_after_hwframe+0x76",
+    ]
     assert clean_frames(symbols) == ("cap_capable", "setattr_prepare")
 
 

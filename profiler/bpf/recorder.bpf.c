@@ -426,12 +426,13 @@ TRACEPOINT_PROBE(signal, signal_deliver)
 	return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exit)
+/* Raw, like cap_capable: its arguments are (task, group_dead) where the kernel has group_dead. */
+RAW_TRACEPOINT_PROBE(sched_process_exit)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
 #ifdef HAVE_GROUP_DEAD
-	if (!args->group_dead)
+	if (!(bool)ctx->args[1])
 		return 0;
 #else
 	if ((u32)id != tgid) /* without group_dead, the leader's exit stands for the process */
@@ -466,12 +467,15 @@ static __always_inline void record_check(struct proc *p, int cap, int ret, int s
 }
 
 #ifdef CAP_TRACEPOINT
-TRACEPOINT_PROBE(capability, cap_capable)
+/* A raw tracepoint: its arguments are cap_capable's own (cred, target_ns, capable_ns, cap, ret), so no
+ * record is built for it on every check, and it detaches without waiting for an RCU grace period. */
+RAW_TRACEPOINT_PROBE(cap_capable)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc *p = current_proc(tgid);
 	if (p)
-		record_check(p, args->cap, args->ret, stacks.get_stackid(args, 0), (u64)args->target_ns, NOAUDIT_UNKNOWN);
+		record_check(p, (int)ctx->args[3], (int)ctx->args[4], stacks.get_stackid(ctx, 0), ctx->args[1],
+			     NOAUDIT_UNKNOWN);
 	return 0;
 }
 #endif
