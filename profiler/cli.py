@@ -30,6 +30,9 @@ def one_line_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ProfilerError as error:
             fail(str(error))
+        except KeyboardInterrupt:  # before a recording starts, or while reading files: nothing to save
+            click.echo("profiler: interrupted", err=True)
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 
