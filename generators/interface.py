@@ -1,10 +1,10 @@
 """The one small interface every policy format implements, and the model of a deployed policy.
 
-    PolicyFormat    the formats; .renderer() and .reader() map each to its module, exhaustively
-    Renderer        renders a Profile as the text of one format
-    PolicyReader    reads a deployed policy of one format into a Policy
-    Policy          what a deployed policy allows, normalised to sets, with what a linter found in it
-    PolicyParseError  a policy file cannot be read: one line, with file and line where known
+PolicyFormat    the formats; .renderer() and .reader() map each to its module, exhaustively
+Renderer        renders a Profile as the text of one format
+PolicyReader    reads a deployed policy of one format into a Policy
+Policy          what a deployed policy allows, normalised to sets, with what a linter found in it
+PolicyParseError  a policy file cannot be read: one line, with file and line where known
 """
 
 from abc import ABC, abstractmethod
@@ -29,6 +29,7 @@ class PolicyFormat(StrEnum):
     JSON = "json"  # the profile itself, with its evidence, for other tools
 
     def renderer(self) -> "Renderer":
+        """The format's module: every format renders a profile; some also read deployed policies."""
         match self:
             case PolicyFormat.SYSTEMD:
                 from generators.systemd import SystemdFormat
@@ -55,23 +56,10 @@ class PolicyFormat(StrEnum):
 
     def reader(self) -> "PolicyReader":
         """The reader of deployed policies in this format; PolicyParseError for formats nobody deploys."""
-        match self:
-            case PolicyFormat.SYSTEMD:
-                from generators.systemd import SystemdFormat
-
-                return SystemdFormat()
-            case PolicyFormat.OCI:
-                from generators.oci import OciFormat
-
-                return OciFormat()
-            case PolicyFormat.K8S:
-                from generators.k8s import KubernetesFormat
-
-                return KubernetesFormat()
-            case PolicyFormat.DOCKER | PolicyFormat.JSON:
-                raise PolicyParseError(f"{self.value} output is not a deployed policy: compare a systemd unit or OCI JSON")
-            case _:
-                assert_never(self)
+        implementation = self.renderer()
+        if not isinstance(implementation, PolicyReader):
+            raise PolicyParseError(f"{self.value} output is not a deployed policy: compare a systemd unit or OCI JSON")
+        return implementation
 
 
 @dataclass(frozen=True, slots=True)
