@@ -1,0 +1,504 @@
+"""What traced runs need against what a deployed policy allows (missing, excess), and drift between two profiles.
+
+    read_policy(path)         the deployed policy, its format told by --policy-format or its file name
+    load_profile(paths)       the profile of traces (or of a profile `generate --format json` wrote)
+    compare(profile, policy)  Comparison: missing (the workload would break), excess (allowed, never used,
+                              most dangerous first), advisories, the policy's lint findings, the fix
+    drift(old, new)           Drift: what NEW started to need and what it stopped using
+
+Every item is a Need of one ItemKind; the comparison is set algebra per kind, with the evidence of each item
+kept so that a report can say where it is needed.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from generators.danger import (
+    ABI_DANGER,
+    CAPABILITY_DANGER,
+    FAMILY_DANGER,
+    NAMESPACE_DANGER,
+    SYSCALL_DANGER,
+    Danger,
+    Rating,
+    rating,
+)
+from generators.interface import ListMode, NameSet, Policy, PolicyFormat, PolicyParseError
+from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, build_profile, merge_evidence
+from generators.syscall_plan import plan_syscalls
+from profiler import abi, syscalls, trace
+from profiler.trace import CheckClass
+
+
+class ItemKind(StrEnum):
+    """What an item is; the order is the order of report sections."""
+
+    SYSCALL = "syscall"
+    CAPABILITY = "capability"  # in the bounding set
+    AMBIENT = "ambient_capability"  # raised for a non-root user
+    FAMILY = "family"
+    NAMESPACE = "namespace"
+    ARCHITECTURE = "architecture"  # a syscall ABI (x86_64, and x86 for 32-bit programs)
+
+    @property
+    def label(self) -> str:
+        match self:
+            case ItemKind.SYSCALL:
+                return "syscall"
+            case ItemKind.CAPABILITY:
+                return "capability"
+            case ItemKind.AMBIENT:
+                return "ambient capability"
+            case ItemKind.FAMILY:
+                return "address family"
+            case ItemKind.NAMESPACE:
+                return "namespace type"
+            case ItemKind.ARCHITECTURE:
+                return "syscall ABI"
+
+
+_KIND_ORDER = {kind: index for index, kind in enumerate(ItemKind)}
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One item the traces need, and where they needed it."""
+
+    kind: ItemKind
+    name: str
+    evidence: Evidence
+    detail: str = ""  # socket types of a family, syscalls of a namespace type, ABIs of a syscall
+    paths: tuple[CapabilityPath, ...] = ()  # the kernel paths that needed a capability
+
+    @property
+    def key(self) -> tuple[ItemKind, str]:
+        return (self.kind, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    need: Need
+    refused: str  # how the policy refuses it
+    uncertain: bool  # seen in fewer runs than --min-runs asks
+
+
+@dataclass(frozen=True, slots=True)
+class Excess:
+    """Allowed and never used: a candidate to remove, not an automatic removal."""
+
+    kind: ItemKind
+    name: str
+    rating: Rating
+    note: str = ""  # what the traces did see of it (a refused attempt, a noaudit probe)
+
+
+class Topic(StrEnum):
+    PORTABILITY = "portability"  # the policy refuses what other hosts or C libraries need though unseen here
+    PRIVILEGE = "privilege"  # a capability may not reach the process though the bounding set allows it
+    COVERAGE = "coverage"  # what the traces cannot tell
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    topic: Topic
+    subject: str  # the items it is about, separated by spaces, or "" for the traces as a whole
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """What to change so that the policy allows everything missing, and what portability recommends."""
+
+    allow: tuple[tuple[ItemKind, tuple[str, ...]], ...]  # names to allow, per kind, in kind order
+    portable: tuple[str, ...] = ()  # unseen syscalls to allow (vDSO fallbacks, calls that never return)
+    enosys: tuple[str, ...] = ()  # unseen syscalls to refuse with ENOSYS instead
+
+    def __bool__(self) -> bool:
+        return bool(self.allow or self.portable or self.enosys)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    profile: Profile
+    policy: Policy
+    min_runs: int
+    needs: tuple[Need, ...]  # everything compared: missing ones and satisfied ones
+    missing: tuple[Missing, ...]
+    excess: tuple[Excess, ...]  # most dangerous first
+    advisories: tuple[Advisory, ...]
+    fix: Fix
+
+    def passed(self, strict: bool = False) -> bool:
+        """Whether `check` passes: nothing missing, and with strict nothing in excess either."""
+        return not self.missing and not (strict and self.excess)
+
+    def satisfied(self) -> tuple[Need, ...]:
+        missing = {item.need.key for item in self.missing}
+        return tuple(need for need in self.needs if need.key not in missing)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    old: Profile
+    new: Profile
+    started: tuple[Need, ...]  # needed by NEW, not by OLD; evidence from NEW
+    stopped: tuple[Need, ...]  # needed by OLD, not by NEW; evidence from OLD
+    notes: tuple[str, ...]
+
+
+def needs(profile: Profile) -> tuple[Need, ...]:
+    """Every item the profile needs, in kind order then name order."""
+    found = [
+        Need(
+            ItemKind.SYSCALL,
+            need.name,
+            need.evidence,
+            f"called in the {', '.join(need.abis)} ABI" if need.abis != (profile.native_abi,) else "",
+        )
+        for need in profile.syscalls
+    ]
+    found += [
+        Need(
+            ItemKind.CAPABILITY,
+            use.name,
+            use.evidence,
+            paths=tuple(p for p in use.paths if p.classification is CheckClass.NEEDED and p.initial_user_ns),
+        )
+        for use in profile.capabilities
+        if use.needed
+    ]
+    found += [
+        Need(ItemKind.FAMILY, use.name, use.evidence, f"socket types {', '.join(use.types)}")
+        for use in profile.families
+    ]
+    found += [
+        Need(ItemKind.NAMESPACE, need.name, need.evidence, f"through {', '.join(need.syscalls)}")
+        for need in profile.namespaces
+    ]
+    for used_abi in profile.abis():
+        names = sorted(need.name for need in profile.syscalls if used_abi in need.abis)
+        # Programs run in one ABI each, so syscalls called in this ABI only name the right programs and runs.
+        own = [need.evidence for need in profile.syscalls if need.abis == (used_abi,)]
+        detail = f"{len(names)} syscalls, such as {', '.join(names[:5])}"
+        found.append(Need(ItemKind.ARCHITECTURE, used_abi, merge_evidence(own), detail))
+    return tuple(sorted(found, key=_need_order))
+
+
+def _need_order(need: Need) -> tuple[int, str]:
+    return (_KIND_ORDER[need.kind], need.name)
+
+
+# --- what a policy allows -------------------------------------------------------------------------------------------
+
+
+def _is_root(user: str | None) -> bool:
+    return user is None or user in ("root", "0")
+
+
+def _ambient_required(policy: Policy) -> bool:
+    """Whether a capability reaches the process only as an ambient one.
+
+    A non-root user holds no capability after execve unless it is ambient, or comes from a set-user-ID
+    program or a file capability; no-new-privileges switches the last two off (prctl(2) PR_SET_NO_NEW_PRIVS).
+    """
+    return not _is_root(policy.user) and policy.no_new_privileges is True
+
+
+def _refused_errno(policy: Policy, name: str) -> str | None:
+    assert policy.syscalls is not None
+    return dict(policy.syscalls.errnos).get(name, policy.syscalls.default_errno)
+
+
+def _refusal(policy: Policy, need: Need) -> str | None:
+    """How the policy refuses a need, or None when it allows it."""
+    match need.kind:
+        case ItemKind.SYSCALL:
+            if policy.syscalls is None or policy.syscalls.allows(need.name):
+                return None
+            errno = _refused_errno(policy, need.name)
+            return f"refused with {errno} by the syscall filter" if errno else "the syscall filter kills the process"
+        case ItemKind.CAPABILITY:
+            return None if policy.capability_bounding.allows(need.name) else "not in the capability bounding set"
+        case ItemKind.AMBIENT:
+            if need.name in policy.ambient_capabilities:
+                return None
+            return (
+                f"not ambient, and user {policy.user} holds capabilities only as ambient ones "
+                "(no-new-privileges stops set-user-ID programs and file capabilities from granting them)"
+            )
+        case ItemKind.FAMILY:
+            return None if policy.address_families.allows(need.name) else "address family not allowed"
+        case ItemKind.NAMESPACE:
+            if _namespace_allowed(policy.namespaces, need.name):
+                return None
+            if need.name == "any":
+                return "setns() without a namespace type needs every namespace type allowed"
+            return "namespace type not allowed"
+        case ItemKind.ARCHITECTURE:
+            if policy.architectures is None or need.name in policy.architectures:
+                return None
+            return "ABI not allowed: every syscall made in it is refused"
+
+
+ALL_NAMESPACE_TYPES: tuple[str, ...] = tuple(sorted(NAMESPACE_TYPES.values()))
+
+
+def _namespace_allowed(namespaces: NameSet, name: str) -> bool:
+    # setns(fd, 0) joins a namespace of any type, so systemd lets it through only when every type is allowed.
+    if name == "any":
+        return all(namespaces.allows(each) for each in ALL_NAMESPACE_TYPES)
+    return namespaces.allows(name)
+
+
+def _ambient_needs(found: Iterable[Need], policy: Policy) -> list[Need]:
+    if not _ambient_required(policy):
+        return []
+    return [
+        Need(ItemKind.AMBIENT, need.name, need.evidence, paths=need.paths)
+        for need in found
+        if need.kind is ItemKind.CAPABILITY
+    ]
+
+
+# --- excess ---------------------------------------------------------------------------------------------------------
+
+_DANGER_TABLES: Mapping[ItemKind, Mapping[str, Rating]] = {
+    ItemKind.SYSCALL: SYSCALL_DANGER,
+    ItemKind.CAPABILITY: CAPABILITY_DANGER,
+    ItemKind.AMBIENT: CAPABILITY_DANGER,
+    ItemKind.FAMILY: FAMILY_DANGER,
+    ItemKind.NAMESPACE: NAMESPACE_DANGER,
+    ItemKind.ARCHITECTURE: ABI_DANGER,
+}
+
+
+def _allowed_of(names: NameSet, universe: Iterable[str]) -> set[str]:
+    """The names a list allows: its names for an allow-list, the universe less its names for a deny-list."""
+    return set(names.names) if names.mode is ListMode.ALLOW else {name for name in universe if names.allows(name)}
+
+
+def _policy_abis(profile: Profile, policy: Policy) -> set[str]:
+    """The ABIs whose syscalls reach the kernel under the policy."""
+    if policy.architectures is not None:
+        return set(policy.architectures)
+    runs_also = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}.get(profile.native_abi, ())
+    return {profile.native_abi, *runs_also}
+
+
+def _allowed_syscalls(profile: Profile, policy: Policy) -> set[str]:
+    """Syscalls the policy allows that exist on an ABI it lets through.
+
+    Without a filter, or with a deny-list, every syscall is allowed: only the rated ones are worth naming.
+    """
+    abis = _policy_abis(profile, policy)
+    if policy.syscalls is None or policy.syscalls.rules.mode is ListMode.DENY:
+        candidates: Iterable[str] = (name for name, rated in SYSCALL_DANGER.items() if rated.danger > Danger.LOW)
+    else:
+        candidates = policy.syscalls.rules.names
+    return {
+        name
+        for name in candidates
+        if (policy.syscalls is None or policy.syscalls.allows(name))
+        and any(syscalls.syscall_number(each, name) is not None for each in abis)
+    }
+
+
+def _capability_note(profile: Profile, name: str) -> str:
+    use = next((use for use in profile.capabilities if use.name == name), None)
+    if use is None:
+        return ""
+    if use.denied:
+        return "attempted and refused in the traces: allowing it changes what the workload does"
+    if use.needed_in_user_namespace_only:
+        return "needed only inside a user namespace the workload creates, where the bounding set does not apply"
+    return "only probed (noaudit checks such as the one on every mmap): not a need"
+
+
+def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability: bool) -> list[Excess]:
+    needed: dict[ItemKind, set[str]] = {kind: set() for kind in ItemKind}
+    for need in found:
+        needed[need.kind].add(need.name)
+    if "any" in needed[ItemKind.NAMESPACE]:
+        needed[ItemKind.NAMESPACE].update(ALL_NAMESPACE_TYPES)
+    justified = {name for name, _ in plan_syscalls(profile, portability).added}
+    allowed: dict[ItemKind, set[str]] = {
+        ItemKind.SYSCALL: _allowed_syscalls(profile, policy) - justified,
+        ItemKind.FAMILY: _allowed_of(policy.address_families, abi.ADDRESS_FAMILIES[1:]),  # AF_UNSPEC makes none
+        ItemKind.NAMESPACE: _allowed_of(policy.namespaces, ALL_NAMESPACE_TYPES),
+        ItemKind.ARCHITECTURE: _policy_abis(profile, policy),
+    }
+    if profile.capabilities_known:
+        allowed[ItemKind.CAPABILITY] = _allowed_of(policy.capability_bounding, abi.CAPABILITIES)
+        allowed[ItemKind.AMBIENT] = set(policy.ambient_capabilities)
+        needed[ItemKind.AMBIENT] = needed[ItemKind.CAPABILITY]
+    found_excess = [
+        Excess(
+            kind,
+            name,
+            rating(_DANGER_TABLES[kind], name),
+            _capability_note(profile, name) if kind in (ItemKind.CAPABILITY, ItemKind.AMBIENT) else "",
+        )
+        for kind, names in allowed.items()
+        for name in names - needed[kind]
+    ]
+    return sorted(found_excess, key=lambda item: (-item.rating.danger, _KIND_ORDER[item.kind], item.name))
+
+
+# --- advisories -----------------------------------------------------------------------------------------------------
+
+
+def _portability(profile: Profile, policy: Policy, portability: bool) -> tuple[list[Advisory], Fix]:
+    """What the policy refuses that other hosts or C libraries need though the traces did not: one line per reason."""
+    filter_ = policy.syscalls
+    if filter_ is None:
+        return [], Fix(())
+    plan = plan_syscalls(profile, portability)
+    by_reason: dict[str, list[str]] = {}
+    for name, why in plan.added:
+        if not filter_.allows(name):
+            by_reason.setdefault(f"refused though no trace called them: {why}", []).append(name)
+    enosys = [name for name in plan.enosys if not filter_.allows(name) and _refused_errno(policy, name) != "ENOSYS"]
+    for name in enosys:
+        answer = _refused_errno(policy, name) or "SIGSYS"
+        reason = f"refused with {answer}: a C library that tries them falls back to an older call only on ENOSYS"
+        by_reason.setdefault(reason, []).append(name)
+    advisories = [Advisory(Topic.PORTABILITY, " ".join(names), reason) for reason, names in by_reason.items()]
+    portable = [name for name, _ in plan.added if not filter_.allows(name)]
+    return advisories, Fix((), tuple(portable), tuple(enosys))
+
+
+def _privilege(found: Iterable[Need], policy: Policy) -> list[Advisory]:
+    if _is_root(policy.user) or _ambient_required(policy):
+        return []
+    return [
+        Advisory(
+            Topic.PRIVILEGE,
+            need.name,
+            f"needed, but user {policy.user} holds it only if it is ambient or a set-user-ID program or "
+            f"file capability of {', '.join(need.evidence.programs)} grants it",
+        )
+        for need in found
+        if need.kind is ItemKind.CAPABILITY and need.name not in policy.ambient_capabilities
+    ]
+
+
+def _coverage(profile: Profile, policy: Policy) -> list[Advisory]:
+    found: list[Advisory] = []
+    if not profile.capabilities_known:
+        found.append(
+            Advisory(
+                Topic.COVERAGE,
+                "",
+                "some traces recorded no capability checks (a kernel without the probes): capabilities not compared",
+            )
+        )
+    if profile.dropped.total:
+        lost = ", ".join(f"{count} {table}" for table, count in profile.dropped.nonzero().items())
+        found.append(
+            Advisory(
+                Topic.COVERAGE,
+                "",
+                f"the traces are incomplete ({lost} not recorded): something needed may be absent from this report",
+            )
+        )
+    if policy.syscalls is not None:
+        found += [
+            Advisory(
+                Topic.COVERAGE,
+                f"#{item.nr}",
+                f"syscall {item.nr} of the {item.abi} ABI has no name ({item.reason}): not compared",
+            )
+            for item in profile.unresolved
+        ]
+        if profile.uses_io_uring:
+            found.append(
+                Advisory(
+                    Topic.COVERAGE,
+                    "io_uring_setup",
+                    "the workload uses io_uring, whose operations seccomp never sees: the filter cannot confine them",
+                )
+            )
+    return found
+
+
+# --- the comparisons ------------------------------------------------------------------------------------------------
+
+
+def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_runs: int = 1) -> Comparison:
+    """Compare what the profile needs with what the policy allows."""
+    found = [need for need in needs(profile) if profile.capabilities_known or need.kind is not ItemKind.CAPABILITY]
+    found = sorted([*found, *_ambient_needs(found, policy)], key=_need_order)
+    missing = [
+        Missing(need, refused, profile.is_uncertain(need.evidence, min_runs))
+        for need in found
+        if (refused := _refusal(policy, need)) is not None
+    ]
+    advisories, portability_fix = _portability(profile, policy, portability)
+    allow: dict[ItemKind, list[str]] = {}
+    for item in missing:
+        allow.setdefault(item.need.kind, []).append(item.need.name)
+    return Comparison(
+        profile=profile,
+        policy=policy,
+        min_runs=min_runs,
+        needs=tuple(found),
+        missing=tuple(missing),
+        excess=tuple(_excess(profile, policy, found, portability)),
+        advisories=tuple([*advisories, *_privilege(found, policy), *_coverage(profile, policy)]),
+        fix=Fix(
+            tuple((kind, tuple(names)) for kind, names in allow.items()),
+            portability_fix.portable,
+            portability_fix.enosys,
+        ),
+    )
+
+
+def drift(old: Profile, new: Profile) -> Drift:
+    """What NEW started to need that OLD did not, and what it stopped using."""
+    notes: list[str] = []
+    if old.component != new.component:
+        notes.append(f"comparing different components: {old.component} (old) and {new.component} (new)")
+    skip: set[ItemKind] = set()
+    if not (old.capabilities_known and new.capabilities_known):
+        skip.add(ItemKind.CAPABILITY)
+        notes.append("capabilities not compared: one side recorded no capability checks")
+    for side, profile in (("old", old), ("new", new)):
+        if profile.dropped.total:
+            notes.append(f"the {side} traces are incomplete: they lost {profile.dropped.total} records")
+    old_needs = {need.key: need for need in needs(old) if need.kind not in skip}
+    new_needs = {need.key: need for need in needs(new) if need.kind not in skip}
+    return Drift(
+        old=old,
+        new=new,
+        started=tuple(need for key, need in new_needs.items() if key not in old_needs),
+        stopped=tuple(need for key, need in old_needs.items() if key not in new_needs),
+        notes=tuple(notes),
+    )
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------------
+
+# File name endings of the policies people deploy; anything else needs --policy-format.
+POLICY_SUFFIXES: Mapping[str, PolicyFormat] = {
+    **dict.fromkeys((".service", ".socket", ".mount", ".swap", ".conf"), PolicyFormat.SYSTEMD),
+    ".json": PolicyFormat.OCI,
+    **dict.fromkeys((".yaml", ".yml"), PolicyFormat.K8S),
+}
+
+
+def read_policy(path: Path, policy_format: PolicyFormat | None = None) -> Policy:
+    """Read a deployed policy; without a format, its file name tells (PolicyParseError when it cannot)."""
+    if policy_format is None:
+        policy_format = POLICY_SUFFIXES.get(path.suffix)
+        if policy_format is None:
+            raise PolicyParseError(
+                f"{path}: cannot tell the policy format from the file name; give --policy-format systemd, oci or k8s"
+            )
+    return policy_format.reader().read(path)
+
+
+def load_profile(paths: Sequence[Path], component: str | None = None) -> Profile:
+    """The profile of one component from trace files."""
+    return build_profile([(str(path), trace.load(path)) for path in paths], component)

@@ -1,0 +1,359 @@
+"""Reports of a comparison (traces against a policy) and of drift (two profiles), as text, Markdown or JSON.
+
+    ReportFormat    the formats; .report() maps each to its class, exhaustively
+    Report          renders a Comparison and a Drift
+    TextReport      for a terminal
+    MarkdownReport  for a pull-request comment
+    JsonReport      for other tools: stable keys, described below
+
+JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
+    component, runs [{source, started_at, hostname, user, command}], policy {source, format},
+    passed (nothing missing), passed_strict (nothing missing and nothing in excess),
+    missing [{kind, name, refused, uncertain, count, runs, programs, first_s, detail,
+              paths [{program, syscall, via, frames, count, runs}]}],
+    excess [{kind, name, danger, why, note}]   most dangerous first,
+    warnings [{topic, subject, message}], lint [{source, line, message}],
+    fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], how, text, language, notes}
+JSON of a drift ("schema": "profiler-drift", "schema_version": 1):
+    old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
+KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
+into the runs of the profile the item comes from; frames are innermost first; first_s is null when unknown.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, assert_never
+
+from generators.correction import Correction, correction
+from generators.diff import Comparison, Drift, Excess, Missing, Need
+from generators.evidence_text import describe_evidence
+from generators.explain import kernel_path
+from generators.profile import Evidence, Profile
+
+COMPARISON_SCHEMA = "profiler-comparison"
+DRIFT_SCHEMA = "profiler-drift"
+SCHEMA_VERSION = 1
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+    def report(self) -> "Report":
+        match self:
+            case ReportFormat.TEXT:
+                return TextReport()
+            case ReportFormat.MARKDOWN:
+                return MarkdownReport()
+            case ReportFormat.JSON:
+                return JsonReport()
+            case _:
+                assert_never(self)
+
+
+class Report(ABC):
+    @abstractmethod
+    def comparison(self, comparison: Comparison) -> str:
+        """The report of `profiler diff --policy` and `profiler check`."""
+
+    @abstractmethod
+    def drift(self, drift: Drift) -> str:
+        """The report of `profiler diff OLD NEW`."""
+
+
+# --- what every format says the same way ----------------------------------------------------------------------------
+
+
+def _runs(profile: Profile) -> str:
+    sources = ", ".join(run.source for run in profile.runs)
+    return f"{profile.component} ({len(profile.runs)} run{'s' if len(profile.runs) != 1 else ''}: {sources})"
+
+
+def _where(evidence: Evidence, profile: Profile, min_runs: int) -> str:
+    text = describe_evidence(evidence, profile, min_runs)
+    return text + (f", first at {evidence.first_s:.3f}s" if evidence.first_s is not None else "")
+
+
+def _path_line(need: Need) -> list[tuple[str, str]]:
+    """(where, kernel path) of each kernel path that needed a capability."""
+    lines = []
+    for path in need.paths:
+        where = f"{path.program} in {path.syscall or 'no syscall'}" + (f" via {path.via}" if path.via else "")
+        lines.append((f"{where}, {path.evidence.count}×", kernel_path(path.frames) if path.frames else "not captured"))
+    return lines
+
+
+def _excess_groups(excess: Sequence[Excess]) -> list[tuple[Excess, list[str]]]:
+    """Candidates sharing danger, kind, reason and note, in order of their first member."""
+    groups: dict[tuple[object, ...], tuple[Excess, list[str]]] = {}
+    for item in excess:
+        key = (item.rating, item.kind, item.note)
+        groups.setdefault(key, (item, []))[1].append(item.name)
+    return list(groups.values())
+
+
+def _summary(comparison: Comparison) -> str:
+    verdict = "check passes" if comparison.passed() else "check fails"
+    if comparison.passed() and not comparison.passed(strict=True):
+        verdict += " (fails with --strict)"
+    return (
+        f"{len(comparison.missing)} missing, {len(comparison.excess)} in excess, "
+        f"{len(comparison.advisories)} warnings, {len(comparison.policy.findings)} lint findings: {verdict}"
+    )
+
+
+# --- text -----------------------------------------------------------------------------------------------------------
+
+
+class TextReport(Report):
+    def comparison(self, comparison: Comparison) -> str:
+        profile, policy = comparison.profile, comparison.policy
+        lines = [f"profiler: {_runs(profile)} against {policy.source} ({policy.format.value})", ""]
+        if comparison.missing:
+            lines.append(f"Missing: {len(comparison.missing)} needed, refused by the policy (the workload would break)")
+            for item in comparison.missing:
+                lines += self._missing(item, comparison)
+            lines.append("")
+        if comparison.excess:
+            lines.append(
+                f"Excess: {len(comparison.excess)} allowed, used by no trace "
+                "(candidates to remove, most dangerous first)"
+            )
+            for first, names in _excess_groups(comparison.excess):
+                why = f": {first.rating.why}" if first.rating.why else ""
+                lines.append(f"  {first.rating.danger.label:<8}  {first.kind.label} {' '.join(names)}{why}")
+                if first.note:
+                    lines.append(f"            {first.note}")
+            lines.append("")
+        if comparison.advisories:
+            lines.append("Warnings")
+            for advisory in comparison.advisories:
+                subject = f"{advisory.subject}: " if advisory.subject else ""
+                lines.append(f"  {advisory.topic.value}: {subject}{advisory.message}")
+            lines.append("")
+        if policy.findings:
+            lines.append("Policy lint")
+            lines += [f"  {finding}" for finding in policy.findings]
+            lines.append("")
+        fix = correction(comparison)
+        if fix is not None:
+            lines += self._fix(fix)
+        lines.append(_summary(comparison))
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _missing(item: Missing, comparison: Comparison) -> list[str]:
+        need = item.need
+        lines = [f"  {need.kind.label} {need.name}: {item.refused}"]
+        lines.append(f"      {_where(need.evidence, comparison.profile, comparison.min_runs)}")
+        if need.detail:
+            lines.append(f"      {need.detail}")
+        for where, path in _path_line(need):
+            lines += [f"      {where}", f"        kernel path: {path}"]
+        return lines
+
+    @staticmethod
+    def _fix(fix: Correction) -> list[str]:
+        lines = [f"Fix: {fix.how}"]
+        lines += [f"  {line}" for line in fix.text.splitlines()]
+        lines += [f"  and {note}" for note in fix.notes]
+        return [*lines, ""]
+
+    def drift(self, drift: Drift) -> str:
+        lines = [f"profiler: {_runs(drift.old)} → {_runs(drift.new)}", ""]
+        for title, items, profile in (
+            ("Started to need", drift.started, drift.new),
+            ("Stopped using", drift.stopped, drift.old),
+        ):
+            lines.append(f"{title}: {len(items) or 'nothing'}")
+            for need in items:
+                detail = f"; {need.detail}" if need.detail else ""
+                lines.append(f"  {need.kind.label} {need.name}: {_where(need.evidence, profile, 1)}{detail}")
+            lines.append("")
+        lines += [f"note: {note}" for note in drift.notes]
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- Markdown -------------------------------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+class MarkdownReport(Report):
+    def comparison(self, comparison: Comparison) -> str:
+        profile, policy = comparison.profile, comparison.policy
+        mark = "passes" if comparison.passed() else "fails"
+        lines = [
+            f"### profiler check {mark}: `{profile.component}` against `{policy.source}` ({policy.format.value})",
+            "",
+            f"{_summary(comparison)}. Runs: {', '.join(f'`{run.source}`' for run in profile.runs)}.",
+            "",
+        ]
+        if comparison.missing:
+            lines += ["#### Missing: needed, refused by the policy", "", "| item | refused | where |", "|---|---|---|"]
+            for item in comparison.missing:
+                need = item.need
+                where = _where(need.evidence, profile, comparison.min_runs)
+                where += f"; {need.detail}" if need.detail else ""
+                for path_where, path in _path_line(need):
+                    where += f"<br>{path_where}: `{path}`"
+                lines.append(f"| {need.kind.label} `{need.name}` | {_cell(item.refused)} | {_cell(where)} |")
+            lines.append("")
+        if comparison.excess:
+            lines += [
+                "#### Excess: allowed, used by no trace (candidates to remove, most dangerous first)",
+                "",
+                "| danger | items | why |",
+                "|---|---|---|",
+            ]
+            for first, names in _excess_groups(comparison.excess):
+                why = "; ".join(part for part in (first.rating.why, first.note) if part)
+                items = " ".join(f"`{name}`" for name in names)
+                lines.append(f"| {first.rating.danger.label} | {first.kind.label} {items} | {_cell(why)} |")
+            lines.append("")
+        if comparison.advisories:
+            lines += ["#### Warnings", ""]
+            for advisory in comparison.advisories:
+                subject = f"`{advisory.subject}`: " if advisory.subject else ""
+                lines.append(f"- **{advisory.topic.value}** {subject}{advisory.message}")
+            lines.append("")
+        if policy.findings:
+            lines += ["#### Policy lint", ""]
+            for finding in policy.findings:
+                location = f"{finding.source}:{finding.line}" if finding.line else finding.source
+                lines.append(f"- `{location}`: {finding.message}")
+            lines.append("")
+        fix = correction(comparison)
+        if fix is not None:
+            lines += ["#### Fix", "", fix.how, ""]
+            if fix.text:
+                lines += [f"```{fix.language}", fix.text.rstrip("\n"), "```", ""]
+            lines += [f"- and {note}" for note in fix.notes]
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+    def drift(self, drift: Drift) -> str:
+        lines = [f"### profiler diff: `{drift.old.component}` → `{drift.new.component}`", ""]
+        for title, items, profile in (
+            ("Started to need", drift.started, drift.new),
+            ("Stopped using", drift.stopped, drift.old),
+        ):
+            lines += [f"#### {title}: {len(items) or 'nothing'}", ""]
+            if items:
+                lines += ["| item | where |", "|---|---|"]
+                for need in items:
+                    where = _where(need.evidence, profile, 1) + (f"; {need.detail}" if need.detail else "")
+                    lines.append(f"| {need.kind.label} `{need.name}` | {_cell(where)} |")
+                lines.append("")
+        lines += [f"- note: {note}" for note in drift.notes]
+        return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- JSON -----------------------------------------------------------------------------------------------------------
+
+
+def _evidence_json(evidence: Evidence) -> dict[str, Any]:
+    return {
+        "count": evidence.count,
+        "runs": list(evidence.runs),
+        "programs": list(evidence.programs),
+        "first_s": evidence.first_s,
+    }
+
+
+def _need_json(need: Need) -> dict[str, Any]:
+    return {"kind": need.kind.value, "name": need.name, **_evidence_json(need.evidence), "detail": need.detail}
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    return {
+        "component": profile.component,
+        "runs": [
+            {
+                "source": run.source,
+                "started_at": run.started_at,
+                "hostname": run.hostname,
+                "user": run.user,
+                "command": list(run.command),
+            }
+            for run in profile.runs
+        ],
+    }
+
+
+class JsonReport(Report):
+    def comparison(self, comparison: Comparison) -> str:
+        fix = correction(comparison)
+        data = {
+            "schema": COMPARISON_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            **_profile_json(comparison.profile),
+            "policy": {"source": comparison.policy.source, "format": comparison.policy.format.value},
+            "passed": comparison.passed(),
+            "passed_strict": comparison.passed(strict=True),
+            "missing": [
+                {
+                    **_need_json(item.need),
+                    "refused": item.refused,
+                    "uncertain": item.uncertain,
+                    "paths": [
+                        {
+                            "program": path.program,
+                            "syscall": path.syscall,
+                            "via": path.via,
+                            "frames": list(path.frames),
+                            "count": path.evidence.count,
+                            "runs": list(path.evidence.runs),
+                        }
+                        for path in item.need.paths
+                    ],
+                }
+                for item in comparison.missing
+            ],
+            "excess": [
+                {
+                    "kind": item.kind.value,
+                    "name": item.name,
+                    "danger": item.rating.danger.label,
+                    "why": item.rating.why,
+                    "note": item.note,
+                }
+                for item in comparison.excess
+            ],
+            "warnings": [
+                {"topic": item.topic.value, "subject": item.subject, "message": item.message}
+                for item in comparison.advisories
+            ],
+            "lint": [
+                {"source": finding.source, "line": finding.line, "message": finding.message}
+                for finding in comparison.policy.findings
+            ],
+            "fix": None
+            if fix is None
+            else {
+                "allow": {kind.value: list(names) for kind, names in comparison.fix.allow},
+                "portable": list(comparison.fix.portable),
+                "enosys": list(comparison.fix.enosys),
+                "how": fix.how,
+                "text": fix.text,
+                "language": fix.language,
+                "notes": list(fix.notes),
+            },
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    def drift(self, drift: Drift) -> str:
+        data = {
+            "schema": DRIFT_SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "old": _profile_json(drift.old),
+            "new": _profile_json(drift.new),
+            "started": [_need_json(need) for need in drift.started],
+            "stopped": [_need_json(need) for need in drift.stopped],
+            "notes": list(drift.notes),
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,179 @@
+"""Where one item of a profile came from, in full: what `profiler explain` prints.
+
+An item is a syscall (openat, or the number of one the traces could not name), a capability (CAP_CHOWN),
+an address family (AF_NETLINK) or a namespace type (user, or CLONE_NEWUSER). An item the traces never used
+is one line saying so, and what a generated policy does with it; a name that is none of these is an error.
+"""
+
+import re
+from collections.abc import Iterable, Sequence
+
+from generators.diff import ALL_NAMESPACE_TYPES
+from generators.evidence_text import MAX_PROGRAMS, describe_evidence
+from generators.profile import NAMESPACE_TYPES, CapabilityUse, Evidence, Profile, RunRef
+from generators.syscall_plan import plan_syscalls
+from profiler import abi, syscalls
+from profiler.errors import ProfilerError
+from profiler.trace import CheckClass
+
+
+class UnknownItemError(ProfilerError):
+    """The item to explain is not a syscall, capability, address family or namespace type."""
+
+
+def kernel_path(frames: Sequence[str]) -> str:
+    """The kernel call path in call order (frames are stored innermost first)."""
+    return " → ".join(reversed(frames))
+
+
+def describe_run(run: RunRef) -> str:
+    """Such as "git-clone.trace.json: `git clone a b` as nobody on vm, 2026-11-29T02:18:07Z"."""
+    return f"{run.source}: `{' '.join(run.command)}` as {run.user} on {run.hostname}, {run.started_at}"
+
+
+def explain(profile: Profile, item: str, *, min_runs: int = 1, portability: bool = True) -> str:
+    """The full explanation of one item, as lines of text; UnknownItemError for a name that is no item."""
+    upper = item.upper()
+    if upper.startswith("CAP_"):
+        return _capability(profile, item)
+    if upper.startswith("AF_"):
+        return _family(profile, item, min_runs)
+    if item in ALL_NAMESPACE_TYPES or upper in NAMESPACE_TYPES or item == "any":
+        return _namespace(profile, NAMESPACE_TYPES.get(upper, item), min_runs)
+    if re.fullmatch(r"#?\d+", item):
+        return _syscall_number(profile, int(item.lstrip("#")), min_runs, portability)
+    if any(syscalls.syscall_number(used, item) is not None for used in profile.abis()):
+        return _syscall(profile, item, min_runs, portability)
+    raise UnknownItemError(
+        f"{item}: not a syscall, capability (CAP_*), address family (AF_*) or namespace type "
+        f"({', '.join(ALL_NAMESPACE_TYPES)}); check the spelling"
+    )
+
+
+def _runs_of(profile: Profile) -> str:
+    return f"{len(profile.runs)} run{'s' if len(profile.runs) != 1 else ''}"
+
+
+def _run_numbers(evidence: Evidence) -> str:
+    numbers = [str(index + 1) for index in evidence.runs]
+    return f"run{'s' if len(numbers) != 1 else ''} {', '.join(numbers)}"
+
+
+def _evidence_lines(profile: Profile, evidence: Evidence, min_runs: int) -> list[str]:
+    lines = [f"  {describe_evidence(evidence, profile, min_runs)}"]
+    if len(evidence.programs) > MAX_PROGRAMS:
+        lines.append(f"  programs: {', '.join(evidence.programs)}")
+    if evidence.first_s is not None:
+        lines.append(f"  first use: {evidence.first_s:.3f}s after its run started")
+    return lines
+
+
+def _with_runs(lines: list[str], profile: Profile, runs: Iterable[int]) -> str:
+    """The lines, then the runs they refer to by number."""
+    lines = [*lines, "runs:"]
+    lines += [f"  {index + 1}  {describe_run(profile.runs[index])}" for index in sorted(set(runs))]
+    return "\n".join(lines) + "\n"
+
+
+def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> str:
+    need = next((need for need in profile.syscalls if need.name == name), None)
+    plan = plan_syscalls(profile, portability)
+    if need is None:
+        added = dict(plan.added)
+        if name in added:
+            verdict = f"a generated policy allows it anyway: {added[name]}"
+        elif name in plan.enosys:
+            verdict = "a generated policy refuses it with ENOSYS, so that a C library that tries it falls back"
+        else:
+            verdict = "a generated policy refuses it"
+        return f"{name}: syscall not called in the {_runs_of(profile)}; {verdict}\n"
+    lines = [f"{name}: syscall, allowed by a generated policy", *_evidence_lines(profile, need.evidence, min_runs)]
+    lines.append(f"  ABIs: {', '.join(need.abis)}")
+    return _with_runs(lines, profile, need.evidence.runs)
+
+
+def _syscall_number(profile: Profile, number: int, min_runs: int, portability: bool) -> str:
+    unresolved = [item for item in profile.unresolved if item.nr == number]
+    if not unresolved:
+        name, reason = syscalls.syscall_name(profile.native_abi, number)
+        if name is None:
+            raise UnknownItemError(f"{number}: {reason}, and no trace called it")
+        return _syscall(profile, name, min_runs, portability)
+    lines = []
+    for item in unresolved:
+        lines.append(f"#{number}: syscall number of the {item.abi} ABI without a name ({item.reason})")
+        lines.append("  never emitted in a policy: listed in a comment of the generated policy")
+        lines += _evidence_lines(profile, item.evidence, min_runs)
+    return _with_runs(lines, profile, (run for item in unresolved for run in item.evidence.runs))
+
+
+def _capability_verdict(profile: Profile, use: CapabilityUse) -> str:
+    if use.needed:
+        if profile.recorded_unprivileged:
+            return "needed: kept in the bounding set; the runs were not root, so a systemd drop-in makes it ambient"
+        return "needed: kept in the bounding set"
+    if use.needed_in_user_namespace_only:
+        return "needed only in a user namespace the workload created: the bounding set does not need it"
+    if use.denied:
+        return "attempted and refused: left out, since granting it would change what the workload does"
+    return "only probed (noaudit checks): not a need, left out"
+
+
+_CLASS_WORDS = {
+    CheckClass.NEEDED: "needed",
+    CheckClass.DENIED: "denied (attempted and refused)",
+    CheckClass.PROBE: "probe (noaudit: says nothing about need)",
+}
+
+
+def _capability(profile: Profile, item: str) -> str:
+    number = abi.capability_number(item)
+    known = [use for use in profile.capabilities if use.name.upper() == item.upper()]
+    if number is None and not known:
+        raise UnknownItemError(f"{item}: not a capability profiler knows (see capabilities(7)); check the spelling")
+    name = known[0].name if known else abi.CAPABILITIES[number or 0]
+    if not profile.capabilities_known:
+        return f"{name}: the traces recorded no capability checks (a kernel without the probes)\n"
+    if not known:
+        return f"{name}: capability never checked in the {_runs_of(profile)}; a generated policy leaves it out\n"
+    use = known[0]
+    lines = [f"{name}: capability, {_capability_verdict(profile, use)}"]
+    for path in use.paths:
+        where = f"in {path.syscall}" if path.syscall else "outside a syscall"
+        asked = f", asked by {path.via}" if path.via else ""
+        namespace = "" if path.initial_user_ns else ", in a user namespace"
+        evidence = path.evidence
+        lines.append(
+            f"  {_CLASS_WORDS[path.classification]}: {path.program} {where}{asked}{namespace}, "
+            f"{evidence.count}× in {_run_numbers(evidence)}"
+        )
+        lines.append(f"    kernel path: {kernel_path(path.frames) if path.frames else 'not captured'}")
+    return _with_runs(lines, profile, (run for path in use.paths for run in path.evidence.runs))
+
+
+def _family(profile: Profile, item: str, min_runs: int) -> str:
+    known = [use for use in profile.families if use.name.upper() == item.upper()]
+    if not known:
+        name = next((family for family in abi.ADDRESS_FAMILIES if family.upper() == item.upper()), None)
+        if name is None:
+            raise UnknownItemError(f"{item}: not an address family profiler knows (see address_families(7))")
+        return f"{name}: no socket of this family in the {_runs_of(profile)}; a generated policy refuses it\n"
+    use = known[0]
+    lines = [
+        f"{use.name} ({use.number}): address family, allowed by a generated policy",
+        *_evidence_lines(profile, use.evidence, min_runs),
+        f"  socket types: {', '.join(use.types)}",
+    ]
+    return _with_runs(lines, profile, use.evidence.runs)
+
+
+def _namespace(profile: Profile, name: str, min_runs: int) -> str:
+    need = next((need for need in profile.namespaces if need.name == name), None)
+    if need is None:
+        return (
+            f"{name}: namespace type not created or joined in the {_runs_of(profile)}; a generated policy refuses it\n"
+        )
+    what = "joined with setns() without a type" if name == "any" else "created or joined"
+    lines = [f"{name}: namespace type {what}, allowed by a generated policy"]
+    lines += [*_evidence_lines(profile, need.evidence, min_runs), f"  through {', '.join(need.syscalls)}"]
+    return _with_runs(lines, profile, need.evidence.runs)
