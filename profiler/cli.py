@@ -10,7 +10,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from generators import diff, explain
+from generators.drift_report import ReportFormat
+from generators.interface import PolicyFormat, RenderOptions
 from profiler import __version__, show, trace
+from profiler.atomic_write import write_text_atomically
 from profiler.errors import OutputError, ProfilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,6 +140,190 @@ def show_command(traces: tuple[Path, ...]) -> None:
 def schema() -> None:
     """Print the JSON Schema of the trace file format."""
     click.echo(json.dumps(trace.json_schema(), indent=2))
+
+
+# --- generate, explain, diff, check ---------------------------------------------------------------------------------
+
+_traces_argument = click.argument("traces", nargs=-1, required=True, type=click.Path(path_type=Path))
+_component_option = click.option("--component", help="The component to use when the traces hold several.")
+_min_runs_option = click.option(
+    "--min-runs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Mark items seen in fewer runs as uncertain.",
+)
+_portability_option = click.option(
+    "--no-portability",
+    is_flag=True,
+    help="Do not allow vDSO fallbacks unseen, nor refuse libc-probed syscalls with ENOSYS.",
+)
+_report_option = click.option(
+    "--format",
+    "report_format",
+    type=click.Choice([each.value for each in ReportFormat]),
+    default=ReportFormat.TEXT.value,
+    show_default=True,
+    help="text for a terminal, markdown for a pull-request comment, json for other tools.",
+)
+_policy_format_option = click.option(
+    "--policy-format",
+    type=click.Choice([PolicyFormat.SYSTEMD.value, PolicyFormat.OCI.value, PolicyFormat.K8S.value]),
+    help="The format of POLICY [default: from its name: .service/.conf systemd, .json oci, .yaml k8s].",
+)
+
+
+@main.command()
+@_traces_argument
+@click.option(
+    "--format",
+    "policy_format",
+    type=click.Choice([each.value for each in PolicyFormat]),
+    required=True,
+    help="systemd drop-in, OCI seccomp JSON, k8s SeccompProfile, docker run flags, or the json profile.",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file [default: stdout].")
+@_component_option
+@_min_runs_option
+@click.option("--groups", is_flag=True, help="systemd: write @groups where a group is wholly used.")
+@click.option("--args", "argument_filters", is_flag=True, help="oci, k8s: filter socket() and clone() arguments.")
+@_portability_option
+@click.option("--no-comments", is_flag=True, help="Leave out the comments that say where each item came from.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@one_line_errors
+def generate(
+    traces: tuple[Path, ...],
+    policy_format: str,
+    output: Path | None,
+    component: str | None,
+    min_runs: int,
+    groups: bool,
+    argument_filters: bool,
+    no_portability: bool,
+    no_comments: bool,
+    force: bool,
+) -> None:
+    """Generate the tightest policy that lets every TRACE run, in one format."""
+    chosen = PolicyFormat(policy_format)
+    if groups and chosen is not PolicyFormat.SYSTEMD:
+        raise click.UsageError("--groups applies to --format systemd")
+    if argument_filters and chosen not in (PolicyFormat.OCI, PolicyFormat.K8S):
+        raise click.UsageError("--args applies to --format oci and k8s")
+    options = RenderOptions(
+        comments=not no_comments,
+        groups=groups,
+        argument_filters=argument_filters,
+        portability=not no_portability,
+        min_runs=min_runs,
+    )
+    text = chosen.renderer().render(diff.load_profile(traces, component), options)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomically(output, text, overwrite=force)
+
+
+@main.command("explain")
+@_traces_argument
+@click.argument("item")
+@_component_option
+@_min_runs_option
+@_portability_option
+@one_line_errors
+def explain_command(
+    traces: tuple[Path, ...], item: str, component: str | None, min_runs: int, no_portability: bool
+) -> None:
+    """Print where ITEM came from: a syscall, capability, address family or namespace type.
+
+    \b
+      profiler explain TRACE... openat
+      profiler explain TRACE... CAP_CHOWN
+      profiler explain TRACE... AF_NETLINK
+    """
+    profile = diff.load_profile(traces, component)
+    click.echo(explain.explain(profile, item, min_runs=min_runs, portability=not no_portability), nl=False)
+
+
+@main.command("diff")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--policy", type=click.Path(path_type=Path), help="The deployed policy to compare the traces with.")
+@_policy_format_option
+@_report_option
+@_component_option
+@_min_runs_option
+@_portability_option
+@one_line_errors
+def diff_command(
+    inputs: tuple[Path, ...],
+    policy: Path | None,
+    policy_format: str | None,
+    report_format: str,
+    component: str | None,
+    min_runs: int,
+    no_portability: bool,
+) -> None:
+    """Compare TRACEs with a deployed POLICY, or an OLD trace with a NEW one.
+
+    \b
+      profiler diff --policy POLICY TRACE...   what the policy misses and what it allows unused
+      profiler diff OLD NEW                    what NEW started to need, and stopped using
+
+    Exits 0 whatever it finds; `profiler check` is the one that fails on drift.
+    """
+    report = ReportFormat(report_format).report()
+    if policy is None:
+        if policy_format is not None:
+            raise click.UsageError("--policy-format applies to --policy")
+        if len(inputs) != 2:
+            raise click.UsageError("give --policy POLICY TRACE..., or exactly two inputs: OLD NEW")
+        old, new = (diff.load_profile([path], component) for path in inputs)
+        click.echo(report.drift(diff.drift(old, new)), nl=False)
+        return
+    comparison = _compare(inputs, policy, policy_format, component, min_runs, no_portability)
+    click.echo(report.comparison(comparison), nl=False)
+
+
+@main.command()
+@_traces_argument
+@click.option("--policy", type=click.Path(path_type=Path), required=True, help="The deployed policy.")
+@_policy_format_option
+@click.option("--strict", is_flag=True, help="Fail also when the policy allows what no trace used.")
+@_report_option
+@_component_option
+@_min_runs_option
+@_portability_option
+@one_line_errors
+def check(
+    traces: tuple[Path, ...],
+    policy: Path,
+    policy_format: str | None,
+    strict: bool,
+    report_format: str,
+    component: str | None,
+    min_runs: int,
+    no_portability: bool,
+) -> None:
+    """Check that POLICY allows everything the TRACEs need, for CI.
+
+    Exit status: 0 when nothing is missing, 1 when something is (with --strict, also when anything is
+    in excess), 2 when an input cannot be read.
+    """
+    comparison = _compare(traces, policy, policy_format, component, min_runs, no_portability)
+    click.echo(ReportFormat(report_format).report().comparison(comparison), nl=False)
+    sys.exit(0 if comparison.passed(strict) else 1)
+
+
+def _compare(
+    traces: tuple[Path, ...],
+    policy: Path,
+    policy_format: str | None,
+    component: str | None,
+    min_runs: int,
+    no_portability: bool,
+) -> diff.Comparison:
+    deployed = diff.read_policy(policy, PolicyFormat(policy_format) if policy_format else None)
+    profile = diff.load_profile(traces, component)
+    return diff.compare(profile, deployed, portability=not no_portability, min_runs=min_runs)
 
 
 if __name__ == "__main__":
