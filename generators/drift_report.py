@@ -67,9 +67,13 @@ class Report(ABC):
 # --- what every format says the same way ----------------------------------------------------------------------------
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _runs(profile: Profile) -> str:
     sources = ", ".join(run.source for run in profile.runs)
-    return f"{profile.component} ({len(profile.runs)} run{'s' if len(profile.runs) != 1 else ''}: {sources})"
+    return f"{profile.component} ({_count(len(profile.runs), 'run')}: {sources})"
 
 
 def _where(evidence: Evidence, profile: Profile, min_runs: int) -> str:
@@ -101,7 +105,8 @@ def _summary(comparison: Comparison) -> str:
         verdict += " (fails with --strict)"
     return (
         f"{len(comparison.missing)} missing, {len(comparison.excess)} in excess, "
-        f"{len(comparison.advisories)} warnings, {len(comparison.policy.findings)} lint findings: {verdict}"
+        f"{_count(len(comparison.advisories), 'warning')}, {_count(len(comparison.policy.findings), 'lint finding')}: "
+        f"{verdict}"
     )
 
 
@@ -237,7 +242,7 @@ class MarkdownReport(Report):
         return "\n".join(lines).rstrip("\n") + "\n"
 
     def drift(self, drift: Drift) -> str:
-        lines = [f"### profiler diff: `{drift.old.component}` → `{drift.new.component}`", ""]
+        lines = [f"### profiler diff: {_runs(drift.old)} → {_runs(drift.new)}", ""]
         for title, items, profile in (
             ("Started to need", drift.started, drift.new),
             ("Stopped using", drift.stopped, drift.old),
