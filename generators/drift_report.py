@@ -21,6 +21,7 @@ into the runs of the profile the item comes from; frames are innermost first; fi
 """
 
 import json
+import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
@@ -35,6 +36,7 @@ from generators.profile import Evidence, Profile
 COMPARISON_SCHEMA = "profiler-comparison"
 DRIFT_SCHEMA = "profiler-drift"
 SCHEMA_VERSION = 1
+TEXT_WIDTH = 120  # long lists of names wrap; the lines that say where an item is needed do not
 
 
 class ReportFormat(StrEnum):
@@ -129,7 +131,10 @@ class TextReport(Report):
             )
             for first, names in _excess_groups(comparison.excess):
                 why = f": {first.rating.why}" if first.rating.why else ""
-                lines.append(f"  {first.rating.danger.label:<8}  {first.kind.label} {' '.join(names)}{why}")
+                text = f"{first.rating.danger.label:<8}  {first.kind.label} {' '.join(names)}{why}"
+                lines += textwrap.wrap(
+                    text, TEXT_WIDTH, initial_indent="  ", subsequent_indent=" " * 12, break_on_hyphens=False
+                )
                 if first.note:
                     lines.append(f"            {first.note}")
             lines.append("")

@@ -1,0 +1,116 @@
+"""`profiler diff` and `profiler check`: reports, exit statuses, and the README's worked example."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from profiler.cli import main
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+GIT_TRACES = [
+    str(REPOSITORY / "traces" / f"{name}.trace.json") for name in ("git-clone", "git-clone-bare", "git-clone-shallow")
+]
+UNIT = REPOSITORY / "examples" / "git-clone.service"
+CORRECTED = REPOSITORY / "examples" / "corrected" / "git-clone.service"
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_check_fails_on_the_hand_written_unit_and_says_why() -> None:
+    result = invoke("check", "--policy", str(UNIT), *GIT_TRACES)
+    assert result.exit_code == 1, result.output
+    assert (
+        "  address family AF_UNIX: address family not allowed\n      8× in 2/3 runs by /usr/bin/git\n" in result.stdout
+    )
+    assert ":14: '~@privileged' is not the first word of the value" in result.stdout
+    assert "Fix: Add as a drop-in (systemctl edit git-clone.service)" in result.stdout
+    assert "  [Service]\n  RestrictAddressFamilies=AF_UNIX\n" in result.stdout
+    assert result.stdout.endswith("1 missing, 239 in excess, 0 warnings, 1 lint finding: check fails\n")
+
+
+def test_the_printed_fix_is_the_committed_drop_in_and_makes_check_pass() -> None:
+    report = json.loads(invoke("check", "--policy", str(UNIT), "--format", "json", *GIT_TRACES).stdout)
+    drop_in = CORRECTED.parent / "git-clone.service.d" / "50-profiler.conf"
+    assert report["fix"]["text"] == drop_in.read_text()
+    result = invoke("check", "--policy", str(CORRECTED), *GIT_TRACES)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(
+        "0 missing, 217 in excess, 0 warnings, 0 lint findings: check passes (fails with --strict)\n"
+    )
+    assert invoke("check", "--strict", "--policy", str(CORRECTED), *GIT_TRACES).exit_code == 1
+
+
+def test_systemd_reads_the_example_as_the_report_says() -> None:
+    """systemd-analyze is the oracle: AF_UNIX refused before the fix, allowed after, and verify has no complaint."""
+    before = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True
+    ).stdout
+    after = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(CORRECTED)], capture_output=True, text=True
+    ).stdout
+    assert "✓ RestrictAddressFamilies=~AF_UNIX" in before and "✗ RestrictAddressFamilies=~AF_UNIX" in after
+    verify = subprocess.run(["systemd-analyze", "verify", str(CORRECTED)], capture_output=True, text=True)
+    assert (verify.returncode, verify.stderr) == (0, "")
+
+
+def test_diff_reports_the_same_but_exits_0() -> None:
+    result = invoke("diff", "--policy", str(UNIT), *GIT_TRACES)
+    assert result.exit_code == 0
+    assert result.stdout == invoke("check", "--policy", str(UNIT), *GIT_TRACES).stdout
+
+
+def test_markdown_and_json() -> None:
+    markdown = invoke("check", "--policy", str(UNIT), "--format", "markdown", *GIT_TRACES)
+    assert markdown.exit_code == 1
+    assert markdown.stdout.startswith("### profiler check fails: `git-clone` against")
+    assert "```ini\n[Service]\nRestrictAddressFamilies=AF_UNIX\n```" in markdown.stdout
+    data = json.loads(invoke("diff", "--policy", str(UNIT), "--format", "json", *GIT_TRACES).stdout)
+    assert (data["passed"], data["missing"][0]["name"], data["fix"]["allow"]) == (
+        False,
+        "AF_UNIX",
+        {"family": ["AF_UNIX"]},
+    )
+
+
+def test_drift_between_two_traces() -> None:
+    result = invoke("diff", GIT_TRACES[0], GIT_TRACES[2])
+    assert result.exit_code == 0
+    assert "Started to need: 6\n  syscall alarm: 5× in 1/1 runs by /usr/lib/git-core/git-upload-pack" in result.stdout
+    assert "Stopped using: nothing" in result.stdout
+
+
+def test_min_runs_marks_uncertain_needs() -> None:
+    strict = invoke("check", "--policy", str(UNIT), "--min-runs", "3", *GIT_TRACES)
+    assert "8× in 2/3 runs by /usr/bin/git (uncertain: seen in fewer than 3 runs)" in strict.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["diff", GIT_TRACES[0]], "give --policy POLICY TRACE..., or exactly two inputs: OLD NEW"),
+        (["diff", "--policy-format", "oci", *GIT_TRACES[:2]], "--policy-format applies to --policy"),
+        (["check", *GIT_TRACES], "Missing option '--policy'"),
+        (["check", "--policy", str(UNIT), "--format", "html", *GIT_TRACES], "'html' is not one of"),
+        (["check", "--policy", str(UNIT), "--min-runs", "0", *GIT_TRACES], "0 is not in the range x>=1"),
+        (["check", "--policy", str(UNIT), "--component", "cargo", *GIT_TRACES], "no trace of component 'cargo'"),
+    ],
+    ids=["one-input", "policy-format-alone", "no-policy", "bad-format", "zero-runs", "unknown-component"],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_exit_statuses_in_a_real_process() -> None:
+    def status(*args: str) -> int:
+        return subprocess.run([sys.executable, "-m", "profiler.cli", *args], capture_output=True).returncode
+
+    assert status("check", "--policy", str(UNIT), *GIT_TRACES) == 1
+    assert status("check", "--policy", str(CORRECTED), *GIT_TRACES) == 0
+    assert status("diff", "--policy", str(UNIT), *GIT_TRACES) == 0

@@ -1,0 +1,83 @@
+"""`profiler generate`: to stdout, or atomically to -o (never over a file without --force); it passes check."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from generators.diff import load_profile
+from generators.interface import PolicyFormat, RenderOptions
+from profiler.cli import main
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TRACES = sorted(str(path) for path in (REPOSITORY / "traces").glob("*.trace.json"))
+GIT = [path for path in TRACES if "/git-clone" in path]
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_stdout_is_the_renderer_output_and_the_same_bytes_every_time() -> None:
+    result = invoke("generate", "--format", "systemd", "--min-runs", "2", *GIT)
+    assert result.exit_code == 0, result.output
+    expected = PolicyFormat.SYSTEMD.renderer().render(load_profile([Path(p) for p in GIT]), RenderOptions(min_runs=2))
+    assert result.stdout == expected
+    assert invoke("generate", "--format", "systemd", "--min-runs", "2", *reversed(GIT)).stdout == expected
+
+
+def test_options_reach_the_renderer() -> None:
+    plain = invoke("generate", "--format", "systemd", "--no-comments", "--no-portability", *GIT).stdout
+    options = RenderOptions(comments=False, portability=False)
+    assert plain == PolicyFormat.SYSTEMD.renderer().render(load_profile([Path(p) for p in GIT]), options)
+
+
+def test_output_file_is_written_and_kept_without_force(tmp_path: Path) -> None:
+    output = tmp_path / "profiler.conf"
+    assert invoke("generate", "--format", "systemd", "-o", str(output), *GIT).exit_code == 0
+    written = output.read_text()
+    assert written.startswith("# systemd drop-in for git-clone")
+    output.write_text("kept")
+    result = invoke("generate", "--format", "systemd", "-o", str(output), *GIT)
+    assert result.exit_code == 2
+    assert result.stderr == f"profiler: error: {output}: already exists; use --force to overwrite it\n"
+    assert output.read_text() == "kept"
+    assert invoke("generate", "--format", "systemd", "-o", str(output), "--force", *GIT).exit_code == 0
+    assert output.read_text() == written
+
+
+def test_a_missing_output_directory_is_one_line(tmp_path: Path) -> None:
+    result = invoke("generate", "--format", "systemd", "-o", str(tmp_path / "no" / "x.conf"), *GIT)
+    assert result.exit_code == 2 and "does not exist; create it or choose another -o path" in result.stderr
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=lambda path: Path(path).name.removesuffix(".trace.json"))
+def test_a_generated_drop_in_passes_check_on_its_own_trace(tmp_path: Path, trace: str) -> None:
+    drop_in = tmp_path / "profiler.conf"
+    assert invoke("generate", "--format", "systemd", "-o", str(drop_in), trace).exit_code == 0
+    result = invoke("check", "--policy", str(drop_in), trace)
+    assert result.exit_code == 0, result.stdout
+    assert "0 missing" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "oci", "--groups"], "--groups applies to --format systemd"),
+        (["--format", "systemd", "--args"], "--args applies to --format oci and k8s"),
+        ([], "Missing option '--format'"),
+        (["--format", "yaml"], "'yaml' is not one of"),
+    ],
+    ids=["groups-not-systemd", "args-systemd", "no-format", "unknown-format"],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = invoke("generate", *args, *GIT)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_several_components_need_one_chosen() -> None:
+    mixed = [GIT[0], next(path for path in TRACES if "curl" in path)]
+    result = invoke("generate", "--format", "systemd", *mixed)
+    assert result.exit_code == 2
+    assert "the traces hold several components (curl, git-clone): choose one with --component" in result.stderr
+    assert invoke("generate", "--format", "systemd", "--component", "curl", *mixed).exit_code == 0
