@@ -4,7 +4,7 @@ The correction adds what is missing and nothing else: excess stays a list of can
 weigh, never an automatic removal, and the rest of the policy stays as its authors wrote it. For systemd
 that is a drop-in whose every line adds to the unit's own setting, whatever form that setting has:
     SystemCallFilter=NAME            adds NAME to an allow-list, or takes it out of a deny-list
-    SystemCallFilter=~NAME:ENOSYS    refuses NAME with ENOSYS in either mode
+    SystemCallFilter=~NAME:ENOSYS    refuses NAME with ENOSYS in either mode (one '~', first on the line)
     CapabilityBoundingSet=, AmbientCapabilities=, SystemCallArchitectures=   merge (OR) with earlier lines
     RestrictAddressFamilies=AF_X     adds to an allow-list (also after `none`), or takes out of a deny-list
     RestrictNamespaces=TYPE          merges into the permitted types, also after `yes`
@@ -65,16 +65,18 @@ def correction(comparison: Comparison) -> Correction | None:
             assert_never(comparison.policy.format)
 
 
-def _wrapped(setting: str, names: tuple[str, ...] | list[str]) -> list[str]:
+def _wrapped(setting: str, names: tuple[str, ...] | list[str], invert: bool = False) -> list[str]:
+    # systemd inverts only when '~' is the first character of the value: one per line, never one per name.
+    start = f"{setting}={'~' if invert else ''}"
     lines: list[str] = []
     current: list[str] = []
     for name in names:
         if current and len(" ".join([*current, name])) > WRAP:
-            lines.append(f"{setting}={' '.join(current)}")
+            lines.append(start + " ".join(current))
             current = []
         current.append(name)
     if current:
-        lines.append(f"{setting}={' '.join(current)}")
+        lines.append(start + " ".join(current))
     return lines
 
 
@@ -92,6 +94,9 @@ def _systemd(comparison: Comparison) -> Correction:
     allow = _allow(comparison)
     lines = ["[Service]"]
     notes: list[str] = []
+    policy = comparison.policy
+    if allow.get(ItemKind.SYSCALL) and policy.syscalls is not None and policy.syscalls.rules.mode is ListMode.DENY:
+        lines.append("# SystemCallFilter= of the unit is a deny-list: these names come out of it")
     lines += _wrapped("SystemCallFilter", allow.get(ItemKind.SYSCALL, ()))
     lines += _wrapped("CapabilityBoundingSet", allow.get(ItemKind.CAPABILITY, ()))
     lines += _wrapped("AmbientCapabilities", allow.get(ItemKind.AMBIENT, ()))
@@ -114,8 +119,8 @@ def _systemd(comparison: Comparison) -> Correction:
         lines += _wrapped("SystemCallFilter", comparison.fix.portable)
     if comparison.fix.enosys:
         lines.append("# portability: refused with ENOSYS, so that a C library that tries them falls back")
-        lines += _wrapped("SystemCallFilter", [f"~{name}:ENOSYS" for name in comparison.fix.enosys])
-    unit = Path(comparison.policy.source).name
+        lines += _wrapped("SystemCallFilter", [f"{name}:ENOSYS" for name in comparison.fix.enosys], invert=True)
+    unit = Path(policy.source).name
     return Correction(
         how=f"Add as a drop-in (systemctl edit {unit}): each line adds to the unit's own setting.",
         text="\n".join(lines) + "\n",
