@@ -69,6 +69,8 @@ class RenderOptions:
     argument_filters: bool = False  # oci: limit socket() to the families used, clone to the namespaces used
     portability: bool = True  # allow vDSO fallbacks unseen; deny libc-probed syscalls with ENOSYS
     min_runs: int = 1  # items seen in fewer runs are marked uncertain
+    seccomp_file: str | None = None  # docker: the OCI profile the flags load; None: COMPONENT.seccomp.json
+    namespace: str | None = None  # k8s: the SeccompProfile's namespace; None: the one kubectl applies it in
 
 
 class Renderer(ABC):
@@ -106,7 +108,9 @@ UNRESTRICTED = NameSet(ListMode.DENY, frozenset())
 class SyscallFilter:
     rules: NameSet  # groups expanded: names only
     default_errno: str | None  # what a refused syscall returns (EPERM), None when it kills the process
-    errnos: tuple[tuple[str, str], ...] = ()  # per-syscall errno of refused ones, sorted: (("clone3", "ENOSYS"),)
+    # per-syscall errno of refused ones where it differs from default_errno, sorted: (("clone3", "ENOSYS"),);
+    # None where the filter kills the process instead
+    errnos: tuple[tuple[str, str | None], ...] = ()
 
     def allows(self, name: str) -> bool:
         return self.rules.allows(name)

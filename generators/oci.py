@@ -1,0 +1,946 @@
+"""OCI/Docker seccomp JSON: the filter built from a profile, rendered with its evidence, and read back as a Policy.
+
+    seccomp_spec(profile, options)   SeccompSpec: the rules every seccomp format writes (oci here, k8s too)
+    OciFormat.render                 the JSON that docker, podman, containerd, CRI-O and runc load
+    read_seccomp_spec(...)           a seccomp document read with the consumers' semantics (oci here, k8s too)
+    OciFormat.read / .parse          a deployed OCI profile as a Policy, with lint findings
+
+The format is the runtime-spec's `linux.seccomp` object (config-linux.md) and Docker's superset of it
+(moby profiles/seccomp: `comment`, `includes`, `excludes`, `archMap`, the old `name`). Consumers decode it with
+Go's encoding/json, which ignores unknown keys, and hand it to libseccomp through runc or crun, which skip
+rules whose action is the default one and names libseccomp does not know. libseccomp keeps the first
+unconditional rule of a syscall, and an unconditional rule overrides conditional ones.
+"""
+
+import bisect
+import difflib
+import errno
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from generators.evidence_text import describe_evidence
+from generators.interface import (
+    UNRESTRICTED,
+    LintFinding,
+    ListMode,
+    NameSet,
+    Policy,
+    PolicyFormat,
+    PolicyParseError,
+    PolicyReader,
+    Renderer,
+    RenderOptions,
+    SyscallFilter,
+)
+from generators.profile import NAMESPACE_TYPES, Profile
+from generators.syscall_plan import plan_syscalls
+from profiler import abi, syscalls
+
+ALLOW = "SCMP_ACT_ALLOW"
+ERRNO = "SCMP_ACT_ERRNO"
+ACTIONS = (
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    ERRNO,
+    "SCMP_ACT_TRACE",
+    ALLOW,
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+)
+ERRNO_ACTIONS = (ERRNO, "SCMP_ACT_TRACE")  # the runtime-spec lets only these carry an errnoRet
+RUNNING_ACTIONS = (ALLOW, "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")  # the syscall runs (NOTIFY: if the agent lets it)
+OPERATORS = (
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+)
+# libseccomp's architecture names, which the spec's SCMP_ARCH_* constants spell in upper case.
+ARCHITECTURES = (
+    "x86", "x86_64", "x32", "arm", "aarch64", "mips", "mips64", "mips64n32", "mipsel", "mipsel64", "mipsel64n32",
+    "ppc", "ppc64", "ppc64le", "s390", "s390x", "parisc", "parisc64", "riscv64",
+)  # fmt: skip
+FILTER_FLAGS = (
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+)
+# The asm-generic values, shared by every ABI profiler records (x86, arm and their 64-bit forms).
+EPERM = 1
+ENOSYS = 38
+MAX_ARGUMENT_INDEX = 5
+UINT64_MAX = 2**64 - 1
+# clone() cannot ask for CLONE_NEWTIME: its bit is the exit signal there, so only clone3 and unshare can.
+CLONE_NEWTIME = 0x80
+NAMESPACE_BITS: dict[str, int] = {NAMESPACE_TYPES[name]: bit for bit, name in abi.NAMESPACE_FLAGS.items()}
+# What `docker run` grants without --cap-add (moby oci/caps/defaults.go): the capabilities Docker's
+# includes/excludes are evaluated against when reading a profile.
+DOCKER_DEFAULT_CAPABILITIES = frozenset(
+    {
+        "CAP_AUDIT_WRITE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_MKNOD",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+        "CAP_SETFCAP",
+        "CAP_SETGID",
+        "CAP_SETPCAP",
+        "CAP_SETUID",
+        "CAP_SYS_CHROOT",
+    }
+)
+# GOARCH-derived names Docker's includes/excludes `arches` use, by libseccomp ABI (moby seccomp_linux.go).
+DOCKER_ARCH_NAMES = {"x86_64": "amd64", "x86": "x86", "aarch64": "arm64", "arm": "arm"}
+
+
+def scmp_arch(abi_name: str) -> str:
+    """The runtime-spec constant of a libseccomp ABI name: x86_64 is SCMP_ARCH_X86_64."""
+    return "SCMP_ARCH_" + abi_name.upper()
+
+
+def one_line(text: str) -> str:
+    """Text safe to put in a one-line comment: control characters (a newline in a path) escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+# --- the filter built from a profile ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArgCondition:
+    """A comparison of one syscall argument; MASKED_EQ holds when (argument & value) == value_two."""
+
+    index: int
+    op: str
+    value: int
+    value_two: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SeccompRule:
+    names: tuple[str, ...]
+    action: str
+    errno_ret: int | None = None
+    args: tuple[ArgCondition, ...] = ()
+    comment: str | None = None  # one line: where the syscall was seen, or why it is here
+
+
+@dataclass(frozen=True, slots=True)
+class SeccompSpec:
+    """A seccomp filter with what it cannot say in rules (notes), before any format writes it."""
+
+    notes: tuple[str, ...]
+    default_action: str
+    default_errno_ret: int
+    architectures: tuple[str, ...]  # SCMP_ARCH_* constants
+    rules: tuple[SeccompRule, ...]
+
+
+def seccomp_spec(profile: Profile, options: RenderOptions) -> SeccompSpec:
+    """The tightest filter that lets the profile's runs make every syscall they made."""
+    plan = plan_syscalls(profile, options.portability)
+    evidence = {need.name: need for need in profile.syscalls}
+
+    def seen_comment(name: str) -> str:
+        need = evidence[name]
+        text = describe_evidence(need.evidence, profile, options.min_runs)
+        if need.abis != (profile.native_abi,):
+            text += f" (ABI {', '.join(need.abis)})"
+        return text
+
+    reasons = {name: f"not seen: {why}" for name, why in plan.added}
+    allowed = {name: seen_comment(name) if name in evidence else reasons[name] for name in plan.allowed}
+    enosys = dict.fromkeys(
+        plan.enosys,
+        "not seen: programs and the C library try these newer calls first and fall back to older ones when "
+        "the kernel answers ENOSYS (EPERM would make them fail)",
+    )
+    conditional: dict[str, tuple[SeccompRule, ...]] = {}
+    notes = list(_profile_notes(profile, options))
+    if options.argument_filters:
+        limits = _argument_limits(profile, allowed, seen_comment, options.min_runs)
+        conditional, notes = limits.rules, notes + list(limits.notes)
+        allowed.update(limits.added)
+        for name, comment in limits.enosys.items():
+            allowed.pop(name, None)
+            enosys[name] = comment
+    rules: list[SeccompRule] = []
+    for name in sorted(allowed):
+        rules.extend(conditional.get(name, (SeccompRule((name,), ALLOW, comment=one_line(allowed[name])),)))
+    for why in sorted(set(enosys.values())):
+        names = tuple(sorted(name for name, reason in enosys.items() if reason == why))
+        rules.append(SeccompRule(names, ERRNO, ENOSYS, comment=one_line(why)))
+    return SeccompSpec(
+        notes=tuple(one_line(note) for note in notes),
+        default_action=ERRNO,
+        default_errno_ret=EPERM,
+        architectures=tuple(scmp_arch(name) for name in profile.abis()),
+        rules=tuple(rules),
+    )
+
+
+def _profile_notes(profile: Profile, options: RenderOptions) -> Iterable[str]:
+    runs = len(profile.runs)
+    sources = ", ".join(run.source for run in profile.runs)
+    yield (
+        f"seccomp filter of {profile.component}, generated by profiler from {runs} run{'s' if runs != 1 else ''} "
+        f"({sources}); each rule says why it is here, and a syscall no rule names fails with EPERM"
+    )
+    if any(profile.is_uncertain(need.evidence, options.min_runs) for need in profile.syscalls):
+        yield f"syscalls marked uncertain were seen in fewer than {min(options.min_runs, runs)} of the {runs} runs"
+    for unresolved in profile.unresolved:
+        yield (
+            f"not allowed, as libseccomp names no syscall {unresolved.nr} on {unresolved.abi} "
+            f"({unresolved.reason}): {describe_evidence(unresolved.evidence, profile, options.min_runs)}"
+        )
+    if profile.dropped.total:
+        lost = ", ".join(f"{count} {what}" for what, count in profile.dropped.nonzero().items())
+        yield f"the traces are incomplete (the kernel side lost {lost}): record again before deploying this filter"
+    if profile.uses_io_uring:
+        yield "io_uring_setup is allowed: work submitted through io_uring never passes through this filter"
+
+
+@dataclass(frozen=True, slots=True)
+class _ArgumentLimits:
+    rules: dict[str, tuple[SeccompRule, ...]]  # conditional rules in place of a syscall's unconditional one
+    added: dict[str, str]  # syscalls allowed, though unseen, because a limit needs them
+    enosys: dict[str, str]  # syscalls moved to ENOSYS because seccomp cannot see their arguments
+    notes: tuple[str, ...]
+
+
+def _argument_limits(
+    profile: Profile, allowed: Mapping[str, str], comment: Callable[[str], str], min_runs: int
+) -> _ArgumentLimits:
+    """socket() limited to the families seen, clone() and unshare() to the namespace types seen.
+
+    This is what Docker's default profile does with AF_VSOCK and with the CLONE_NEW* flags of clone.
+    """
+    rules: dict[str, tuple[SeccompRule, ...]] = {}
+    added: dict[str, str] = {}
+    enosys: dict[str, str] = {}
+    notes: list[str] = []
+    if "socket" in allowed:
+        if profile.dropped.sockets:
+            notes.append("socket() is not limited: some socket calls were not recorded, so families may be missing")
+        elif not profile.families:
+            notes.append("socket() is not limited: the traces recorded no socket family")
+        else:
+            rules["socket"] = tuple(
+                SeccompRule(
+                    ("socket",),
+                    ALLOW,
+                    args=(ArgCondition(0, "SCMP_CMP_EQ", family.number),),
+                    comment=one_line(f"{family.name}: {describe_evidence(family.evidence, profile, min_runs)}"),
+                )
+                for family in profile.families
+            )
+    if "socketcall" in allowed:
+        notes.append("socketcall (32-bit x86) passes socket()'s arguments in memory: its families cannot be limited")
+    by_syscall = {
+        syscall: {need.name for need in profile.namespaces if set(need.syscalls) & set(made_by)}
+        for syscall, made_by in (("clone", ("clone", "clone3")), ("unshare", ("unshare",)))
+    }
+    clone_mask = sum(bit for name, bit in NAMESPACE_BITS.items() if name not in by_syscall["clone"]) & ~CLONE_NEWTIME
+    if "time" in by_syscall["clone"]:
+        notes.append("clone is not limited: a time namespace was made with clone3, which has no fallback for it")
+    elif clone_mask and ("clone" in allowed or "clone3" in allowed):
+        why = "the C library's fallback when clone3 answers ENOSYS"
+        rules["clone"] = (_namespace_rule("clone", clone_mask, comment("clone") if "clone" in allowed else why),)
+        if "clone" not in allowed:
+            added["clone"] = why
+        seen = f"seen ({comment('clone3')}), but" if "clone3" in allowed else "not seen;"
+        enosys["clone3"] = (
+            f"{seen} clone3 passes its flags in memory, where seccomp cannot see them: ENOSYS makes the C library "
+            "fall back to clone, whose namespace flags are limited"
+        )
+    unshare_mask = sum(bit for name, bit in NAMESPACE_BITS.items() if name not in by_syscall["unshare"])
+    if "unshare" in allowed and unshare_mask:
+        rules["unshare"] = (_namespace_rule("unshare", unshare_mask, comment("unshare")),)
+    if "setns" in allowed:
+        notes.append("setns is not limited: setns(fd, 0) joins a namespace of any type")
+    return _ArgumentLimits(rules, added, enosys, tuple(notes))
+
+
+def _namespace_rule(syscall: str, refused_mask: int, comment: str) -> SeccompRule:
+    refused = [name for bit, name in sorted(abi.NAMESPACE_FLAGS.items()) if bit & refused_mask]
+    return SeccompRule(
+        (syscall,),
+        ALLOW,
+        args=(ArgCondition(0, "SCMP_CMP_MASKED_EQ", refused_mask, 0),),
+        comment=one_line(f"only without {'|'.join(refused)} (namespace types not seen): {comment}"),
+    )
+
+
+# --- reading a seccomp document --------------------------------------------------------------------------------------
+
+JsonPath = tuple[str | int, ...]
+
+
+class Dialect(Enum):
+    """Which keys a document may hold: the OCI file Docker and the runtimes read, or an SPO SeccompProfile spec."""
+
+    OCI = "oci"
+    SPO = "spo"
+
+
+_KNOWN_KEYS: dict[tuple[Dialect, str], frozenset[str]] = {
+    (Dialect.OCI, "top"): frozenset(
+        {"comment", "defaultAction", "defaultErrnoRet", "architectures", "archMap", "flags", "listenerPath",
+         "listenerMetadata", "syscalls"}
+    ),
+    (Dialect.SPO, "top"): frozenset(
+        {"defaultAction", "architectures", "flags", "listenerPath", "listenerMetadata", "syscalls",
+         "baseProfileName", "disabled"}
+    ),
+    (Dialect.OCI, "rule"): frozenset(
+        {"names", "name", "action", "errnoRet", "args", "comment", "includes", "excludes"}
+    ),
+    (Dialect.SPO, "rule"): frozenset({"names", "action", "errnoRet", "args"}),
+    (Dialect.OCI, "arg"): frozenset({"index", "value", "valueTwo", "op"}),
+    (Dialect.SPO, "arg"): frozenset({"index", "value", "valueTwo", "op"}),
+    (Dialect.OCI, "condition"): frozenset({"caps", "arches", "minKernel"}),
+    (Dialect.OCI, "archMap"): frozenset({"architecture", "subArchitectures"}),
+}  # fmt: skip
+_IGNORED_BY = {
+    Dialect.OCI: "docker, podman, containerd and CRI-O ignore keys they do not know, so it has no effect",
+    Dialect.SPO: "the API server rejects unknown fields (kubectl's default strict validation) or drops them",
+}
+
+
+def render_path(path: JsonPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "the top level"
+
+
+@dataclass(frozen=True, slots=True)
+class SeccompReading:
+    """What a seccomp document lets through, as the parts of a Policy."""
+
+    syscalls: SyscallFilter
+    architectures: frozenset[str]
+    address_families: NameSet
+    namespaces: NameSet
+    findings: tuple[LintFinding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A rule as the runtime hands it to libseccomp, for one syscall."""
+
+    action: str
+    errno_ret: int | None  # for ERRNO and TRACE
+    conditions: tuple[ArgCondition, ...]
+    line: int | None
+
+    @property
+    def runs(self) -> bool:
+        return self.action in RUNNING_ACTIONS
+
+    def holds(self, values: Mapping[int, int]) -> bool:
+        """Whether the conditions can hold for these argument values (arguments not given can be anything)."""
+        return all(
+            _compare(condition, values[condition.index]) for condition in self.conditions if condition.index in values
+        )
+
+
+def _compare(condition: ArgCondition, value: int) -> bool:
+    match condition.op:
+        case "SCMP_CMP_NE":
+            return value != condition.value
+        case "SCMP_CMP_LT":
+            return value < condition.value
+        case "SCMP_CMP_LE":
+            return value <= condition.value
+        case "SCMP_CMP_EQ":
+            return value == condition.value
+        case "SCMP_CMP_GE":
+            return value >= condition.value
+        case "SCMP_CMP_GT":
+            return value > condition.value
+        case _:
+            return (value & condition.value) == condition.value_two
+
+
+def _errno_name(number: int | None) -> str | None:
+    return None if number is None else errno.errorcode.get(number, str(number))
+
+
+@dataclass(frozen=True, slots=True)
+class IncludeContext:
+    """What Docker evaluates includes/excludes against: the container's capabilities, the host's ABI and kernel."""
+
+    capabilities: frozenset[str]
+    native_abi: str
+    kernel: tuple[int, int]
+
+    @classmethod
+    def docker_defaults(cls) -> "IncludeContext":
+        """Docker's default capabilities on this host, as `docker run` without --cap-add gives them."""
+        numbers = re.match(r"(\d+)\.(\d+)", os.uname().release)
+        kernel = (int(numbers.group(1)), int(numbers.group(2))) if numbers else (0, 0)
+        return cls(DOCKER_DEFAULT_CAPABILITIES, syscalls.native_abi(), kernel)
+
+
+class _SeccompReader:
+    """One read of one document: validation errors raise, lint findings accumulate."""
+
+    def __init__(
+        self,
+        source: str,
+        lines: Mapping[JsonPath, int],
+        at: JsonPath,
+        dialect: Dialect,
+        context: IncludeContext,
+    ):
+        self.source, self.lines, self.at, self.dialect, self.context = source, lines, at, dialect, context
+        self.findings: list[LintFinding] = []
+
+    # -- reporting --
+
+    def line(self, path: JsonPath) -> int | None:
+        while path:
+            if self.at + path in self.lines:
+                return self.lines[self.at + path]
+            path = path[:-1]
+        return self.lines.get(self.at)
+
+    def fail(self, path: JsonPath, message: str) -> PolicyParseError:
+        line = self.line(path)
+        where = f"{self.source}:{line}" if line else self.source
+        return PolicyParseError(f"{where}: {render_path(self.at + path)}: {message}")
+
+    def lint(self, path: JsonPath, message: str) -> None:
+        self.findings.append(LintFinding(self.source, self.line(path), f"{render_path(self.at + path)}: {message}"))
+
+    # -- validation --
+
+    def mapping(self, value: object, path: JsonPath, kind: str) -> dict[str, object]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be an object, not {_json_type(value)}")
+        known = _KNOWN_KEYS[(self.dialect, kind)]
+        for key in value:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                self.lint((*path, key), f"unknown key {key!r}{hint}: {_IGNORED_BY[self.dialect]}")
+        return value
+
+    def choice(self, value: object, path: JsonPath, allowed: Sequence[str], what: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise self.fail(path, f"{value!r} is not a seccomp {what} ({', '.join(allowed)}); runtimes refuse it")
+        return value
+
+    def strings(self, value: object, path: JsonPath) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.fail(path, "must be a list of strings")
+        return value
+
+    def unsigned(self, value: object, path: JsonPath, maximum: int = UINT64_MAX) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+            raise self.fail(path, f"must be an integer from 0 to {maximum}, not {value!r}")
+        return value
+
+    # -- the document --
+
+    def read(self, document: object) -> SeccompReading:
+        top = self.mapping(document, (), "top")
+        if "defaultAction" not in top:
+            raise self.fail((), "no defaultAction: runtimes refuse the profile (Docker reads {} as no filter at all)")
+        default_action = self.choice(top["defaultAction"], ("defaultAction",), ACTIONS, "action")
+        default_errno = self.errno_ret(top, "defaultErrnoRet", default_action, ())
+        self.check_top(top)
+        architectures = self.architectures(top)
+        raw_rules = top.get("syscalls", [])
+        if not isinstance(raw_rules, list):
+            raise self.fail(("syscalls",), f"must be a list of rules, not {_json_type(raw_rules)}")
+        by_name: dict[str, list[_Rule]] = {}
+        for index, raw in enumerate(raw_rules):
+            for name, rule in self.rule(raw, ("syscalls", index), default_action, default_errno):
+                by_name.setdefault(name, []).append(rule)
+        decide = _Decider(default_action, default_errno, by_name)
+        self.lint_conflicts(by_name)
+        syscall_filter = self.syscall_filter(decide, default_action, default_errno)
+        families = self.families(decide, architectures)
+        return SeccompReading(
+            syscall_filter,
+            architectures,
+            families,
+            _namespaces(decide),
+            tuple(sorted(self.findings, key=finding_order)),
+        )
+
+    def errno_ret(self, holder: Mapping[str, object], key: str, action: str, path: JsonPath) -> int | None:
+        if key not in holder:
+            return EPERM if action in ERRNO_ACTIONS else None
+        if action not in ERRNO_ACTIONS:
+            raise self.fail((*path, key), f"{action} takes no errno; the runtime-spec requires runtimes to fail")
+        number = self.unsigned(holder[key], (*path, key))
+        if number == 0:
+            self.lint((*path, key), "errno 0 makes the syscall return 0 (success) without running it")
+        return number
+
+    def check_top(self, top: Mapping[str, object]) -> None:
+        for flag_index, flag in enumerate(self.strings(top.get("flags", []), ("flags",))):
+            self.choice(flag, ("flags", flag_index), FILTER_FLAGS, "filter flag")
+        for key in ("listenerPath", "listenerMetadata", "baseProfileName"):
+            if key in top and not isinstance(top[key], str):
+                raise self.fail((key,), "must be a string")
+        if "comment" in top and not (
+            isinstance(top["comment"], str)
+            or (isinstance(top["comment"], list) and all(isinstance(each, str) for each in top["comment"]))
+        ):
+            self.lint(("comment",), "a comment should be a string or a list of strings: runtimes ignore it anyway")
+        if top.get("baseProfileName"):
+            self.lint(
+                ("baseProfileName",),
+                f"the Security Profiles Operator adds the rules of {top['baseProfileName']!r}, which this file "
+                "does not show: profiler reads this profile's own rules only",
+            )
+        if "disabled" in top and not isinstance(top["disabled"], bool):
+            raise self.fail(("disabled",), "must be true or false")
+        if top.get("disabled") is True:
+            self.lint(("disabled",), "the Security Profiles Operator does not install a disabled profile")
+
+    def architectures(self, top: Mapping[str, object]) -> frozenset[str]:
+        """The ABIs the filter covers: the native one (runtimes never remove it) and those it lists."""
+        known = [scmp_arch(name) for name in ARCHITECTURES]
+        listed = {
+            self.choice(name, ("architectures", index), [*known, "SCMP_ARCH_NATIVE"], "architecture")
+            for index, name in enumerate(self.strings(top.get("architectures", []), ("architectures",)))
+        }
+        if "archMap" in top:
+            if "architectures" in top:
+                raise self.fail(("archMap",), "architectures and archMap together: Docker refuses the profile")
+            listed |= self.arch_map(top["archMap"], known)
+        native = self.context.native_abi
+        return frozenset({native} | {native if name == "SCMP_ARCH_NATIVE" else name[10:].lower() for name in listed})
+
+    def arch_map(self, value: object, known: list[str]) -> set[str]:
+        if not isinstance(value, list):
+            raise self.fail(("archMap",), f"must be a list, not {_json_type(value)}")
+        chosen: set[str] = set()
+        for index, raw in enumerate(value):
+            entry = self.mapping(raw, ("archMap", index), "archMap")
+            main = self.choice(entry.get("architecture"), ("archMap", index, "architecture"), known, "architecture")
+            subs = entry.get("subArchitectures") or []
+            subs = [
+                self.choice(sub, ("archMap", index, "subArchitectures", sub_index), known, "architecture")
+                for sub_index, sub in enumerate(self.strings(subs, ("archMap", index, "subArchitectures")))
+            ]
+            if main == scmp_arch(self.context.native_abi):
+                chosen |= {main, *subs}
+        self.lint(
+            ("archMap",),
+            f"Docker, podman and CRI-O use the entry of the host's architecture (read here for "
+            f"{self.context.native_abi}); containerd ignores archMap and filters the native ABI only",
+        )
+        return chosen
+
+    def rule(
+        self, raw: object, path: JsonPath, default_action: str, default_errno: int | None
+    ) -> list[tuple[str, _Rule]]:
+        entry = self.mapping(raw, path, "rule")
+        if "action" not in entry:
+            raise self.fail(path, "a rule without an action: runtimes refuse the profile")
+        action = self.choice(entry["action"], (*path, "action"), ACTIONS, "action")
+        errno_ret = self.errno_ret(entry, "errnoRet", action, path)
+        names = self.strings(entry.get("names", []), (*path, "names"))
+        if "name" in entry:
+            if "names" in entry:
+                raise self.fail((*path, "name"), "name and names together: Docker refuses the profile")
+            if not isinstance(entry["name"], str):
+                raise self.fail((*path, "name"), "must be a string")
+            names = [entry["name"]]
+            self.lint((*path, "name"), "only Docker reads the old name key; containerd ignores it: write names")
+        if not names:
+            self.lint(path, "a rule without names does nothing")
+        if "comment" in entry and not isinstance(entry["comment"], str):
+            raise self.fail((*path, "comment"), "must be a string: Docker refuses the profile otherwise")
+        raw_args = entry.get("args") or []
+        if not isinstance(raw_args, list):
+            raise self.fail((*path, "args"), f"must be a list, not {_json_type(raw_args)}")
+        conditions = tuple(self.condition(raw_arg, (*path, "args", index)) for index, raw_arg in enumerate(raw_args))
+        if not self.included(entry, path):
+            return []
+        for index, name in enumerate(names):
+            if not _known_syscall(name):
+                self.lint((*path, "names", index), f"libseccomp {syscalls.libseccomp_version()} knows no syscall "
+                          f"{name!r} on any architecture: runtimes skip it")  # fmt: skip
+        if (action, errno_ret) == (default_action, default_errno):
+            return []  # runc, crun and youki skip a rule that does what the default does
+        rule = _Rule(action, errno_ret, conditions, self.line(path))
+        if action == "SCMP_ACT_NOTIFY":
+            self.lint(path, "SCMP_ACT_NOTIFY leaves the decision to the agent at listenerPath: read as allowed")
+        if action == "SCMP_ACT_TRACE":
+            self.lint(path, "SCMP_ACT_TRACE fails with ENOSYS unless a ptrace tracer handles it: read as refused")
+        return [(name, rule) for name in names if _known_syscall(name)]
+
+    def condition(self, raw: object, path: JsonPath) -> ArgCondition:
+        entry = self.mapping(raw, path, "arg")
+        for key in ("index", "value", "op"):
+            if key not in entry:
+                raise self.fail(path, f"an argument comparison without {key}: runtimes refuse the profile")
+        return ArgCondition(
+            self.unsigned(entry["index"], (*path, "index"), MAX_ARGUMENT_INDEX),
+            self.choice(entry["op"], (*path, "op"), OPERATORS, "comparison"),
+            self.unsigned(entry["value"], (*path, "value")),
+            self.unsigned(entry.get("valueTwo", 0), (*path, "valueTwo")),
+        )
+
+    def included(self, entry: Mapping[str, object], path: JsonPath) -> bool:
+        """Docker's includes/excludes, for the capabilities, ABI and kernel of the context."""
+        verdict = True
+        for key in ("includes", "excludes"):
+            if key not in entry:
+                continue
+            condition = self.mapping(entry[key], (*path, key), "condition")
+            caps = set(self.strings(condition.get("caps", []), (*path, key, "caps")))
+            arches = set(self.strings(condition.get("arches", []), (*path, key, "arches")))
+            kernel = condition.get("minKernel")
+            at_least = True
+            if kernel is not None:
+                numbers = re.fullmatch(r"(\d+)\.(\d+)", kernel) if isinstance(kernel, str) else None
+                if numbers is None:
+                    raise self.fail((*path, key, "minKernel"), f"{kernel!r} is not a kernel version such as 5.8")
+                at_least = self.context.kernel >= (int(numbers.group(1)), int(numbers.group(2)))
+            arch = DOCKER_ARCH_NAMES.get(self.context.native_abi, self.context.native_abi)
+            if key == "includes":
+                verdict &= (
+                    (not arches or arch in arches)
+                    and caps <= self.context.capabilities
+                    and (kernel is None or at_least)
+                )
+            else:
+                verdict &= not (arch in arches or caps & self.context.capabilities or (kernel is not None and at_least))
+        return verdict
+
+    def lint_conflicts(self, by_name: Mapping[str, list[_Rule]]) -> None:
+        for name, rules in sorted(by_name.items()):
+            unconditional = [rule for rule in rules if not rule.conditions]
+            if not unconditional:
+                continue
+            first = unconditional[0]
+            for later in rules:
+                if later is first or (later.action, later.errno_ret) == (first.action, first.errno_ret):
+                    continue
+                kept = f"{first.action}" + (f" (line {first.line})" if first.line else "")
+                shadowed = "its conditions are never checked" if later.conditions else "it is ignored"
+                self.findings.append(
+                    LintFinding(
+                        self.source,
+                        later.line,
+                        f"{name}: {later.action} has no effect: libseccomp keeps the first unconditional rule of a "
+                        f"syscall, {kept}, so {shadowed}",
+                    )
+                )
+
+    def syscall_filter(self, decide: "_Decider", default_action: str, default_errno: int | None) -> SyscallFilter:
+        names = sorted(decide.by_name)
+        allowed = frozenset(name for name in names if decide.reachable(name))
+        refused = [name for name in names if name not in allowed]
+        baseline: str | None
+        if default_action in RUNNING_ACTIONS:
+            # A deny-list: the runtime-spec's default errno is EPERM, and each refused syscall says its own.
+            rules, baseline = NameSet(ListMode.DENY, frozenset(refused)), "EPERM"
+        else:
+            rules, baseline = NameSet(ListMode.ALLOW, allowed), _refusal(default_action, default_errno)
+        errnos = tuple((name, refusal) for name in refused if (refusal := _refusal(*decide.refusal(name))) != baseline)
+        return SyscallFilter(rules, baseline, errnos)
+
+    def families(self, decide: "_Decider", architectures: frozenset[str]) -> NameSet:
+        numbers = range(1, len(abi.ADDRESS_FAMILIES))
+        allowed = {abi.ADDRESS_FAMILIES[number] for number in numbers if decide.runs("socket", {0: number})}
+        limited = len(allowed) < len(numbers)
+        if limited and "x86" in architectures and decide.reachable("socketcall"):
+            self.lint(
+                ("syscalls",),
+                "socketcall is allowed for 32-bit x86 programs, and passes socket()'s arguments in memory where "
+                "seccomp cannot see them: the socket family limits do not hold for those programs",
+            )
+            return UNRESTRICTED
+        return _name_set(allowed, abi.ADDRESS_FAMILIES[1:])
+
+
+def finding_order(finding: LintFinding) -> tuple[int, str]:
+    return (finding.line or 0, finding.message)
+
+
+def _refusal(action: str, errno_ret: int | None) -> str | None:
+    """What a refused syscall returns: its errno (TRACE with no tracer: ENOSYS), None when the process dies."""
+    if action == "SCMP_ACT_TRACE":
+        return "ENOSYS"
+    return _errno_name(errno_ret) if action == ERRNO else None
+
+
+class _Decider:
+    """libseccomp's choice among the rules of a syscall: the first unconditional rule, else a matching one."""
+
+    def __init__(self, default_action: str, default_errno: int | None, by_name: Mapping[str, list[_Rule]]):
+        self.default = (default_action, default_errno)
+        self.by_name = by_name
+
+    def _unconditional(self, name: str) -> _Rule | None:
+        return next((rule for rule in self.by_name.get(name, ()) if not rule.conditions), None)
+
+    def reachable(self, name: str) -> bool:
+        """Whether some call of the syscall runs."""
+        rule = self._unconditional(name)
+        if rule is not None:
+            return rule.runs
+        return self.default[0] in RUNNING_ACTIONS or any(rule.runs for rule in self.by_name.get(name, ()))
+
+    def runs(self, name: str, values: Mapping[int, int]) -> bool:
+        """Whether a call with these argument values runs (other arguments chosen freely)."""
+        rule = self._unconditional(name)
+        if rule is None:
+            rule = next((rule for rule in self.by_name.get(name, ()) if rule.holds(values)), None)
+        return rule.runs if rule is not None else self.default[0] in RUNNING_ACTIONS
+
+    def refusal(self, name: str) -> tuple[str, int | None]:
+        """The action and errno that refuse an unreachable syscall."""
+        rule = self._unconditional(name)
+        return (rule.action, rule.errno_ret) if rule is not None else self.default
+
+
+def _namespaces(decide: _Decider) -> NameSet:
+    """The namespace types a process can create or join: clone3 hides its flags, so it allows every type."""
+    allowed = {
+        name
+        for name, bit in NAMESPACE_BITS.items()
+        if decide.reachable("clone3")
+        or (bit != CLONE_NEWTIME and decide.runs("clone", {0: bit}))
+        or decide.runs("unshare", {0: bit})
+        or decide.runs("setns", {1: bit})
+        or decide.runs("setns", {1: 0})
+    }
+    return _name_set(allowed, tuple(NAMESPACE_BITS))
+
+
+def _name_set(allowed: set[str], universe: Sequence[str]) -> NameSet:
+    """An allow-list, or a deny-list when that is shorter, or UNRESTRICTED when everything is allowed."""
+    refused = frozenset(universe) - allowed
+    if not refused:
+        return UNRESTRICTED
+    return (
+        NameSet(ListMode.DENY, refused) if len(refused) < len(allowed) else NameSet(ListMode.ALLOW, frozenset(allowed))
+    )
+
+
+def _known_syscall(name: str) -> bool:
+    return any(syscalls.syscall_number(arch, name) is not None for arch in ARCHITECTURES)
+
+
+def _json_type(value: object) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "true or false"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "a list"
+        case _:
+            return "an object"
+
+
+def read_seccomp_spec(
+    document: object,
+    *,
+    source: str,
+    lines: Mapping[JsonPath, int],
+    at: JsonPath = (),
+    dialect: Dialect = Dialect.OCI,
+    context: IncludeContext | None = None,
+) -> SeccompReading:
+    """Read a seccomp document (the OCI object, or the spec of an SPO SeccompProfile found at `at`)."""
+    return _SeccompReader(source, lines, at, dialect, context or IncludeContext.docker_defaults()).read(document)
+
+
+# --- JSON with the line of every value -------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLines:
+    """Where each key and array item of a JSON text starts, and the keys given twice in one object."""
+
+    lines: dict[JsonPath, int]
+    repeated: tuple[tuple[JsonPath, int], ...]  # (path, line of the later key): Go and Python keep its value
+
+
+def json_value_lines(text: str) -> JsonLines:
+    """The lines of a JSON text that json.loads accepted; RecursionError where it is nested very deeply."""
+    starts = [0] + [match.end() for match in re.finditer("\n", text)]
+    tokens = [(match.group(), bisect.bisect_right(starts, match.start())) for match in _TOKEN.finditer(text)]
+    lines: dict[JsonPath, int] = {}
+    repeated: list[tuple[JsonPath, int]] = []
+    position = 0
+
+    def value(path: JsonPath) -> None:
+        nonlocal position
+        token, line = tokens[position]
+        position += 1
+        lines.setdefault(path, line)
+        closing = {"{": "}", "[": "]"}.get(token)
+        index = 0
+        while closing and tokens[position][0] != closing:
+            position += tokens[position][0] == ","
+            if closing == "]":
+                value((*path, index))
+                index += 1
+                continue
+            key, key_line = tokens[position]
+            member = (*path, json.loads(key))
+            if member in lines:
+                repeated.append((member, key_line))
+            lines[member] = lines.get(member, key_line)
+            position += 2  # the key and its colon
+            value(member)
+        position += bool(closing)
+
+    value(())
+    return JsonLines(lines, tuple(repeated))
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(text: str | bytes, source: str, what: str) -> object:
+    """JSON as Go's encoding/json accepts it; anything else is one PolicyParseError line."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PolicyParseError(f"{source}: not {what} (not UTF-8 text)") from None
+    if not text.strip():
+        raise PolicyParseError(f"{source}: empty file; give {what}")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        if not text.lstrip().startswith(("{", "[")):
+            raise PolicyParseError(f"{source}: not {what} (not JSON)") from None
+        raise PolicyParseError(
+            f"{source}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}), perhaps truncated"
+        ) from None
+    except ValueError as error:
+        raise PolicyParseError(f"{source}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise PolicyParseError(f"{source}: not {what} (nested too deeply)") from None
+
+
+def read_policy_bytes(path: Path) -> bytes:
+    """A policy file's bytes; a directory or an unreadable file is one PolicyParseError line."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise PolicyParseError(f"{path}: is a directory; give a policy file") from None
+    except OSError as error:
+        raise PolicyParseError(f"{path}: cannot read: {error.strerror}") from None
+
+
+# --- the format ------------------------------------------------------------------------------------------------------
+
+
+class OciFormat(Renderer, PolicyReader):
+    """OCI/Docker seccomp JSON. Reading evaluates Docker's includes/excludes in `context` (default: Docker's
+    default capabilities on this host's ABI and kernel)."""
+
+    format = PolicyFormat.OCI
+
+    def __init__(self, context: IncludeContext | None = None):
+        self.context = context
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        return render_seccomp_json(seccomp_spec(profile, options), options.comments)
+
+    def read(self, path: Path) -> Policy:
+        return self.parse(read_policy_bytes(path), str(path))
+
+    def parse(self, text: str | bytes, source: str) -> Policy:
+        """Read an OCI seccomp profile from its text; source names it in findings and errors."""
+        document = decode_json(text, source, "an OCI seccomp profile")
+        try:
+            located = json_value_lines(text.decode() if isinstance(text, bytes) else text)
+        except RecursionError:
+            located = JsonLines({}, ())
+        reading = read_seccomp_spec(document, source=source, lines=located.lines, context=self.context)
+        repeated = [
+            LintFinding(source, line, f"{render_path(path)} is given twice: runtimes keep the later value")
+            for path, line in located.repeated
+        ]
+        return Policy(
+            source=source,
+            format=PolicyFormat.OCI,
+            syscalls=reading.syscalls,
+            architectures=reading.architectures,
+            capability_bounding=UNRESTRICTED,
+            ambient_capabilities=frozenset(),
+            address_families=reading.address_families,
+            namespaces=reading.namespaces,
+            no_new_privileges=None,
+            user=None,
+            findings=tuple(sorted((*reading.findings, *repeated), key=finding_order)),
+        )
+
+
+def render_seccomp_json(spec: SeccompSpec, comments: bool) -> str:
+    """The profile as JSON, one rule per line; without comments, the unconditional allow rules as one."""
+    rules = list(spec.rules)
+    if not comments:
+        plain = [rule for rule in rules if rule.action == ALLOW and not rule.args]
+        merged = SeccompRule(tuple(sorted(name for rule in plain for name in rule.names)), ALLOW)
+        rules = ([merged] if plain else []) + [rule for rule in rules if rule not in plain]
+    fields = [
+        ("defaultAction", json.dumps(spec.default_action)),
+        ("defaultErrnoRet", json.dumps(spec.default_errno_ret)),
+        ("architectures", json.dumps(list(spec.architectures))),
+        ("syscalls", _json_list([_json_rule(rule, comments) for rule in rules])),
+    ]
+    if comments and spec.notes:
+        fields.insert(0, ("comment", _json_list([json.dumps(note, ensure_ascii=False) for note in spec.notes])))
+    return "{\n" + ",\n".join(f'  "{key}": {value}' for key, value in fields) + "\n}\n"
+
+
+def _json_list(items: list[str]) -> str:
+    return "[" + ",".join(f"\n    {item}" for item in items) + "\n  ]" if items else "[]"
+
+
+def _json_rule(rule: SeccompRule, comments: bool) -> str:
+    data: dict[str, object] = {"names": list(rule.names), "action": rule.action}
+    if rule.errno_ret is not None:
+        data["errnoRet"] = rule.errno_ret
+    if rule.args:
+        data["args"] = [_json_condition(condition) for condition in rule.args]
+    if comments and rule.comment:
+        data["comment"] = rule.comment
+    return json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _json_condition(condition: ArgCondition) -> dict[str, object]:
+    data: dict[str, object] = {"index": condition.index, "value": condition.value}
+    if condition.value_two:
+        data["valueTwo"] = condition.value_two
+    data["op"] = condition.op
+    return data
