@@ -1,12 +1,16 @@
-"""Fixtures of the generator tests: the real traces committed under traces/, loaded once."""
+"""Fixtures of the generator tests: the real traces committed under traces/ and tests/fixtures/traces/, loaded once."""
 
 import functools
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from generators.profile import Profile, build_profile
+from generators.systemd import SystemdFormat
+from generators.systemd_groups import committed_syscall_groups
 from profiler import trace
 from profiler.trace import Trace
 
@@ -15,7 +19,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 @functools.cache
 def _committed(name: str) -> tuple[str, Trace]:
+    """A trace of traces/, or of tests/fixtures/traces/ (traces that show what traces/ lacks), by name."""
     source = f"traces/{name}.trace.json"
+    if not (REPOSITORY / source).exists():
+        source = f"tests/fixtures/traces/{name}.trace.json"
     return source, trace.load(REPOSITORY / source)
 
 
@@ -36,3 +43,36 @@ def committed_profile() -> LoadTraces:
 def committed_trace() -> Callable[[str], tuple[str, Trace]]:
     """A committed trace by name, with the source name it goes by: ("traces/NAME.trace.json", Trace)."""
     return _committed
+
+
+@pytest.fixture
+def systemd() -> SystemdFormat:
+    """The systemd format with the committed group table of systemd 252, so outputs do not depend on this host."""
+    return SystemdFormat(committed_syscall_groups())
+
+
+@pytest.fixture
+def systemd_analyze() -> None:
+    """systemd's own reading, the oracle of the systemd format tests: they skip where it is not installed."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+
+
+@pytest.fixture
+def systemd_units() -> Path:
+    """Unit files written in the styles found in the wild, some with drop-in directories."""
+    return REPOSITORY / "tests" / "fixtures" / "systemd"
+
+
+@pytest.fixture
+def golden() -> Callable[[str, str], None]:
+    """Compare a text with tests/generators/golden/NAME; PROFILER_UPDATE_GOLDEN=1 rewrites the file instead."""
+
+    def check(name: str, text: str) -> None:
+        path = REPOSITORY / "tests" / "generators" / "golden" / name
+        if os.environ.get("PROFILER_UPDATE_GOLDEN"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text(), f"{name} changed: rerun with PROFILER_UPDATE_GOLDEN=1 and read the diff"
+
+    return check

@@ -1,0 +1,321 @@
+"""Reading deployed units: systemd's own reading (systemd-analyze) is the oracle, wherever it can tell.
+
+Each unit of tests/fixtures/systemd/ is written in a style found in the wild. systemd-analyze verify names the
+lines it ignores or cannot parse, and systemd-analyze security says, per check, what the unit allows: the reader
+must flag every line verify warns about, and agree with every check security makes.
+"""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generators.interface import PolicyFormat, PolicyParseError
+from generators.systemd import SystemdFormat
+from profiler import syscalls
+from tests.generators import systemd_analyze
+from tests.generators.profile_builders import allow, deny
+
+UNITS = sorted(path.name for path in (Path(__file__).parents[1] / "fixtures" / "systemd").glob("*.service"))
+
+
+def _finding_lines(path: Path, systemd: SystemdFormat) -> set[tuple[str, int]]:
+    return {(str(Path(f.source).resolve()), f.line or 0) for f in systemd.read(path).findings}
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize("unit", UNITS)
+def test_every_line_systemd_warns_about_is_a_finding(unit: str, systemd_units: Path, systemd: SystemdFormat) -> None:
+    warnings = systemd_analyze.verify_warnings(systemd_units / unit)
+    assert all(warning.file for warning in warnings), warnings
+    assert {(warning.file, warning.line) for warning in warnings} <= _finding_lines(systemd_units / unit, systemd)
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize("unit", UNITS)
+def test_systemd_security_agrees_with_the_reading(unit: str, systemd_units: Path, systemd: SystemdFormat) -> None:
+    checks = systemd_analyze.security_checks(systemd_units / unit)
+    expected = systemd_analyze.expected_checks(systemd.read(systemd_units / unit), systemd.groups, set(checks))
+    assert {name: checks[name] for name in expected} == expected
+
+
+def test_every_unit_style_is_covered(systemd_units: Path) -> None:
+    assert len(UNITS) >= 10 and (systemd_units / "drop-ins.service.d").is_dir()
+
+
+def _messages(path: Path, systemd: SystemdFormat) -> list[str]:
+    return [f"{Path(f.source).name}:{f.line}: {f.message}" for f in systemd.read(path).findings]
+
+
+def test_a_tilde_inside_the_value_is_a_name_and_the_groups_stay_allowed(
+    systemd_units: Path, systemd: SystemdFormat
+) -> None:
+    policy = systemd.read(systemd_units / "misplaced-tilde.service")
+    assert policy.syscalls is not None and policy.syscalls.allows("chown") and policy.syscalls.allows("setpriority")
+    messages = _messages(systemd_units / "misplaced-tilde.service", systemd)
+    assert messages[0].startswith(
+        "misplaced-tilde.service:5: '~@privileged' is not the first word of the value: systemd inverts only when '~' "
+        "is the first character, so it takes '~@privileged' for a name, finds no such syscall and ignores it; "
+        "@privileged is not denied: 10 of its syscalls stay allowed (capset, chown,"
+    )
+    assert messages[0].endswith("Write it on its own line: SystemCallFilter=~@privileged")
+    assert (
+        "misplaced-tilde.service:8: '~net' is not the first word: '~' inverts only at the start of the value, "
+        in (messages[-1])
+    )
+    assert policy.namespaces.unrestricted
+
+
+def test_an_allow_list_implies_default_and_a_later_tilde_line_removes(
+    systemd_units: Path, systemd: SystemdFormat
+) -> None:
+    policy = systemd.read(systemd_units / "hardened-groups.service")
+    assert policy.syscalls is not None
+    rules = policy.syscalls.rules
+    assert rules.mode.value == "allow"
+    assert {"brk", "execve", "exit_group", "read", "openat"} <= rules.names
+    assert not {"chown", "setpriority", "mount", "ptrace", "reboot"} & rules.names
+    assert policy.syscalls.default_errno == "EPERM"
+    assert (policy.user, policy.no_new_privileges) == ("www-data", True)
+    assert policy.capability_bounding == allow("CAP_NET_BIND_SERVICE")
+    assert policy.ambient_capabilities == {"CAP_NET_BIND_SERVICE"}
+    assert policy.address_families == allow("AF_UNIX", "AF_INET", "AF_INET6")
+    assert policy.namespaces == allow()
+    assert policy.architectures == {syscalls.native_abi()}
+    assert policy.findings == ()
+
+
+def test_a_deny_list_keeps_errnos_per_entry(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "deny-list.service")
+    assert policy.syscalls is not None and policy.syscalls.rules.mode.value == "deny"
+    errnos = dict(policy.syscalls.errnos)
+    assert errnos["chown"] == "EPERM" and errnos["ptrace"] == "EACCES" and "mount" not in errnos
+    assert not policy.syscalls.allows("mount") and policy.syscalls.allows("read")
+    assert policy.syscalls.default_errno is None
+    assert policy.capability_bounding == deny("CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_NET_RAW")
+    assert policy.address_families == deny("AF_PACKET", "AF_NETLINK")
+    assert policy.namespaces == allow("cgroup", "ipc", "mnt", "uts", "time")
+
+
+def test_errno_suffixes_refuse_inside_an_allow_list(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "errno-suffixes.service")
+    assert policy.syscalls is not None
+    errnos = dict(policy.syscalls.errnos)
+    assert (errnos["clone3"], errnos["statx"], errnos["chown"], errnos["settimeofday"]) == (
+        "ENOSYS",
+        "ENOSYS",
+        "EACCES",
+        "kill",
+    )
+    assert errnos["uname"] == "0" and "sync" not in errnos
+    assert not policy.syscalls.allows("clone3") and policy.syscalls.allows("read")
+    assert _messages(systemd_units / "errno-suffixes.service", systemd) == [
+        "errno-suffixes.service:9: 'read:EPERM': an errno applies only to entries of a line starting with '~': "
+        'systemd ignores the entry ("Allow-listed system calls cannot take error number")',
+        "errno-suffixes.service:10: 'sync:4096': not a syscall:errno pair systemd can parse: it ignores the entry",
+    ]
+
+
+def test_lines_accumulate_across_continuations(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "several-lines.service")
+    assert policy.syscalls is not None
+    assert policy.syscalls.allows("epoll_wait") and policy.syscalls.allows("rt_sigaction")
+    assert policy.syscalls.allows("connect") and not policy.syscalls.allows("listen")
+    assert policy.architectures == {"x86", "x86_64"}
+    assert policy.capability_bounding == allow("CAP_CHOWN", "CAP_KILL")
+    assert policy.address_families == allow("AF_UNIX", "AF_INET")
+    assert policy.namespaces == allow("cgroup", "net")
+
+
+def test_the_first_assignment_decides_the_mode(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "first-mode.service")
+    assert policy.syscalls is not None and policy.syscalls.rules.mode.value == "deny"
+    assert not policy.syscalls.allows("mount") and policy.syscalls.allows("ptrace")
+    assert policy.address_families.unrestricted
+    assert [message.split(": ", 1)[0] for message in _messages(systemd_units / "first-mode.service", systemd)] == [
+        "first-mode.service:6",
+        "first-mode.service:8",
+    ]
+
+
+def test_capability_lines_merge_the_way_systemd_merges_them(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "capability-quirks.service")
+    assert policy.capability_bounding == allow("CAP_CHOWN")
+    assert policy.ambient_capabilities == frozenset()
+    assert [
+        message.split(": ", 1)[0] for message in _messages(systemd_units / "capability-quirks.service", systemd)
+    ] == [
+        "capability-quirks.service:7",
+        "capability-quirks.service:9",
+        "capability-quirks.service:9",
+    ]
+
+
+def test_drop_ins_apply_in_name_order_and_resets_discard(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "drop-ins.service")
+    assert policy.syscalls is not None
+    assert policy.syscalls.allows("read") and policy.syscalls.allows("clone")
+    assert not policy.syscalls.allows("mount") and not policy.syscalls.allows("socket")
+    assert policy.capability_bounding == allow("CAP_NET_BIND_SERVICE")
+    assert policy.address_families == allow()
+    assert policy.namespaces == allow("mnt")
+
+
+def test_a_drop_in_alone_is_read_for_its_unit_type(systemd_units: Path, systemd: SystemdFormat) -> None:
+    policy = systemd.read(systemd_units / "drop-ins.service.d" / "10-hardening.conf")
+    assert policy.syscalls is not None and policy.syscalls.rules == deny(*systemd.groups.expand("@mount"))
+    assert policy.capability_bounding == deny("CAP_NET_RAW")
+
+
+def test_contradicting_settings_are_found(systemd_units: Path, systemd: SystemdFormat) -> None:
+    assert _messages(systemd_units / "no-filter.service", systemd) == [
+        "no-filter.service:4: SystemCallErrorNumber= has no effect: there is no SystemCallFilter=",
+        "no-filter.service:5: RestrictAddressFamilies= does not apply to 32-bit x86 programs (systemd cannot filter "
+        "their socketcall()), and SystemCallArchitectures= lets them run: add SystemCallArchitectures=native unless "
+        "the service runs 32-bit programs",
+        "no-filter.service:7: AmbientCapabilities= holds CAP_NET_RAW, outside CapabilityBoundingSet=: the kernel "
+        "refuses an ambient capability that is not in the bounding set (capabilities(7))",
+    ]
+
+
+def test_names_and_keys_systemd_does_not_know_are_found(systemd_units: Path, systemd: SystemdFormat) -> None:
+    lines = [message.split(": ", 1)[0] for message in _messages(systemd_units / "unknown-names.service", systemd)]
+    assert lines == [
+        f"unknown-names.service:{line}" for line in (4, 8, 9, 10, 10, 10, 11, 12, 13, 13, 14, 15, 16, 17, 19)
+    ]
+
+
+def test_the_reader_is_the_systemd_format() -> None:
+    assert isinstance(PolicyFormat.SYSTEMD.reader(), SystemdFormat)
+
+
+# ------------------------------------------------------------------------------------------ bad files
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "empty: systemd treats an empty unit file as masked"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "holds NUL bytes: a binary file, not a systemd unit"),
+        (b"[Service]\nUser=\xff\xfe\n", ":2: not UTF-8 text: systemd refuses to load the unit"),
+        (b'{"defaultAction": "SCMP_ACT_ERRNO"}\n', "no [section] in it: not a systemd unit file"),
+        (b"[Service\nSystemCallFilter=read\n", ":1: invalid section header '[Service': systemd refuses the unit"),
+    ],
+)
+def test_a_bad_file_is_one_clear_line(content: bytes, expected: str, tmp_path: Path, systemd: SystemdFormat) -> None:
+    path = tmp_path / "bad.service"
+    path.write_bytes(content)
+    with pytest.raises(PolicyParseError) as raised:
+        systemd.read(path)
+    assert str(raised.value).startswith(str(path)) and expected in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_user_systemd_cannot_use_is_found(tmp_path: Path, systemd: SystemdFormat) -> None:
+    unit = tmp_path / "user.service"
+    unit.write_text("[Service]\nUser=web:data\nUser=www data\n")
+    assert [f"{f.line}: {f.message}" for f in systemd.read(unit).findings] == [
+        "2: User=web:data: not a user name: systemd will not start the unit",
+        "3: User=www data: not a portable user name; systemd accepts it with a notice",
+    ]
+
+
+def test_a_directory_or_a_missing_file_is_one_clear_line(tmp_path: Path, systemd: SystemdFormat) -> None:
+    with pytest.raises(PolicyParseError, match=r"is a directory: give the unit file"):
+        systemd.read(tmp_path)
+    with pytest.raises(PolicyParseError, match=r"missing.service: cannot read: No such file or directory"):
+        systemd.read(tmp_path / "missing.service")
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+
+VOCABULARY = {
+    "SystemCallFilter": (
+        "@system-service",
+        "@privileged",
+        "@resources",
+        "@mount",
+        "@clock",
+        "@debug",
+        "read",
+        "chown",
+        "chown:EACCES",
+        "@clock:kill",
+        "@mount:EPERM",
+    ),
+    "CapabilityBoundingSet": ("CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_NET_RAW", "cap_kill", "CAP_FOO", "12"),
+    "AmbientCapabilities": ("CAP_CHOWN", "CAP_NET_RAW", "CAP_KIL"),
+    "RestrictAddressFamilies": ("AF_UNIX", "AF_INET", "AF_INET6", "AF_PACKET", "AF_NETLINK", "af_alg", "none"),
+    "RestrictNamespaces": ("user", "net", "pid", "mnt", "ipc", "yes", "no", "bogus"),
+    "SystemCallArchitectures": ("native", "x86", "x32", "amd64"),
+    "SystemCallErrorNumber": ("EPERM", "kill", "ENOSYS", "0"),
+    "NoNewPrivileges": ("yes", "no", "maybe"),
+    "User": ("root", "www-data", "0"),
+}
+
+
+@st.composite
+def assignments(draw: st.DrawFn) -> str:
+    key = draw(st.sampled_from(sorted(VOCABULARY)))
+    words = draw(st.lists(st.sampled_from(VOCABULARY[key]), max_size=3))
+    # '~' anywhere: at the start it inverts, inside it is a name; an empty value resets.
+    if key in ("User", "NoNewPrivileges", "SystemCallErrorNumber"):
+        return f"{key}={' '.join(words[:1])}"
+    words = [("~" if draw(st.integers(0, 4)) == 0 else "") + word for word in words]
+    prefix = "~" if draw(st.booleans()) and words else ""
+    return f"{key}={prefix}{' '.join(words)}"
+
+
+ORACLE_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@ORACLE_SETTINGS
+@given(lines=st.lists(assignments(), min_size=1, max_size=8))
+def test_systemd_agrees_with_the_reading_of_any_mix_of_lines(lines: list[str], systemd: SystemdFormat) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        unit = Path(directory) / "fuzz.service"
+        unit.write_text("[Service]\nExecStart=/bin/true\n" + "\n".join(lines) + "\n")
+        policy = systemd.read(unit)
+        checks = systemd_analyze.security_checks(unit)
+        expected = systemd_analyze.expected_checks(policy, systemd.groups, set(checks))
+        assert {name: checks[name] for name in expected} == expected
+        warned = {(warning.file, warning.line) for warning in systemd_analyze.verify_warnings(unit)}
+        assert warned <= {(finding.source, finding.line) for finding in policy.findings}
+
+
+FUZZ_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+UNIT_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(["[Service]", "[Unit]", "[X-Mine]", "[Bad", "", "# comment", "; comment", "\\"]),
+        assignments(),
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40),
+    ),
+    max_size=12,
+).map("\n".join)
+
+
+@FUZZ_SETTINGS
+@given(text=UNIT_TEXT)
+def test_any_text_reads_or_fails_in_one_line(text: str, systemd: SystemdFormat) -> None:
+    _read_or_one_line_error(text.encode(), systemd)
+
+
+@FUZZ_SETTINGS
+@given(data=st.binary(max_size=200))
+def test_any_bytes_read_or_fail_in_one_line(data: bytes, systemd: SystemdFormat) -> None:
+    _read_or_one_line_error(b"[Service]\n" + data, systemd)
+
+
+def _read_or_one_line_error(data: bytes, systemd: SystemdFormat) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        unit = Path(directory) / "fuzz.service"
+        unit.write_bytes(data)
+        try:
+            policy = systemd.read(unit)
+        except PolicyParseError as error:
+            assert "\n" not in str(error) and str(error).startswith(str(unit))
+        else:
+            assert all("\n" not in finding.message for finding in policy.findings)
