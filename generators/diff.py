@@ -172,6 +172,7 @@ def needs(profile: Profile) -> tuple[Need, ...]:
     found += [
         Need(ItemKind.FAMILY, use.name, use.evidence, f"socket types {', '.join(use.types)}")
         for use in profile.families
+        if use.restricted_by_socket_filters
     ]
     found += [
         Need(ItemKind.NAMESPACE, need.name, need.evidence, f"through {', '.join(need.syscalls)}")
@@ -305,7 +306,12 @@ def _allowed_syscalls(profile: Profile, policy: Policy) -> set[str]:
     }
 
 
-def _capability_note(profile: Profile, name: str) -> str:
+def _note(profile: Profile, kind: ItemKind, name: str) -> str:
+    """What the traces saw of an item in excess, where they saw something."""
+    if kind is ItemKind.FAMILY and name in profile.family_names():
+        return "made only by socketpair(), which family restrictions do not limit"
+    if kind not in (ItemKind.CAPABILITY, ItemKind.AMBIENT):
+        return ""
     use = next((use for use in profile.capabilities if use.name == name), None)
     if use is None:
         return ""
@@ -338,7 +344,7 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability
             kind,
             name,
             rating(_DANGER_TABLES[kind], name),
-            _capability_note(profile, name) if kind in (ItemKind.CAPABILITY, ItemKind.AMBIENT) else "",
+            _note(profile, kind, name),
         )
         for kind, names in allowed.items()
         for name in names - needed[kind]

@@ -159,11 +159,18 @@ def _family(profile: Profile, item: str, min_runs: int) -> str:
             raise UnknownItemError(f"{item}: not an address family profiler knows (see address_families(7))")
         return f"{name}: no socket of this family in the {_runs_of(profile)}; a generated policy refuses it\n"
     use = known[0]
+    verdict = (
+        "allowed by a generated policy"
+        if use.restricted_by_socket_filters
+        else "made only by socketpair(), which RestrictAddressFamilies= and socket() filters do not limit"
+    )
     lines = [
-        f"{use.name} ({use.number}): address family, allowed by a generated policy",
+        f"{use.name} ({use.number}): address family, {verdict}",
         *_evidence_lines(profile, use.evidence, min_runs),
         f"  socket types: {', '.join(use.types)}",
     ]
+    if use.syscalls:
+        lines.append(f"  made by: {', '.join(use.syscalls)}")
     return _with_runs(lines, profile, use.evidence.runs)
 
 

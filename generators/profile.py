@@ -118,6 +118,14 @@ class FamilyUse:
     number: int
     types: tuple[str, ...]  # socket types seen, such as SOCK_STREAM
     evidence: Evidence
+    # socket, socketpair, or both; empty where unknown. Family restrictions (RestrictAddressFamilies=, socket()
+    # argument filters) act on socket() only: a family made by socketpair() alone needs no permission.
+    syscalls: tuple[str, ...] = ()
+
+    @property
+    def restricted_by_socket_filters(self) -> bool:
+        """Whether a policy that limits socket() families must allow it (unknown counts as yes)."""
+        return not self.syscalls or "socket" in self.syscalls
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +260,7 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
     syscall_abis: dict[str, set[str]] = defaultdict(set)
     reasons: dict[tuple[int, str], str] = {}
     family_types: dict[tuple[str, int], set[str]] = defaultdict(set)
+    family_syscalls: dict[tuple[str, int], set[str]] = defaultdict(set)
     namespace_syscalls: dict[str, set[str]] = defaultdict(set)
     for run, (_, trace) in enumerate(chosen):
         for use in trace.syscalls:
@@ -266,6 +275,7 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
             family = (socket.family or f"AF_{socket.family_nr}", socket.family_nr)
             families.add(family, run, socket.count, trace.program(socket.process, socket.image))
             family_types[family].add(socket.type[0])
+            family_syscalls[family].add(socket.syscall)
         for operation in trace.namespaces:
             for namespace_type in [NAMESPACE_TYPES[flag] for flag in operation.flags] or [ANY_NAMESPACE]:
                 namespaces.add(namespace_type, run, operation.count, trace.program(operation.process, operation.image))
@@ -318,7 +328,13 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
             for capability, paths in sorted(paths_by_capability.items())
         ),
         families=tuple(
-            FamilyUse(name, number, tuple(sorted(family_types[(name, number)])), families.evidence((name, number)))
+            FamilyUse(
+                name,
+                number,
+                tuple(sorted(family_types[(name, number)])),
+                families.evidence((name, number)),
+                tuple(sorted(family_syscalls[(name, number)])),
+            )
             for name, number in sorted(families.sorted_keys(), key=lambda family: family[1])
         ),
         namespaces=tuple(

@@ -12,6 +12,7 @@ GIT = [
     str(REPOSITORY / "traces" / f"{name}.trace.json") for name in ("git-clone", "git-clone-bare", "git-clone-shallow")
 ]
 CURL = str(REPOSITORY / "traces" / "curl-fetch.trace.json")
+CARGO = str(REPOSITORY / "traces" / "cargo-build-debug.trace.json")
 
 
 def invoke(*args: str) -> Result:
@@ -44,11 +45,21 @@ def test_a_capability_with_each_path_its_class_syscall_kernel_path_and_asking_fu
 
 def test_a_family_with_its_socket_types_and_programs() -> None:
     result = invoke("explain", CURL, "AF_INET")
-    assert result.stdout.splitlines()[:3] == [
+    assert result.stdout.splitlines()[:4] == [
         "AF_INET (2): address family, allowed by a generated policy",
         "  1× in 1/1 runs by /usr/bin/curl",
         "  socket types: SOCK_STREAM",
+        "  made by: socket",
     ]
+
+
+def test_a_family_made_only_by_socketpair_says_so() -> None:
+    lines = invoke("explain", CARGO, "AF_UNIX").stdout.splitlines()
+    assert lines[0] == (
+        "AF_UNIX (1): address family, made only by socketpair(), which RestrictAddressFamilies= and socket() "
+        "filters do not limit"
+    )
+    assert lines[3] == "  made by: socketpair"
 
 
 @pytest.mark.parametrize(

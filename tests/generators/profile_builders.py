@@ -44,13 +44,15 @@ def make_profile(
     probed: Iterable[str] = (),
     user_namespace_only: Iterable[str] = (),
     families: Iterable[str] = (),
+    paired: Iterable[str] = (),
     namespaces: Iterable[str] = (),
     compat: Iterable[str] = (),
     runs: int = 1,
     uid: int = 0,
     capability_source: CapabilitySource = CapabilitySource.TRACEPOINT,
 ) -> Profile:
-    """A profile of one x86_64 component; compat names syscalls called in the x86 ABI only."""
+    """A profile of one x86_64 component; compat names syscalls called in the x86 ABI only, paired families made
+    by socketpair() only."""
     capabilities: dict[str, list[CapabilityPath]] = {}
     for names, chosen in (
         (needed, path()),
@@ -86,8 +88,14 @@ def make_profile(
         unresolved=(),
         capabilities=tuple(CapabilityUse(name, tuple(paths)) for name, paths in sorted(capabilities.items())),
         families=tuple(
-            FamilyUse(name, abi.address_family_number(name) or 0, ("SOCK_STREAM",), evidence(every_run))
-            for name in sorted(set(families), key=lambda name: abi.address_family_number(name) or 0)
+            FamilyUse(
+                name,
+                abi.address_family_number(name) or 0,
+                ("SOCK_STREAM",),
+                evidence(every_run),
+                ("socketpair",) if name in set(paired) else ("socket",),
+            )
+            for name in sorted({*families, *paired}, key=lambda name: abi.address_family_number(name) or 0)
         ),
         namespaces=tuple(NamespaceNeed(name, ("unshare",), evidence(every_run)) for name in sorted(set(namespaces))),
     )

@@ -116,6 +116,18 @@ def test_families() -> None:
     assert missing_names(profile, families=allow()) == {(ItemKind.FAMILY, "AF_UNIX"), (ItemKind.FAMILY, "AF_NETLINK")}
 
 
+def test_a_family_made_only_by_socketpair_needs_no_permission(committed_profile: LoadTraces) -> None:
+    """RestrictAddressFamilies= and socket() argument filters do not limit socketpair() (systemd.exec(5))."""
+    profile = make_profile(paired=["AF_UNIX"])
+    assert missing_names(profile, families=allow()) == set()
+    excess = compare(profile, make_policy(families=allow("AF_UNIX"))).excess
+    [item] = [item for item in excess if item.kind is ItemKind.FAMILY]
+    assert (item.name, item.note) == ("AF_UNIX", "made only by socketpair(), which family restrictions do not limit")
+    cargo = committed_profile("cargo-build-debug")
+    assert [(use.name, use.syscalls) for use in cargo.families] == [("AF_UNIX", ("socketpair",))]
+    assert compare(cargo, make_policy(families=allow())).passed()
+
+
 def test_setns_without_a_type_needs_every_namespace_type() -> None:
     profile = make_profile(namespaces=["any"])
     assert missing_names(profile, namespaces=deny("user")) == {(ItemKind.NAMESPACE, "any")}
