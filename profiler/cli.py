@@ -13,7 +13,7 @@ import click
 from generators import diff, explain
 from generators.drift_report import ReportFormat
 from generators.interface import PolicyFormat, RenderOptions
-from profiler import __version__, show, trace
+from profiler import __version__, explore, show, trace
 from profiler.atomic_write import write_text_atomically
 from profiler.errors import OutputError, ProfilerError
 
@@ -129,11 +129,34 @@ def record(
 
 @main.command("show")
 @click.argument("traces", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "csv", "json"]),
+    default="text",
+    show_default=True,
+    help="text to read; csv (one --table) or json (every table, or one --table) for other tools.",
+)
+@click.option("--table", type=click.Choice([each.value for each in explore.Table]), help="The table to export.")
 @one_line_errors
-def show_command(traces: tuple[Path, ...]) -> None:
-    """Print a readable summary of each TRACE: process tree, syscalls, capabilities, families."""
+def show_command(traces: tuple[Path, ...], output_format: str, table: str | None) -> None:
+    """Print a readable summary of each TRACE: process tree, syscalls, capabilities, families.
+
+    With --format csv or json, export the tables of profiler.explore instead, one row per fact and a run
+    column naming the trace: runs, processes, syscalls, capability_checks, sockets, namespaces.
+    """
+    chosen = explore.Table(table) if table else None
+    if output_format == "text" and chosen is not None:
+        raise click.UsageError("--table applies to --format csv and json")
+    if output_format == "csv" and chosen is None:
+        raise click.UsageError("--format csv writes one table: give --table NAME")
     loaded = [(str(path), trace.load(path)) for path in traces]
-    click.echo(show.render_summaries(loaded), nl=False)
+    if output_format == "text":
+        click.echo(show.render_summaries(loaded), nl=False)
+    elif chosen is not None and output_format == "csv":
+        click.echo(explore.to_csv(explore.tables(loaded), chosen), nl=False)
+    else:
+        click.echo(explore.to_json(explore.tables(loaded), [chosen] if chosen else list(explore.Table)), nl=False)
 
 
 @main.command()
