@@ -194,6 +194,15 @@ def _need_order(need: Need) -> tuple[int, str]:
 # --- what a policy allows -------------------------------------------------------------------------------------------
 
 
+def _states_capabilities(policy: Policy) -> bool:
+    """Whether the policy says which capabilities the workload gets.
+
+    A seccomp profile (OCI JSON, a SeccompProfile) does not: the runtime grants them (docker --cap-add, a
+    securityContext), so its reader leaves the bounding set unrestricted, which means "not said" there.
+    """
+    return policy.format is PolicyFormat.SYSTEMD or not policy.capability_bounding.unrestricted
+
+
 def _is_root(user: str | None) -> bool:
     return user is None or user in ("root", "0")
 
@@ -335,7 +344,7 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability
         ItemKind.NAMESPACE: _allowed_of(policy.namespaces, ALL_NAMESPACE_TYPES),
         ItemKind.ARCHITECTURE: _policy_abis(profile, policy),
     }
-    if profile.capabilities_known:
+    if profile.capabilities_known and _states_capabilities(policy):
         allowed[ItemKind.CAPABILITY] = _allowed_of(policy.capability_bounding, abi.CAPABILITIES)
         allowed[ItemKind.AMBIENT] = set(policy.ambient_capabilities)
         needed[ItemKind.AMBIENT] = needed[ItemKind.CAPABILITY]
@@ -400,6 +409,15 @@ def _coverage(profile: Profile, policy: Policy) -> list[Advisory]:
                 "some traces recorded no capability checks (a kernel without the probes): capabilities not compared",
             )
         )
+    if profile.capabilities_known and not _states_capabilities(policy):
+        found.append(
+            Advisory(
+                Topic.COVERAGE,
+                "",
+                f"a seccomp profile ({policy.format.value}) does not say which capabilities the workload gets "
+                "(the runtime grants them): capabilities not compared",
+            )
+        )
     if profile.dropped.total:
         lost = ", ".join(f"{count} {table}" for table, count in profile.dropped.nonzero().items())
         found.append(
@@ -434,7 +452,8 @@ def _coverage(profile: Profile, policy: Policy) -> list[Advisory]:
 
 def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_runs: int = 1) -> Comparison:
     """Compare what the profile needs with what the policy allows."""
-    found = [need for need in needs(profile) if profile.capabilities_known or need.kind is not ItemKind.CAPABILITY]
+    compared = profile.capabilities_known and _states_capabilities(policy)
+    found = [need for need in needs(profile) if compared or need.kind is not ItemKind.CAPABILITY]
     found = sorted([*found, *_ambient_needs(found, policy)], key=_need_order)
     missing = [
         Missing(need, refused, profile.is_uncertain(need.evidence, min_runs))

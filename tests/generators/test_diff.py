@@ -14,7 +14,7 @@ from generators.danger import (
     Danger,
 )
 from generators.diff import ALL_NAMESPACE_TYPES, ItemKind, Topic, compare, drift, read_policy
-from generators.interface import PolicyParseError
+from generators.interface import PolicyFormat, PolicyParseError
 from generators.profile import Profile, UnresolvedSyscall
 from profiler import abi, syscalls
 from profiler.trace import CapabilitySource, DropCounters
@@ -251,6 +251,19 @@ def test_traces_without_capability_checks_compare_no_capability() -> None:
     comparison = compare(profile, make_policy(bounding=allow("CAP_SYS_ADMIN")))
     assert not [item for item in comparison.excess if item.kind is ItemKind.CAPABILITY]
     assert [advisory.topic for advisory in comparison.advisories] == [Topic.COVERAGE]
+
+
+def test_a_seccomp_profile_says_nothing_of_capabilities() -> None:
+    profile = make_profile(needed=["CAP_CHOWN"])
+    comparison = compare(profile, make_policy(syscalls=allow("read"), policy_format=PolicyFormat.OCI))
+    assert not [item for item in comparison.excess if item.kind is ItemKind.CAPABILITY]
+    assert [need.kind for need in comparison.needs].count(ItemKind.CAPABILITY) == 0
+    assert comparison.advisories[-1].message == (
+        "a seccomp profile (oci) does not say which capabilities the workload gets (the runtime grants them): "
+        "capabilities not compared"
+    )
+    stated = compare(profile, make_policy(bounding=allow("CAP_KILL"), policy_format=PolicyFormat.K8S))
+    assert [item.need.name for item in stated.missing] == ["CAP_CHOWN"]
 
 
 def test_incomplete_traces_unresolved_numbers_and_io_uring_are_said() -> None:

@@ -8,10 +8,12 @@ import pytest
 import seccomp
 
 from generators.correction import Correction, correction
-from generators.diff import compare
-from generators.interface import PolicyFormat
+from generators.diff import ItemKind, compare
+from generators.interface import PolicyFormat, RenderOptions
+from generators.oci import OciFormat
 from generators.systemd import SystemdFormat
 from generators.systemd_groups import committed_syscall_groups
+from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy, make_profile
 
 # A service that chowns, mounts, talks to a local socket and makes a user namespace, as root.
@@ -184,3 +186,23 @@ def test_kubernetes_names_capabilities_without_the_prefix() -> None:
     assert fix is not None and fix.language == "yaml"
     assert "# in the container's securityContext\ncapabilities:\n  add:\n  - CHOWN\n" in fix.text
     assert "- action: SCMP_ACT_ALLOW\n  names:\n  - clock_getres\n" in fix.text
+
+
+def test_the_oci_fix_pasted_into_the_profile_makes_check_pass(committed_profile: LoadTraces) -> None:
+    """curl's generated profile misses what git clone needs; the rules added and the notes followed, it passes."""
+    oci = OciFormat()
+    curl = committed_profile("curl-fetch")
+    text = oci.render(curl, RenderOptions())
+    git = committed_profile("git-clone", "git-clone-bare", "git-clone-shallow")
+    before = compare(git, oci.parse(text, "curl.json"))
+    assert before.missing and not [item for item in before.excess if item.kind is ItemKind.CAPABILITY]
+    fix = correction(before)
+    assert fix is not None
+    assert fix.notes == ("take clone3 out of the rules that refuse them",)  # curl's profile answers it ENOSYS
+    document = json.loads(text)
+    for rule in document["syscalls"]:
+        if rule["action"] != "SCMP_ACT_ALLOW":
+            rule["names"] = [name for name in rule["names"] if name != "clone3"]
+    document["syscalls"] = [rule for rule in document["syscalls"] if rule["names"]] + json.loads(f"[{fix.text}]")
+    after = compare(git, oci.parse(json.dumps(document), "curl-fixed.json"))
+    assert after.passed() and not after.fix.allow
