@@ -12,7 +12,6 @@ from generators.diff import ItemKind, compare
 from generators.interface import PolicyFormat, RenderOptions
 from generators.oci import OciFormat
 from generators.systemd import SystemdFormat
-from generators.systemd_groups import committed_syscall_groups
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy, make_profile
 
@@ -72,11 +71,6 @@ def write_unit(directory: Path, body: str) -> Path:
     lines = "\n".join(line.strip() for line in body.strip().splitlines())
     unit.write_text(f"[Service]\nExecStart=/bin/true\n{lines}\n")
     return unit
-
-
-@pytest.fixture
-def systemd() -> SystemdFormat:
-    return SystemdFormat(committed_syscall_groups())
 
 
 @pytest.mark.parametrize("style", list(UNITS))

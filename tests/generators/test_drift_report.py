@@ -4,8 +4,7 @@ Regenerate the golden files after an intended change with PROFILER_UPDATE_GOLDEN
 """
 
 import json
-import os
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -15,7 +14,7 @@ from generators.interface import LintFinding, PolicyFormat
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy
 
-GOLDEN = Path(__file__).parent / "golden"
+Golden = Callable[[str, str], None]
 SUFFIXES = {ReportFormat.TEXT: "txt", ReportFormat.MARKDOWN: "md", ReportFormat.JSON: "json"}
 
 
@@ -42,21 +41,14 @@ def git_drift(committed_profile: LoadTraces) -> Drift:
     return drift(committed_profile("git-clone"), committed_profile("git-clone-shallow"))
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("PROFILER_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed: rerun with PROFILER_UPDATE_GOLDEN=1 and read the diff"
+@pytest.mark.parametrize("form", list(ReportFormat))
+def test_comparison_report(git_comparison: Comparison, form: ReportFormat, golden: Golden) -> None:
+    golden(f"git-clone-check.{SUFFIXES[form]}", form.report().comparison(git_comparison))
 
 
 @pytest.mark.parametrize("form", list(ReportFormat))
-def test_comparison_report(git_comparison: Comparison, form: ReportFormat) -> None:
-    check_golden(f"git-clone-check.{SUFFIXES[form]}", form.report().comparison(git_comparison))
-
-
-@pytest.mark.parametrize("form", list(ReportFormat))
-def test_drift_report(git_drift: Drift, form: ReportFormat) -> None:
-    check_golden(f"git-clone-drift.{SUFFIXES[form]}", form.report().drift(git_drift))
+def test_drift_report(git_drift: Drift, form: ReportFormat, golden: Golden) -> None:
+    golden(f"git-clone-drift.{SUFFIXES[form]}", form.report().drift(git_drift))
 
 
 def test_the_text_report_ends_with_the_fix_then_the_verdict(git_comparison: Comparison) -> None:
