@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+from profiler import abi
+
 
 class Danger(IntEnum):
     LOW = 0
@@ -165,56 +167,25 @@ CAPABILITY_DANGER: Mapping[str, Rating] = {
     **_rate(Danger.MEDIUM, "hangs up terminals", "CAP_SYS_TTY_CONFIG"),
 }
 
-# Protocol families most services never open; socket() loads their kernel module on demand, and that
-# rarely used code is where many socket privilege escalations were found (AF_RDS, AF_TIPC, AF_LLC, AF_CAN...).
-_RARE_FAMILIES = (
-    "AF_AX25",
-    "AF_IPX",
-    "AF_APPLETALK",
-    "AF_NETROM",
-    "AF_BRIDGE",
-    "AF_ATMPVC",
-    "AF_X25",
-    "AF_ROSE",
-    "AF_DECnet",
-    "AF_NETBEUI",
-    "AF_SECURITY",
-    "AF_ASH",
-    "AF_ECONET",
-    "AF_ATMSVC",
-    "AF_RDS",
-    "AF_SNA",
-    "AF_IRDA",
-    "AF_PPPOX",
-    "AF_WANPIPE",
-    "AF_LLC",
-    "AF_IB",
-    "AF_MPLS",
-    "AF_CAN",
-    "AF_TIPC",
-    "AF_BLUETOOTH",
-    "AF_IUCV",
-    "AF_RXRPC",
-    "AF_ISDN",
-    "AF_PHONET",
-    "AF_IEEE802154",
-    "AF_CAIF",
-    "AF_NFC",
-    "AF_KCM",
-    "AF_QIPCRTR",
-    "AF_SMC",
-    "AF_MCTP",
-)
-
-FAMILY_DANGER: Mapping[str, Rating] = {
+_NAMED_FAMILY_DANGER: Mapping[str, Rating] = {
     **_rate(Danger.HIGH, "raw link-layer frames: sniffs and forges traffic, a record of bugs", "AF_PACKET"),
     **_rate(Danger.HIGH, "talks to kernel subsystems (routing, firewall, audit): a large surface", "AF_NETLINK"),
     **_rate(Danger.HIGH, "the kernel crypto API: a record of bugs", "AF_ALG"),
     **_rate(Danger.HIGH, "IPsec key management", "AF_KEY"),
     **_rate(Danger.HIGH, "express data path sockets bound to network devices", "AF_XDP"),
     **_rate(Danger.HIGH, "the channel between virtual machines and their host", "AF_VSOCK"),
-    **_rate(Danger.MEDIUM, "a rarely used protocol whose module socket() loads on demand", *_RARE_FAMILIES),
     **_rate(Danger.MEDIUM, "network access: reaches other hosts", "AF_INET", "AF_INET6"),
+}
+# Every other family but AF_UNIX is a protocol most services never open: where the kernel has it, socket()
+# loads its module on demand, and that rarely used code is where many socket privilege escalations were found
+# (AF_RDS, AF_TIPC, AF_LLC, AF_CAN...).
+FAMILY_DANGER: Mapping[str, Rating] = {
+    **_rate(
+        Danger.MEDIUM,
+        "a rarely used protocol family whose module socket() loads on demand",
+        *(name for name in abi.ADDRESS_FAMILIES[2:] if name not in _NAMED_FAMILY_DANGER),  # past AF_UNSPEC, AF_UNIX
+    ),
+    **_NAMED_FAMILY_DANGER,
 }
 
 NAMESPACE_DANGER: Mapping[str, Rating] = {

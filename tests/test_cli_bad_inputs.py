@@ -15,48 +15,47 @@ TRACE = REPOSITORY / "traces" / "git-clone.trace.json"
 UNIT = REPOSITORY / "examples" / "git-clone.service"
 
 
-def truncated(directory: Path) -> Path:
-    path = directory / "truncated.trace.json"
-    text = TRACE.read_text()
-    path.write_text(text[: len(text) // 2])
-    return path
+Make = Callable[[Path], Path]
 
 
-def foreign(directory: Path) -> Path:
-    path = directory / "package.json"
-    path.write_text('{"name": "left-pad", "version": "1.3.0"}\n')
-    return path
+def written(name: str, content: str | bytes) -> Make:
+    def make(directory: Path) -> Path:
+        path = directory / name
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return path
+
+    return make
 
 
-def newer(directory: Path) -> Path:
-    path = directory / "newer.trace.json"
-    path.write_text(TRACE.read_text().replace('"schema_version": 1', '"schema_version": 99', 1))
-    return path
+def a_directory(name: str) -> Make:
+    def make(directory: Path) -> Path:
+        (directory / name).mkdir()
+        return directory / name
+
+    return make
 
 
-def a_directory(directory: Path) -> Path:
-    path = directory / "traces.trace.json"
-    path.mkdir()
-    return path
+def absent(name: str) -> Make:
+    return lambda directory: directory / name
 
 
-def empty(directory: Path) -> Path:
-    path = directory / "empty.trace.json"
-    path.touch()
-    return path
-
-
-def absent(directory: Path) -> Path:
-    return directory / "absent.trace.json"
-
-
-BAD_TRACES: dict[str, tuple[Callable[[Path], Path], str]] = {
-    "truncated": (truncated, "not valid JSON (Unterminated string starting at"),
-    "foreign": (foreign, 'not a profiler trace (no "schema": "profiler-trace")'),
-    "newer": (newer, "written by a newer profiler (trace schema 99, this one reads up to 1); upgrade profiler"),
-    "directory": (a_directory, "is a directory; give a trace file"),
-    "empty": (empty, "empty file; record the run again"),
-    "absent": (absent, "cannot read: No such file or directory"),
+TRACE_TEXT = TRACE.read_text()
+BAD_TRACES: dict[str, tuple[Make, str]] = {
+    "truncated": (
+        written("truncated.trace.json", TRACE_TEXT[: len(TRACE_TEXT) // 2]),
+        "not valid JSON (Unterminated string starting at",
+    ),
+    "foreign": (
+        written("package.json", '{"name": "left-pad", "version": "1.3.0"}\n'),
+        'not a profiler trace (no "schema": "profiler-trace")',
+    ),
+    "newer": (
+        written("newer.trace.json", TRACE_TEXT.replace('"schema_version": 1', '"schema_version": 99', 1)),
+        "written by a newer profiler (trace schema 99, this one reads up to 1); upgrade profiler",
+    ),
+    "directory": (a_directory("traces.trace.json"), "is a directory; give a trace file"),
+    "empty": (written("empty.trace.json", ""), "empty file; record the run again"),
+    "absent": (absent("absent.trace.json"), "cannot read: No such file or directory"),
 }
 
 
@@ -87,42 +86,21 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_bad_trace_exits_2_in_a_real_process(tmp_path: Path) -> None:
-    result = run("check", "--policy", str(UNIT), str(truncated(tmp_path)))
+    result = run("check", "--policy", str(UNIT), str(BAD_TRACES["truncated"][0](tmp_path)))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
 
 
-def junk_unit(directory: Path) -> Path:
-    path = directory / "junk.service"
-    path.write_bytes(bytes(range(256)) * 4)
-    return path
-
-
-def empty_unit(directory: Path) -> Path:
-    path = directory / "empty.service"
-    path.touch()
-    return path
-
-
-def unit_directory(directory: Path) -> Path:
-    path = directory / "dir.service"
-    path.mkdir()
-    return path
-
-
-def unknown_name(directory: Path) -> Path:
-    path = directory / "policy.txt"
-    path.write_text("[Service]\nSystemCallFilter=@system-service\n")
-    return path
-
-
-BAD_POLICIES: dict[str, tuple[Callable[[Path], Path], str]] = {
-    "binary-junk": (junk_unit, "junk.service: "),
-    "empty": (empty_unit, "empty.service: empty: "),
-    "directory": (unit_directory, "dir.service: "),
-    "absent": (lambda directory: directory / "absent.service", "absent.service: "),
-    "unknown-name": (unknown_name, "cannot tell the policy format from the file name; give --policy-format"),
+BAD_POLICIES: dict[str, tuple[Make, str]] = {
+    "binary-junk": (written("junk.service", bytes(range(256)) * 4), "junk.service: "),
+    "empty": (written("empty.service", ""), "empty.service: empty: "),
+    "directory": (a_directory("dir.service"), "dir.service: "),
+    "absent": (absent("absent.service"), "absent.service: "),
+    "unknown-name": (
+        written("policy.txt", "[Service]\nSystemCallFilter=@system-service\n"),
+        "cannot tell the policy format from the file name; give --policy-format",
+    ),
 }
 
 
@@ -137,6 +115,6 @@ def test_a_bad_policy_is_one_line_and_exit_2(tmp_path: Path, command: str, kind:
 
 
 def test_a_bad_policy_exits_2_in_a_real_process(tmp_path: Path) -> None:
-    result = run("check", "--policy", str(junk_unit(tmp_path)), str(TRACE))
+    result = run("check", "--policy", str(BAD_POLICIES["binary-junk"][0](tmp_path)), str(TRACE))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
