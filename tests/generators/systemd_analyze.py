@@ -1,7 +1,9 @@
-"""systemd's own reading of a unit, from systemd-analyze: the oracle the systemd format is tested against."""
+"""systemd as the oracle of the systemd format: its reading of a unit (systemd-analyze), and units it runs."""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +108,59 @@ def expected_checks(policy: Policy, groups: SyscallGroups, names: set[str]) -> d
 def _exotic_families() -> tuple[str, ...]:
     common = {"AF_UNSPEC", "AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"}
     return tuple(name for name in abi.ADDRESS_FAMILIES if name not in common)
+
+
+SYSTEMD = Path("/lib/systemd/systemd")
+# A user manager needs a booted systemd (/run/systemd/system): in a mount namespace of its own, a tmpfs on /run
+# gives it one without touching the host. It runs each unit once, then stops.
+_RUN_UNITS = """
+set -eu
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+{systemd} --user --log-target=console --log-level=warning &
+manager=$!
+for attempt in $(seq 50); do [ -S "$XDG_RUNTIME_DIR/systemd/private" ] && break; sleep 0.1; done
+for unit in "$@"; do
+    systemctl --user start "$unit" 2>/dev/null || true
+    echo "$unit $(systemctl --user show --value -p Result -p ExecMainStatus "$unit" | tr '\\n' ' ')"
+done
+kill "$manager"
+wait "$manager" || true
+"""
+
+
+def cannot_run_units() -> str | None:
+    """Why units cannot be run here, or None."""
+    if os.geteuid() != 0:
+        return "running a systemd user manager in a mount namespace of its own needs root"
+    if not SYSTEMD.exists() or shutil.which("unshare") is None or shutil.which("systemctl") is None:
+        return "systemd, systemctl or unshare is not installed"
+    return None
+
+
+def run_units(directory: Path, units: dict[str, tuple[str, str | None]]) -> dict[str, tuple[str, int]]:
+    """Run each unit (NAME: unit text, drop-in text or None) once under a real systemd; (Result, exit status)."""
+    config = directory / "config" / "systemd" / "user"
+    config.mkdir(parents=True)
+    for name, (unit, drop_in) in units.items():
+        write_unit(config, name, drop_in, unit)
+    environment = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(directory / "runtime"),
+        "XDG_CONFIG_HOME": str(directory / "config"),
+    }
+    script = _RUN_UNITS.format(systemd=SYSTEMD)
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *(f"{n}.service" for n in units)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=environment,
+    )
+    results = {}
+    for line in done.stdout.splitlines():
+        unit, result, status = line.split()
+        results[unit.removesuffix(".service")] = (result, int(status))
+    return results

@@ -1,0 +1,95 @@
+"""The drop-in under a real systemd 252: the workload it was made from runs, and fails without a line it needs."""
+
+from pathlib import Path
+
+import pytest
+
+from generators.interface import RenderOptions
+from generators.systemd import SystemdFormat
+from tests.generators import systemd_analyze
+from tests.generators.conftest import LoadTraces
+
+ENOSYS, EPERM = 38, 1
+# Exits with the errno uname() fails with, 0 when it works.
+UNAME = "import os, sys\ntry:\n    os.uname()\nexcept OSError as error:\n    sys.exit(error.errno)\n"
+
+
+@pytest.fixture(autouse=True)
+def units_can_run() -> None:
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+
+
+def _service(command: str) -> str:
+    return f"[Service]\nType=oneshot\nExecStart={command}\n"
+
+
+def test_the_traced_workload_runs_under_its_drop_in_and_needs_each_line(
+    committed_profile: LoadTraces, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """chown was traced as `chown nobody FILE` as root: it needs fchownat, and CAP_CHOWN in the bounding set."""
+    drop_in = systemd.render(committed_profile("chown"), RenderOptions())
+
+    def without(line: str) -> str:
+        assert line in drop_in.splitlines()
+        return "".join(f"{each}\n" for each in drop_in.splitlines() if each != line)
+
+    files = {name: tmp_path / f"{name}.file" for name in ("whole", "no-fchownat", "no-cap-chown")}
+    for file in files.values():
+        file.touch()
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "whole": (_service(f"/usr/bin/chown nobody {files['whole']}"), drop_in),
+            "no-fchownat": (
+                _service(f"/usr/bin/chown nobody {files['no-fchownat']}"),
+                without("SystemCallFilter=fchownat"),
+            ),
+            "no-cap-chown": (
+                _service(f"/usr/bin/chown nobody {files['no-cap-chown']}"),
+                without("CapabilityBoundingSet=CAP_CHOWN"),
+            ),
+        },
+    )
+    assert results == {"whole": ("success", 0), "no-fchownat": ("exit-code", 1), "no-cap-chown": ("exit-code", 1)}
+    assert files["whole"].owner() == "nobody" and files["no-fchownat"].owner() == "root"
+
+
+def test_an_errno_on_a_tilde_line_after_an_allow_list_is_what_the_syscall_returns(tmp_path: Path) -> None:
+    """The form the drop-in uses for ENOSYS: systemd 252 refuses uname with ENOSYS, not SystemCallErrorNumber=."""
+    script = tmp_path / "uname.py"
+    script.write_text(UNAME)
+    python = _service(f"/usr/bin/python3 {script}")
+    allow_list = "[Service]\nSystemCallFilter=@system-service\nSystemCallErrorNumber=EPERM\n"
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "enosys": (python, allow_list + "SystemCallFilter=~uname:ENOSYS\n"),
+            "eperm": (python, allow_list + "SystemCallFilter=~uname\n"),
+            "allowed": (python, allow_list),
+        },
+    )
+    assert results == {"enosys": ("exit-code", ENOSYS), "eperm": ("exit-code", EPERM), "allowed": ("success", 0)}
+
+
+def test_namespaces_are_allowed_by_type_and_mapping_root_needs_what_the_warning_says(
+    committed_profile: LoadTraces, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """unshare was traced making user and net namespaces as root and mapping root into the user namespace.
+
+    The kernel tests CAP_SETFCAP for that mapping with cap_raised(), which no trace sees: the drop-in says so,
+    and the line it advises is what makes the workload run.
+    """
+    drop_in = systemd.render(committed_profile("unshare-user-net"), RenderOptions())
+    assert "add CapabilityBoundingSet=CAP_SETFCAP." in drop_in.replace("\n#   ", " ")
+    advised = drop_in.replace("CapabilityBoundingSet=\n", "CapabilityBoundingSet=\nCapabilityBoundingSet=CAP_SETFCAP\n")
+    command = _service("/usr/bin/unshare --user --net --map-root-user /bin/true")
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "advised": (command, advised),
+            "advised-without-net": (command, advised.replace("RestrictNamespaces=net\n", "")),
+        },
+    )
+    assert results == {"advised": ("success", 0), "advised-without-net": ("exit-code", 1)}
