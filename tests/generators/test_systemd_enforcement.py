@@ -93,3 +93,23 @@ def test_namespaces_are_allowed_by_type_and_mapping_root_needs_what_the_warning_
         },
     )
     assert results == {"advised": ("success", 0), "advised-without-net": ("exit-code", 1)}
+
+
+def test_families_are_allowed_by_name_for_an_unprivileged_service(
+    committed_profile: LoadTraces, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """Python as nobody, traced opening an AF_INET6 and an AF_UNIX socket, then reading /etc/hostname."""
+    drop_in = systemd.render(committed_profile("python-sockets-nobody"), RenderOptions())
+    traced = (
+        "import socket; socket.socket(socket.AF_INET6).close(); socket.socket(socket.AF_UNIX).close(); "
+        "print(open('/etc/hostname').read())"
+    )
+    command = f'[Service]\nType=oneshot\nUser=nobody\nExecStart=/usr/bin/python3 -c "{traced}"\n'
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "whole": (command, drop_in),
+            "no-inet6": (command, drop_in.replace("RestrictAddressFamilies=AF_INET6\n", "")),
+        },
+    )
+    assert results == {"whole": ("success", 0), "no-inet6": ("exit-code", 1)}
