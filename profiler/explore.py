@@ -5,6 +5,7 @@ trace it came from (its file name without .trace.json), so that many runs stack 
 
     runs               one row per trace: component, command, user, when, how long, how it ended, drops
     processes          one row per process: pid, parent, the exec chain, start, exit
+    images             one row per program a process ran: the one inherited at fork, then one per execve
     syscalls           one row per (process, image, syscall): count and first use, in seconds since the start
     capability_checks  one row per distinct check: capability, class, granted, syscall, via, kernel path
     sockets            one row per (process, image, family, type, protocol): socket() and socketpair() calls
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 class Table(StrEnum):
     RUNS = "runs"
     PROCESSES = "processes"
+    IMAGES = "images"
     SYSCALLS = "syscalls"
     CAPABILITY_CHECKS = "capability_checks"
     SOCKETS = "sockets"
@@ -86,6 +88,12 @@ COLUMNS: Final[dict[Table, tuple[tuple[str, str], ...]]] = {
         ("exit_code", "Int64"),
         ("exit_signal", "str"),
         ("attached", "bool"),
+    ),
+    Table.IMAGES: (
+        *_ORIGIN_PROGRAM,
+        ("argv0", "str"),
+        ("exec_s", "float64"),  # missing for an image inherited at fork (it began with the process) or attached
+        ("abi", "str"),
     ),
     Table.SYSCALLS: (
         *_ORIGIN_PROGRAM,
@@ -136,6 +144,7 @@ class TraceTables:
 
     runs: pd.DataFrame
     processes: pd.DataFrame
+    images: pd.DataFrame
     syscalls: pd.DataFrame
     capability_checks: pd.DataFrame
     sockets: pd.DataFrame
@@ -221,6 +230,12 @@ def _rows(table: Table, run: str, trace: Trace, source: str) -> list[tuple[Any, 
                     process.attached,
                 )
                 for process in trace.processes
+            ]
+        case Table.IMAGES:
+            return [
+                (*origin(process.id, index), image.argv0, image.exec_s, image.abi)
+                for process in trace.processes
+                for index, image in enumerate(process.images)
             ]
         case Table.SYSCALLS:
             return [

@@ -84,6 +84,14 @@ def test_the_recorded_workload_is_in_the_tables(tree: TraceTables) -> None:
     ]
     assert tree.processes["program"].tolist() == ["/bin/sh", "/usr/bin/chown", "/usr/bin/python3", "/usr/bin/true"]
     assert tree.processes["parent"].tolist() == [pd.NA, 1, 1, 1]
+    python = tree.images[tree.images["process"] == 3]
+    assert python[["image", "program", "argv0"]].values.tolist() == [
+        [0, "/bin/sh", "/bin/sh"],
+        [1, "/bin/sh", "/bin/sh"],
+        [2, "/usr/bin/python3", "/usr/bin/python3"],
+    ]
+    assert python["exec_s"].isna().tolist() == [True, False, False]  # image 0 is inherited at fork
+    assert python["exec_s"].iloc[1] < python["exec_s"].iloc[2]
 
     needed = tree.capability_checks[tree.capability_checks["classification"] == "needed"]
     columns = ["capability", "program", "syscall", "via", "initial_user_ns", "granted", "count"]
