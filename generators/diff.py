@@ -1,7 +1,8 @@
 """What traced runs need against what a deployed policy allows (missing, excess), and drift between two profiles.
 
     read_policy(path)         the deployed policy, its format told by --policy-format or its file name
-    load_profile(paths)       the profile of traces (or of a profile `generate --format json` wrote)
+    load_profile(paths)       the profile of traces
+    load_drift_side(path)     the profile of a trace, or of a file `generate --format json` wrote
     compare(profile, policy)  Comparison: missing (the workload would break), excess (allowed, never used,
                               most dangerous first), advisories, the policy's lint findings, the fix
     drift(old, new)           Drift: what NEW started to need and what it stopped using
@@ -10,6 +11,7 @@ Every item is a Need of one ItemKind; the comparison is set algebra per kind, wi
 kept so that a report can say where it is needed.
 """
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +31,7 @@ from generators.interface import ListMode, NameSet, Policy, PolicyFormat, Policy
 from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, build_profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls, trace
+from profiler.errors import ProfilerError
 from profiler.trace import CheckClass
 
 
@@ -293,8 +296,10 @@ def _policy_abis(profile: Profile, policy: Policy) -> set[str]:
     """The ABIs whose syscalls reach the kernel under the policy."""
     if policy.architectures is not None:
         return set(policy.architectures)
-    runs_also = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}.get(profile.native_abi, ())
-    return {profile.native_abi, *runs_also}
+    # x32 runs x86_64 numbers with a high bit set: the kernel answers them where it was built with x32 support.
+    x32 = ("x32",) if profile.native_abi == "x86_64" else ()
+    compat = syscalls.COMPAT_ABIS.get(profile.native_abi)
+    return {profile.native_abi, *x32, *([compat] if compat else [])}
 
 
 def _allowed_syscalls(profile: Profile, policy: Policy) -> set[str]:
@@ -527,3 +532,23 @@ def read_policy(path: Path, policy_format: PolicyFormat | None = None) -> Policy
 def load_profile(paths: Sequence[Path], component: str | None = None) -> Profile:
     """The profile of one component from trace files."""
     return build_profile([(str(path), trace.load(path)) for path in paths], component)
+
+
+def _schema_of(path: Path) -> object:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None  # the reader that follows says what is wrong, in one line
+    return data.get("schema") if isinstance(data, dict) else None
+
+
+def load_drift_side(path: Path, component: str | None = None) -> Profile:
+    """OLD or NEW of a drift: a trace file, or a profile that `generate --format json` wrote."""
+    from generators import json_profile  # a format module, imported on use like those of PolicyFormat
+
+    if _schema_of(path) != json_profile.SCHEMA_NAME:
+        return load_profile([path], component)
+    profile = json_profile.load_profile(path)
+    if component is not None and profile.component != component:
+        raise ProfilerError(f"{path}: a profile of {profile.component}, not of {component}")
+    return profile

@@ -299,7 +299,7 @@ def diff_command(
             raise click.UsageError("--policy-format applies to --policy")
         if len(inputs) != 2:
             raise click.UsageError("give --policy POLICY TRACE..., or exactly two inputs: OLD NEW")
-        old, new = (diff.load_profile([path], component) for path in inputs)
+        old, new = (diff.load_drift_side(path, component) for path in inputs)
         click.echo(report.drift(diff.drift(old, new)), nl=False)
         return
     comparison = _compare(inputs, policy, policy_format, component, min_runs, no_portability)

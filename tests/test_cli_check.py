@@ -85,6 +85,16 @@ def test_drift_between_two_traces() -> None:
     assert "Stopped using: nothing" in result.stdout
 
 
+def test_drift_reads_a_profile_written_by_generate_as_it_reads_the_trace(tmp_path: Path) -> None:
+    profile = tmp_path / "old.profile.json"
+    assert invoke("generate", "--format", "json", "-o", str(profile), GIT_TRACES[0]).exit_code == 0
+    from_profile = invoke("diff", str(profile), GIT_TRACES[2])
+    assert from_profile.exit_code == 0
+    assert from_profile.stdout == invoke("diff", GIT_TRACES[0], GIT_TRACES[2]).stdout
+    wrong = invoke("diff", "--component", "curl", str(profile), GIT_TRACES[2])
+    assert (wrong.exit_code, wrong.stderr) == (2, f"profiler: error: {profile}: a profile of git-clone, not of curl\n")
+
+
 def test_min_runs_marks_uncertain_needs() -> None:
     strict = invoke("check", "--policy", str(UNIT), "--min-runs", "3", *GIT_TRACES)
     assert "8× in 2/3 runs by /usr/bin/git (uncertain: seen in fewer than 3 runs)" in strict.stdout
