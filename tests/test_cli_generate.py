@@ -51,11 +51,14 @@ def test_a_missing_output_directory_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "does not exist; create it or choose another -o path" in result.stderr
 
 
+@pytest.mark.parametrize(("policy_format", "name"), [("systemd", "profiler.conf"), ("oci", "seccomp.json")])
 @pytest.mark.parametrize("trace", TRACES, ids=lambda path: Path(path).name.removesuffix(".trace.json"))
-def test_a_generated_drop_in_passes_check_on_its_own_trace(tmp_path: Path, trace: str) -> None:
-    drop_in = tmp_path / "profiler.conf"
-    assert invoke("generate", "--format", "systemd", "-o", str(drop_in), trace).exit_code == 0
-    result = invoke("check", "--policy", str(drop_in), trace)
+def test_a_generated_policy_passes_check_on_its_own_trace(
+    tmp_path: Path, trace: str, policy_format: str, name: str
+) -> None:
+    policy = tmp_path / name
+    assert invoke("generate", "--format", policy_format, "-o", str(policy), trace).exit_code == 0
+    result = invoke("check", "--policy", str(policy), trace)
     assert result.exit_code == 0, result.stdout
     assert "0 missing" in result.stdout
 
