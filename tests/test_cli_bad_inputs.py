@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from profiler.cli import main
 
@@ -118,3 +120,28 @@ def test_a_bad_policy_exits_2_in_a_real_process(tmp_path: Path) -> None:
     result = run("check", "--policy", str(BAD_POLICIES["binary-junk"][0](tmp_path)), str(TRACE))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    content=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
+    name=st.sampled_from(["unit.service", "unit.conf", "seccomp.json"]),
+)
+def test_any_policy_file_gives_a_report_or_one_line(tmp_path: Path, content: bytes, name: str) -> None:
+    policy = tmp_path / name
+    policy.write_bytes(content)
+    result = CliRunner().invoke(main, ["check", "--policy", str(policy), str(TRACE)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1, 2)
+    if result.exit_code == 2:
+        assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_trace_file_gives_one_line(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "fuzzed.trace.json"
+    bad.write_bytes(content)
+    result = CliRunner().invoke(main, ["diff", str(TRACE), str(bad)])
+    assert (result.exit_code, result.exception.__class__) == (2, SystemExit)
+    assert result.stderr.startswith(f"profiler: error: {bad}: ") and result.stderr.count("\n") == 1
