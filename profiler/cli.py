@@ -142,8 +142,8 @@ def record(
 def show_command(traces: tuple[Path, ...], output_format: str, table: str | None) -> None:
     """Print a readable summary of each TRACE: process tree, syscalls, capabilities, families.
 
-    With --format csv or json, export the tables of profiler.explore instead, one row per fact and a run
-    column naming the trace: runs, processes, syscalls, capability_checks, sockets, namespaces.
+    With --format csv or json, export the tables of profiler.explore instead: one row per recorded fact,
+    and a run column naming the trace it came from.
     """
     chosen = explore.Table(table) if table else None
     if output_format == "text" and chosen is not None:
