@@ -78,6 +78,13 @@ def test_markdown_and_json() -> None:
     )
 
 
+def test_policy_format_overrides_the_file_name(tmp_path: Path) -> None:
+    unit = tmp_path / "unit.txt"
+    unit.write_text(UNIT.read_text())
+    result = invoke("check", "--policy", str(unit), "--policy-format", "systemd", *GIT_TRACES)
+    assert result.exit_code == 1 and "address family AF_UNIX: address family not allowed" in result.stdout
+
+
 def test_drift_between_two_traces() -> None:
     result = invoke("diff", GIT_TRACES[0], GIT_TRACES[2])
     assert result.exit_code == 0
