@@ -25,6 +25,10 @@ def this_python_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         json.dumps({"argv": argv, "display_name": "profiler tests", "language": "python"})
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    # On a fresh machine matplotlib builds its font cache on first import, and may say so on stderr: here, not
+    # in a notebook cell, where stderr fails the test.
+    import matplotlib.font_manager  # noqa: F401
+
     return "profiler-tests"
 
 
