@@ -22,7 +22,15 @@ NAMESPACE_TYPES: dict[str, str] = {
 }
 ANY_NAMESPACE = "any"
 
-K = TypeVar("K", str, tuple[int, str], tuple[str, int], tuple[str, CheckClass, bool, str, str, tuple[str, ...]])
+# create_user_ns notes whether the creator holds CAP_SETFCAP by testing the bit, not through a capability check
+# a tracer could see; a root process that later maps root into the namespace (unshare -r, rootful container
+# runtimes) is refused without it (kernel/user_namespace.c, verify_root_map).
+SETFCAP_FOR_USER_NAMESPACE = (
+    "inferred: root created a user namespace, and mapping root into it needs CAP_SETFCAP, which the kernel "
+    "tests at create_user_ns without a check a tracer can see"
+)
+
+K = TypeVar("K", str, tuple[int, str], tuple[str, int], tuple[str, CheckClass, bool, str, str, tuple[str, ...], str])
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,7 @@ class CapabilityPath:
     via: str | None  # the kernel function that asked (setattr_prepare for a chown)
     frames: tuple[str, ...]  # the kernel call path, innermost first; empty where it was not captured
     evidence: Evidence
+    inferred: str | None = None  # why a need no check showed was inferred from what the workload did
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +265,7 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
     unresolved: _Tally[tuple[int, str]] = _Tally()
     families: _Tally[tuple[str, int]] = _Tally()
     namespaces: _Tally[str] = _Tally()
-    checks: _Tally[tuple[str, CheckClass, bool, str, str, tuple[str, ...]]] = _Tally()
+    checks: _Tally[tuple[str, CheckClass, bool, str, str, tuple[str, ...], str]] = _Tally()
     syscall_abis: dict[str, set[str]] = defaultdict(set)
     reasons: dict[tuple[int, str], str] = {}
     family_types: dict[tuple[str, int], set[str]] = defaultdict(set)
@@ -277,9 +286,21 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
             family_types[family].add(socket.type[0])
             family_syscalls[family].add(socket.syscall)
         for operation in trace.namespaces:
+            program = trace.program(operation.process, operation.image)
             for namespace_type in [NAMESPACE_TYPES[flag] for flag in operation.flags] or [ANY_NAMESPACE]:
-                namespaces.add(namespace_type, run, operation.count, trace.program(operation.process, operation.image))
+                namespaces.add(namespace_type, run, operation.count, program)
                 namespace_syscalls[namespace_type].add(operation.syscall)
+            if trace.run.uid == 0 and "CLONE_NEWUSER" in operation.flags and operation.syscall != "setns":
+                setfcap = (
+                    "CAP_SETFCAP",
+                    CheckClass.NEEDED,
+                    True,
+                    program,
+                    operation.syscall,
+                    (),
+                    SETFCAP_FOR_USER_NAMESPACE,
+                )
+                checks.add(setfcap, run, operation.count, program)
         for check in trace.capability_checks:
             stack = trace.stack(check.stack)
             program = trace.program(check.process, check.image)
@@ -290,20 +311,22 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
                 program,
                 check.syscall or "",
                 stack.frames if stack else (),
+                "",
             )
             checks.add(path, run, check.count, program)
     paths_by_capability: dict[str, list[CapabilityPath]] = defaultdict(list)
     for key in checks.sorted_keys():
-        capability, classification, initial, program, syscall, frames = key
+        capability, classification, initial, program, syscall, frames, inferred = key
         paths_by_capability[capability].append(
             CapabilityPath(
                 classification,
                 initial,
                 program,
                 syscall or None,
-                asking_function(frames) if frames else None,
+                asking_function(frames) if frames else ("create_user_ns" if inferred else None),
                 frames,
                 checks.evidence(key),
+                inferred or None,
             )
         )
     drops = [trace.run.dropped for _, trace in chosen]

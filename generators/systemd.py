@@ -360,7 +360,8 @@ def _architectures(out: _DropIn, profile: Profile) -> None:
 
 def _path_text(path: CapabilityPath) -> str:
     where = f"in {path.syscall}" if path.syscall else "outside a syscall"
-    return f"{where} via {path.via}" if path.via else where
+    where = f"{where} via {path.via}" if path.via else where
+    return f"{where} ({path.inferred})" if path.inferred else where
 
 
 def _paths_of(paths: Iterable[CapabilityPath], classification: CheckClass) -> list[CapabilityPath]:
@@ -415,19 +416,6 @@ def _capabilities(out: _DropIn, profile: Profile, options: RenderOptions) -> Non
                 + _paths_text(_paths_of(use.paths, CheckClass.NEEDED), profile, options.min_runs)
                 + ")."
             )
-    if (
-        "user" in profile.namespace_types()
-        and not profile.recorded_unprivileged
-        and "CAP_SETFCAP" not in profile.bounding_set()
-    ):
-        # create_user_ns() records whether the creator held CAP_SETFCAP with cap_raised(), which no capability
-        # check reports; map_write() refuses a uid_map with root in it when the creator did not.
-        out.comment(
-            "WARNING: the workload created a user namespace as root. If it maps root there (unshare "
-            "--map-root-user and rootless containers do), Linux 5.12 and later want CAP_SETFCAP in effect when "
-            "the namespace is created, which they test without a capability check a trace can see: if writing "
-            "/proc/self/uid_map fails with EPERM, add CapabilityBoundingSet=CAP_SETFCAP."
-        )
     denied = [use for use in profile.capabilities if use.name in profile.denied_capabilities()]
     if denied:
         out.comment(

@@ -73,26 +73,31 @@ def test_an_errno_on_a_tilde_line_after_an_allow_list_is_what_the_syscall_return
     assert results == {"enosys": ("exit-code", ENOSYS), "eperm": ("exit-code", EPERM), "allowed": ("success", 0)}
 
 
-def test_namespaces_are_allowed_by_type_and_mapping_root_needs_what_the_warning_says(
+def test_namespaces_are_allowed_by_type_and_mapping_root_gets_the_inferred_capability(
     committed_profile: LoadTraces, systemd: SystemdFormat, tmp_path: Path
 ) -> None:
     """unshare was traced making user and net namespaces as root and mapping root into the user namespace.
 
-    The kernel tests CAP_SETFCAP for that mapping with cap_raised(), which no trace sees: the drop-in says so,
-    and the line it advises is what makes the workload run.
+    The kernel tests CAP_SETFCAP for that mapping with cap_raised(), which no trace sees: the profile infers it
+    from the user namespace a root process created, and the drop-in with it is what makes the workload run.
     """
     drop_in = systemd.render(committed_profile("unshare-user-net"), RenderOptions())
-    assert "add CapabilityBoundingSet=CAP_SETFCAP." in drop_in.replace("\n#   ", " ")
-    advised = drop_in.replace("CapabilityBoundingSet=\n", "CapabilityBoundingSet=\nCapabilityBoundingSet=CAP_SETFCAP\n")
+    assert "CapabilityBoundingSet=CAP_SETFCAP" in drop_in
+    assert "inferred: root created a user namespace" in drop_in.replace("\n#   ", " ")
     command = _service("/usr/bin/unshare --user --net --map-root-user /bin/true")
     results = systemd_analyze.run_units(
         tmp_path,
         {
-            "advised": (command, advised),
-            "advised-without-net": (command, advised.replace("RestrictNamespaces=net\n", "")),
+            "generated": (command, drop_in),
+            "without-setfcap": (command, drop_in.replace("CapabilityBoundingSet=CAP_SETFCAP\n", "")),
+            "without-net": (command, drop_in.replace("RestrictNamespaces=net\n", "")),
         },
     )
-    assert results == {"advised": ("success", 0), "advised-without-net": ("exit-code", 1)}
+    assert results == {
+        "generated": ("success", 0),
+        "without-setfcap": ("exit-code", 1),
+        "without-net": ("exit-code", 1),
+    }
 
 
 def test_families_are_allowed_by_name_for_an_unprivileged_service(
