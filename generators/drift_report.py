@@ -10,14 +10,15 @@ JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
     component, runs [{source, started_at, hostname, user, command}], policy {source, format},
     passed (nothing missing), passed_strict (nothing missing and nothing in excess),
     missing [{kind, name, refused, uncertain, count, runs, programs, first_s, detail,
-              paths [{program, syscall, via, frames, count, runs}]}],
+              paths [{program, syscall, via, frames, inferred, count, runs}]}],
     excess [{kind, name, danger, why, note}]   most dangerous first,
     warnings [{topic, subject, message}], lint [{source, line, message}],
     fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], how, text, language, notes}
 JSON of a drift ("schema": "profiler-drift", "schema_version": 1):
     old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
 KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
-into the runs of the profile the item comes from; frames are innermost first; first_s is null when unknown.
+into the runs of the profile the item comes from; frames are innermost first; inferred is null, or why a need
+no check showed was inferred; first_s is null when unknown.
 """
 
 import json
@@ -30,7 +31,7 @@ from typing import Any, assert_never
 from generators.correction import Correction, correction
 from generators.diff import Comparison, Drift, Excess, Missing, Need
 from generators.evidence_text import describe_evidence
-from generators.explain import kernel_path
+from generators.explain import path_origin
 from generators.profile import Evidence, Profile
 
 COMPARISON_SCHEMA = "profiler-comparison"
@@ -84,11 +85,11 @@ def _where(evidence: Evidence, profile: Profile, min_runs: int) -> str:
 
 
 def _path_line(need: Need) -> list[tuple[str, str]]:
-    """(where, kernel path) of each kernel path that needed a capability."""
+    """(where, origin) of each path that needed a capability: its kernel path, or why it was inferred."""
     lines = []
     for path in need.paths:
         where = f"{path.program} in {path.syscall or 'no syscall'}" + (f" via {path.via}" if path.via else "")
-        lines.append((f"{where}, {path.evidence.count}×", kernel_path(path.frames) if path.frames else "not captured"))
+        lines.append((f"{where}, {path.evidence.count}×", path_origin(path)))
     return lines
 
 
@@ -161,8 +162,8 @@ class TextReport(Report):
         lines.append(f"      {_where(need.evidence, comparison.profile, comparison.min_runs)}")
         if need.detail:
             lines.append(f"      {need.detail}")
-        for where, path in _path_line(need):
-            lines += [f"      {where}", f"        kernel path: {path}"]
+        for where, origin in _path_line(need):
+            lines += [f"      {where}", f"        {origin}"]
         return lines
 
     @staticmethod
@@ -210,8 +211,8 @@ class MarkdownReport(Report):
                 need = item.need
                 where = _where(need.evidence, profile, comparison.min_runs)
                 where += f"; {need.detail}" if need.detail else ""
-                for path_where, path in _path_line(need):
-                    where += f"<br>{path_where}: `{path}`"
+                for path_where, origin in _path_line(need):
+                    where += f"<br>{path_where}: {origin}"
                 lines.append(f"| {need.kind.label} `{need.name}` | {_cell(item.refused)} | {_cell(where)} |")
             lines.append("")
         if comparison.excess:
@@ -316,6 +317,7 @@ class JsonReport(Report):
                             "syscall": path.syscall,
                             "via": path.via,
                             "frames": list(path.frames),
+                            "inferred": path.inferred,
                             "count": path.evidence.count,
                             "runs": list(path.evidence.runs),
                         }

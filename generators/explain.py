@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from generators.diff import ALL_NAMESPACE_TYPES
 from generators.evidence_text import MAX_PROGRAMS, describe_evidence
-from generators.profile import NAMESPACE_TYPES, CapabilityUse, Evidence, Profile, RunRef
+from generators.profile import NAMESPACE_TYPES, CapabilityPath, CapabilityUse, Evidence, Profile, RunRef
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
@@ -24,6 +24,13 @@ class UnknownItemError(ProfilerError):
 def kernel_path(frames: Sequence[str]) -> str:
     """The kernel call path in call order (frames are stored innermost first)."""
     return " → ".join(reversed(frames))
+
+
+def path_origin(path: CapabilityPath) -> str:
+    """How the traces know a capability path: its kernel call path, or why the need was inferred."""
+    if path.inferred:
+        return path.inferred
+    return f"kernel path: {kernel_path(path.frames) if path.frames else 'not captured'}"
 
 
 def describe_run(run: RunRef) -> str:
@@ -147,7 +154,7 @@ def _capability(profile: Profile, item: str) -> str:
             f"  {_CLASS_WORDS[path.classification]}: {path.program} {where}{asked}{namespace}, "
             f"{evidence.count}× in {_run_numbers(evidence)}"
         )
-        lines.append(f"    kernel path: {kernel_path(path.frames) if path.frames else 'not captured'}")
+        lines.append(f"    {path_origin(path)}")
     return _with_runs(lines, profile, (run for path in use.paths for run in path.evidence.runs))
 
 

@@ -13,6 +13,7 @@ GIT = [
 ]
 CURL = str(REPOSITORY / "traces" / "curl-fetch.trace.json")
 CARGO = str(REPOSITORY / "traces" / "cargo-build-debug.trace.json")
+UNSHARE = str(REPOSITORY / "tests" / "fixtures" / "traces" / "unshare-user-net.trace.json")
 
 
 def invoke(*args: str) -> Result:
@@ -41,6 +42,14 @@ def test_a_capability_with_each_path_its_class_syscall_kernel_path_and_asking_fu
         "    kernel path: __x64_sys_link → do_linkat → may_linkat → inode_permission → generic_permission → "
         "capable_wrt_inode_uidgid → security_capable → cap_capable",
     ]
+
+
+def test_an_inferred_capability_says_why_instead_of_a_kernel_path() -> None:
+    lines = invoke("explain", UNSHARE, "CAP_SETFCAP").stdout.splitlines()
+    assert lines[1] == "  needed: /usr/bin/unshare in unshare, asked by create_user_ns, 1× in run 1"
+    assert lines[2].startswith(
+        "    inferred: root created a user namespace, and mapping root into it needs CAP_SETFCAP"
+    )
 
 
 def test_a_family_with_its_socket_types_and_programs() -> None:

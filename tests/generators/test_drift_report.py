@@ -75,6 +75,16 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
     assert list(drift_data) == ["schema", "schema_version", "old", "new", "started", "stopped", "notes"]
 
 
+def test_an_inferred_need_carries_its_reason_in_every_format(committed_profile: LoadTraces) -> None:
+    comparison = compare(committed_profile("unshare-user-net"), make_policy(bounding=allow("CAP_SYS_ADMIN")))
+    [path] = json.loads(ReportFormat.JSON.report().comparison(comparison))["missing"][0]["paths"]
+    assert set(path) == {"program", "syscall", "via", "frames", "inferred", "count", "runs"}
+    assert (path["frames"], path["inferred"]) == ([], comparison.missing[0].need.paths[0].inferred)
+    for form in (ReportFormat.TEXT, ReportFormat.MARKDOWN):
+        text = form.report().comparison(comparison)
+        assert "inferred: root created a user namespace" in text and "not captured" not in text
+
+
 def test_markdown_cells_escape_pipes(git_comparison: Comparison) -> None:
     odd = LintFinding("svc.service", None, "a | b")
     policy = make_policy(syscalls=allow("read"), findings=(odd,), policy_format=PolicyFormat.OCI)
