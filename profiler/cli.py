@@ -179,7 +179,8 @@ _min_runs_option = click.option(
 _portability_option = click.option(
     "--no-portability",
     is_flag=True,
-    help="Do not allow vDSO fallbacks unseen, nor refuse libc-probed syscalls with ENOSYS.",
+    help="Leave out what other hosts need though the traces did not show it (vDSO fallbacks; ENOSYS for the "
+    "syscalls the C library probes).",
 )
 _report_option = click.option(
     "--format",
@@ -285,11 +286,12 @@ def diff_command(
     min_runs: int,
     no_portability: bool,
 ) -> None:
-    """Compare TRACEs with a deployed POLICY, or an OLD trace with a NEW one.
+    """Compare TRACEs with a deployed POLICY, or OLD with NEW.
 
     \b
       profiler diff --policy POLICY TRACE...   what the policy misses and what it allows unused
       profiler diff OLD NEW                    what NEW started to need, and stopped using
+                                               (each a trace, or a profile of generate --format json)
 
     Exits 0 whatever it finds; `profiler check` is the one that fails on drift.
     """
