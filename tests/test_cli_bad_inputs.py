@@ -99,6 +99,7 @@ BAD_POLICIES: dict[str, tuple[Make, str]] = {
     "empty": (written("empty.service", ""), "empty.service: empty: "),
     "directory": (a_directory("dir.service"), "dir.service: "),
     "absent": (absent("absent.service"), "absent.service: "),
+    "yaml-junk": (written("profile.yaml", "a: [\n"), "profile.yaml:2: not valid YAML"),
     "unknown-name": (
         written("policy.txt", "[Service]\nSystemCallFilter=@system-service\n"),
         "cannot tell the policy format from the file name; give --policy-format",
@@ -125,7 +126,7 @@ def test_a_bad_policy_exits_2_in_a_real_process(tmp_path: Path) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     content=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
-    name=st.sampled_from(["unit.service", "unit.conf", "seccomp.json"]),
+    name=st.sampled_from(["unit.service", "unit.conf", "seccomp.json", "profile.yaml"]),
 )
 def test_any_policy_file_gives_a_report_or_one_line(tmp_path: Path, content: bytes, name: str) -> None:
     policy = tmp_path / name

@@ -51,7 +51,9 @@ def test_a_missing_output_directory_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "does not exist; create it or choose another -o path" in result.stderr
 
 
-@pytest.mark.parametrize(("policy_format", "name"), [("systemd", "profiler.conf"), ("oci", "seccomp.json")])
+@pytest.mark.parametrize(
+    ("policy_format", "name"), [("systemd", "profiler.conf"), ("oci", "seccomp.json"), ("k8s", "profile.yaml")]
+)
 @pytest.mark.parametrize("trace", TRACES, ids=lambda path: Path(path).name.removesuffix(".trace.json"))
 def test_a_generated_policy_passes_check_on_its_own_trace(
     tmp_path: Path, trace: str, policy_format: str, name: str
