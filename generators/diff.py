@@ -343,6 +343,8 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability
     if "any" in needed[ItemKind.NAMESPACE]:
         needed[ItemKind.NAMESPACE].update(ALL_NAMESPACE_TYPES)
     justified = {name for name, _ in plan_syscalls(profile, portability).added}
+    if policy.syscalls is not None:
+        justified |= policy.syscalls.implied
     allowed: dict[ItemKind, set[str]] = {
         ItemKind.SYSCALL: _allowed_syscalls(profile, policy) - justified,
         ItemKind.FAMILY: _allowed_of(policy.address_families, abi.ADDRESS_FAMILIES[1:]),  # AF_UNSPEC makes none

@@ -111,6 +111,9 @@ class SyscallFilter:
     # per-syscall errno of refused ones where it differs from default_errno, sorted: (("clone3", "ENOSYS"),);
     # None where the filter kills the process instead
     errnos: tuple[tuple[str, str | None], ...] = ()
+    # Allowed by the consumer whatever the file says (systemd's @default in an allow-list): never excess,
+    # since no line can remove them.
+    implied: frozenset[str] = frozenset()
 
     def allows(self, name: str) -> bool:
         return self.rules.allows(name)

@@ -925,7 +925,8 @@ class _UnitReading:
         mode = ListMode.ALLOW if self.allow_list else ListMode.DENY
         names = frozenset(name for name, value in self.filter.items() if value is None or not self.allow_list)
         errnos = tuple(sorted((name, value) for name, value in self.filter.items() if value is not None))
-        return SyscallFilter(NameSet(mode, names), self.error_number, errnos)
+        implied = self.groups.expand(IMPLIED_GROUP) if self.allow_list else frozenset()
+        return SyscallFilter(NameSet(mode, names), self.error_number, errnos, frozenset(implied))
 
     def family_rules(self) -> NameSet:
         if not self.families and not self.families_allow_list:
