@@ -444,19 +444,27 @@ def _address_families(out: _DropIn, profile: Profile, options: RenderOptions) ->
     if "x86" in profile.abis():
         unenforced += ", and every socket of 32-bit x86 programs (systemd cannot filter socketcall())"
     out.comment(f"RestrictAddressFamilies= filters socket() only; it does not restrict {unenforced}.")
-    if not profile.families:
-        out.setting("RestrictAddressFamilies", "none", "none: the traces created no socket.")
+    families = [use for use in profile.families if use.restricted_by_socket_filters]
+    for use in profile.families:
+        if not use.restricted_by_socket_filters:
+            out.comment(
+                f"{use.name} is not listed: made only by socketpair(), which this setting does not restrict "
+                f"({describe_evidence(use.evidence, profile, options.min_runs)})."
+            )
+    if not families:
+        made = "sockets only with socketpair()" if profile.families else "no socket"
+        out.setting("RestrictAddressFamilies", "none", f"none: the traces created {made}.")
         return
     items = [
         (use.name, f"{use.name} ({', '.join(use.types)}): {describe_evidence(use.evidence, profile, options.min_runs)}")
-        for use in profile.families
+        for use in families
     ]
-    unnamed = [use.name for use in profile.families if _family_name(use.name) is None]
+    unnamed = [use.name for use in families if _family_name(use.name) is None]
     out.setting("RestrictAddressFamilies", "")
     if not unnamed:
         out.items("RestrictAddressFamilies", items)
         return
-    used = {use.name for use in profile.families}
+    used = {use.name for use in families}
     out.comment(
         f"{', '.join(unnamed)}: no name systemd knows, so no allow-list can admit it: instead every family systemd "
         "knows that the traces did not use is denied. Used: " + "; ".join(why for _, why in items)
