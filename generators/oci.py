@@ -15,10 +15,11 @@ unconditional rule of a syscall, and an unconditional rule overrides conditional
 import bisect
 import difflib
 import errno
+import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -339,6 +340,22 @@ class SeccompReading:
     namespaces: NameSet
     findings: tuple[LintFinding, ...]
 
+    def policy(self, source: str, policy_format: PolicyFormat, findings: Iterable[LintFinding] = ()) -> Policy:
+        """The Policy of a file that holds only a seccomp filter: capabilities and the user are not its concern."""
+        return Policy(
+            source=source,
+            format=policy_format,
+            syscalls=self.syscalls,
+            architectures=self.architectures,
+            capability_bounding=UNRESTRICTED,
+            ambient_capabilities=frozenset(),
+            address_families=self.address_families,
+            namespaces=self.namespaces,
+            no_new_privileges=None,
+            user=None,
+            findings=tuple(sorted((*self.findings, *findings), key=finding_order)),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
@@ -353,11 +370,9 @@ class _Rule:
     def runs(self) -> bool:
         return self.action in RUNNING_ACTIONS
 
-    def holds(self, values: Mapping[int, int]) -> bool:
-        """Whether the conditions can hold for these argument values (arguments not given can be anything)."""
-        return all(
-            _compare(condition, values[condition.index]) for condition in self.conditions if condition.index in values
-        )
+    def matches(self, values: Mapping[int, int]) -> bool:
+        """Whether a call with these argument values (0 where not given) meets every condition."""
+        return all(_compare(condition, values.get(condition.index, 0)) for condition in self.conditions)
 
 
 def _compare(condition: ArgCondition, value: int) -> bool:
@@ -376,6 +391,14 @@ def _compare(condition: ArgCondition, value: int) -> bool:
             return value > condition.value
         case _:
             return (value & condition.value) == condition.value_two
+
+
+def _telling_values(condition: ArgCondition) -> set[int]:
+    """Values on each side of a comparison: with those of every condition, one in each region they cut."""
+    if condition.op == "SCMP_CMP_MASKED_EQ":
+        lowest = condition.value & -condition.value
+        return {condition.value_two, condition.value_two ^ lowest if lowest else condition.value_two + 1}
+    return {value for value in (condition.value - 1, condition.value, condition.value + 1) if 0 <= value <= UINT64_MAX}
 
 
 def _errno_name(number: int | None) -> str | None:
@@ -411,6 +434,7 @@ class _SeccompReader:
     ):
         self.source, self.lines, self.at, self.dialect, self.context = source, lines, at, dialect, context
         self.findings: list[LintFinding] = []
+        self.first_conditional: JsonPath | None = None  # the first rule with includes or excludes
 
     # -- reporting --
 
@@ -436,6 +460,8 @@ class _SeccompReader:
             raise self.fail(path, f"must be an object, not {_json_type(value)}")
         known = _KNOWN_KEYS[(self.dialect, kind)]
         for key in value:
+            if not isinstance(key, str):
+                raise self.fail(path, f"has the key {key!r}, which is not a string")
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
@@ -475,6 +501,8 @@ class _SeccompReader:
             for name, rule in self.rule(raw, ("syscalls", index), default_action, default_errno):
                 by_name.setdefault(name, []).append(rule)
         decide = _Decider(default_action, default_errno, by_name)
+        if self.first_conditional is not None:
+            self.lint_includes(self.first_conditional)
         self.lint_conflicts(by_name)
         syscall_filter = self.syscall_filter(decide, default_action, default_errno)
         families = self.families(decide, architectures)
@@ -610,6 +638,7 @@ class _SeccompReader:
         for key in ("includes", "excludes"):
             if key not in entry:
                 continue
+            self.first_conditional = self.first_conditional or path
             condition = self.mapping(entry[key], (*path, key), "condition")
             caps = set(self.strings(condition.get("caps", []), (*path, key, "caps")))
             arches = set(self.strings(condition.get("arches", []), (*path, key, "arches")))
@@ -631,10 +660,35 @@ class _SeccompReader:
                 verdict &= not (arch in arches or caps & self.context.capabilities or (kernel is not None and at_least))
         return verdict
 
+    def lint_includes(self, path: JsonPath) -> None:
+        context = self.context
+        capabilities = (
+            "Docker's default capabilities"
+            if context.capabilities == DOCKER_DEFAULT_CAPABILITIES
+            else ", ".join(sorted(context.capabilities)) or "no capability"
+        )
+        self.lint(
+            path,
+            "includes/excludes: Docker, podman and CRI-O keep or drop these rules by the container's capabilities "
+            f"and the host's ABI and kernel (read here for {capabilities}, {context.native_abi}, Linux "
+            f"{context.kernel[0]}.{context.kernel[1]}); containerd ignores both keys and applies every such rule",
+        )
+
     def lint_conflicts(self, by_name: Mapping[str, list[_Rule]]) -> None:
         for name, rules in sorted(by_name.items()):
             unconditional = [rule for rule in rules if not rule.conditions]
             if not unconditional:
+                actions = sorted({rule.action + (f"({rule.errno_ret})" if rule.errno_ret else "") for rule in rules})
+                if len(actions) > 1:
+                    self.findings.append(
+                        LintFinding(
+                            self.source,
+                            rules[0].line,
+                            f"{name}: conditional rules with different actions ({', '.join(actions)}): where a call "
+                            "matches more than one, libseccomp's choice depends on the order it gives their "
+                            "comparisons, not on the file's; profiler reads the first in the file",
+                        )
+                    )
                 continue
             first = unconditional[0]
             for later in rules:
@@ -690,7 +744,13 @@ def _refusal(action: str, errno_ret: int | None) -> str | None:
 
 
 class _Decider:
-    """libseccomp's choice among the rules of a syscall: the first unconditional rule, else a matching one."""
+    """libseccomp's choice among the rules of a syscall: the first unconditional rule, else a matching one.
+
+    Whether some call runs is answered by trying argument values on each side of every comparison the rules
+    make (at most MAX_TRIED combinations), so that rules whose conditions together cover every value count.
+    """
+
+    MAX_TRIED = 4096
 
     def __init__(self, default_action: str, default_errno: int | None, by_name: Mapping[str, list[_Rule]]):
         self.default = (default_action, default_errno)
@@ -699,24 +759,35 @@ class _Decider:
     def _unconditional(self, name: str) -> _Rule | None:
         return next((rule for rule in self.by_name.get(name, ()) if not rule.conditions), None)
 
+    def _verdict(self, name: str, values: Mapping[int, int]) -> tuple[str, int | None]:
+        rule = self._unconditional(name) or next(
+            (rule for rule in self.by_name.get(name, ()) if rule.matches(values)), None
+        )
+        return (rule.action, rule.errno_ret) if rule is not None else self.default
+
+    def _verdicts(self, name: str, fixed: Mapping[int, int]) -> Iterator[tuple[str, int | None]]:
+        """The action for each combination of telling argument values, the fixed ones given."""
+        tried: dict[int, set[int]] = {}
+        for rule in self.by_name.get(name, ()):
+            for condition in rule.conditions:
+                if condition.index not in fixed:
+                    tried.setdefault(condition.index, {0}).update(_telling_values(condition))
+        indexes = sorted(tried)
+        combinations = itertools.product(*(sorted(tried[index]) for index in indexes))
+        for values in itertools.islice(combinations, self.MAX_TRIED):
+            yield self._verdict(name, {**fixed, **dict(zip(indexes, values, strict=True))})
+
+    def runs(self, name: str, fixed: Mapping[int, int] | None = None) -> bool:
+        """Whether some call runs whose arguments have the values fixed, the others chosen to that end."""
+        return any(action in RUNNING_ACTIONS for action, _ in self._verdicts(name, fixed or {}))
+
     def reachable(self, name: str) -> bool:
         """Whether some call of the syscall runs."""
-        rule = self._unconditional(name)
-        if rule is not None:
-            return rule.runs
-        return self.default[0] in RUNNING_ACTIONS or any(rule.runs for rule in self.by_name.get(name, ()))
-
-    def runs(self, name: str, values: Mapping[int, int]) -> bool:
-        """Whether a call with these argument values runs (other arguments chosen freely)."""
-        rule = self._unconditional(name)
-        if rule is None:
-            rule = next((rule for rule in self.by_name.get(name, ()) if rule.holds(values)), None)
-        return rule.runs if rule is not None else self.default[0] in RUNNING_ACTIONS
+        return self.runs(name)
 
     def refusal(self, name: str) -> tuple[str, int | None]:
-        """The action and errno that refuse an unreachable syscall."""
-        rule = self._unconditional(name)
-        return (rule.action, rule.errno_ret) if rule is not None else self.default
+        """The action and errno that refuse an unreachable syscall (with arguments 0, where rules tell them apart)."""
+        return next(self._verdicts(name, {}))
 
 
 def _namespaces(decide: _Decider) -> NameSet:
@@ -827,22 +898,30 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_json(text: str | bytes, source: str, what: str) -> object:
-    """JSON as Go's encoding/json accepts it; anything else is one PolicyParseError line."""
-    if isinstance(text, bytes):
+def policy_text(content: str | bytes, source: str, what: str) -> str:
+    """The text of a policy file that is not empty; binary junk or an empty file is one PolicyParseError line."""
+    if isinstance(content, bytes):
         try:
-            text = text.decode("utf-8")
+            content = content.decode("utf-8")
         except UnicodeDecodeError:
             raise PolicyParseError(f"{source}: not {what} (not UTF-8 text)") from None
-    if not text.strip():
+    if not content.strip():
         raise PolicyParseError(f"{source}: empty file; give {what}")
+    return content
+
+
+def decode_json(content: str | bytes, source: str, what: str) -> object:
+    """JSON as Go's encoding/json accepts it; anything else is one PolicyParseError line."""
+    text = policy_text(content, source, what)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         if not text.lstrip().startswith(("{", "[")):
             raise PolicyParseError(f"{source}: not {what} (not JSON)") from None
+        # An error at the very end is what a file cut short gives.
+        truncated = ", perhaps truncated" if error.pos >= len(text.rstrip()) else ""
         raise PolicyParseError(
-            f"{source}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}), perhaps truncated"
+            f"{source}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}){truncated}"
         ) from None
     except ValueError as error:
         raise PolicyParseError(f"{source}: not valid JSON: {error}") from None
@@ -890,19 +969,7 @@ class OciFormat(Renderer, PolicyReader):
             LintFinding(source, line, f"{render_path(path)} is given twice: runtimes keep the later value")
             for path, line in located.repeated
         ]
-        return Policy(
-            source=source,
-            format=PolicyFormat.OCI,
-            syscalls=reading.syscalls,
-            architectures=reading.architectures,
-            capability_bounding=UNRESTRICTED,
-            ambient_capabilities=frozenset(),
-            address_families=reading.address_families,
-            namespaces=reading.namespaces,
-            no_new_privileges=None,
-            user=None,
-            findings=tuple(sorted((*reading.findings, *repeated), key=finding_order)),
-        )
+        return reading.policy(source, PolicyFormat.OCI, repeated)
 
 
 def render_seccomp_json(spec: SeccompSpec, comments: bool) -> str:

@@ -1,0 +1,126 @@
+"""The json format: the profile itself with all its evidence, and what a policy made from it allows, for other tools.
+
+    JsonProfileFormat.render   {"schema": "profiler-profile", "schema_version": 1, "options", "policy", "profile"}
+    parse_profile / load_profile   the profile back from that file (TraceFormatError, one line, when it is not one)
+
+"profile" is generators.profile.Profile as pydantic dumps it: every syscall, capability path, family and
+namespace type with its evidence (runs, as indexes into "runs", count, programs, first use). "policy" is what
+the other formats derive from it under the options given, so that tools need not redo it: the syscall plan
+(allowed, added though unseen, and why; refused with ENOSYS), the capability bounding set, the denied
+capabilities and the items seen in fewer than min_runs runs.
+"""
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+
+from generators.interface import PolicyFormat, Renderer, RenderOptions
+from generators.profile import Profile
+from generators.syscall_plan import plan_syscalls
+from profiler.errors import TraceFormatError
+
+SCHEMA_NAME: Final = "profiler-profile"
+SCHEMA_VERSION: Final = 1
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[Profile]:
+    return TypeAdapter(Profile)
+
+
+def _policy(profile: Profile, options: RenderOptions) -> dict[str, Any]:
+    plan = plan_syscalls(profile, options.portability)
+
+    def uncertain(items: Any) -> list[str]:
+        return [item.name for item in items if profile.is_uncertain(item.evidence, options.min_runs)]
+
+    return {
+        "syscalls": {
+            "allowed": list(plan.allowed),
+            "added": [{"name": name, "why": why} for name, why in plan.added],
+            "enosys": list(plan.enosys),
+        },
+        "capability_bounding_set": list(profile.bounding_set()),
+        "denied_capabilities": list(profile.denied_capabilities()),
+        "capabilities_known": profile.capabilities_known,
+        "recorded_unprivileged": profile.recorded_unprivileged,
+        "uses_io_uring": profile.uses_io_uring,
+        "uncertain": {
+            "syscalls": uncertain(profile.syscalls),
+            "capabilities": uncertain(profile.capabilities),
+            "families": uncertain(profile.families),
+            "namespaces": uncertain(profile.namespaces),
+        },
+    }
+
+
+class JsonProfileFormat(Renderer):
+    format = PolicyFormat.JSON
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        document = {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "options": {"portability": options.portability, "min_runs": options.min_runs},
+            "policy": _policy(profile, options),
+            "profile": _adapter().dump_python(profile, mode="json"),
+        }
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _first_difference(expected: object, given: object, path: str = "profile") -> str:
+    """Where a value read back differs from the one given: a key this version does not know, or a bad value."""
+    if isinstance(expected, dict) and isinstance(given, dict):
+        for key in sorted(set(expected) | set(given)):
+            if key not in expected:
+                return f"{path}.{key} is not a field of this version"
+            if key not in given or expected[key] != given[key]:
+                return _first_difference(expected[key], given.get(key), f"{path}.{key}")
+    if isinstance(expected, list) and isinstance(given, list) and len(expected) == len(given):
+        for index, (each_expected, each_given) in enumerate(zip(expected, given, strict=True)):
+            if each_expected != each_given:
+                return _first_difference(each_expected, each_given, f"{path}[{index}]")
+    return f"{path} is {given!r}, which reads back as {expected!r}"
+
+
+def parse_profile(text: str | bytes, source: str) -> Profile:
+    """The profile of a file written by JsonProfileFormat; source names it in errors."""
+    try:
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise TraceFormatError(
+            f"{source}: not a profiler profile (not JSON text); give a file of --format json"
+        ) from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
+        raise TraceFormatError(f'{source}: not a profiler profile (no "schema": "{SCHEMA_NAME}")')
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise TraceFormatError(
+            f"{source}: profile schema_version {data.get('schema_version')!r}; this profiler reads {SCHEMA_VERSION}"
+        )
+    try:
+        profile = _adapter().validate_json(json.dumps(data.get("profile")))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in ("profile", *first["loc"]))
+        raise TraceFormatError(f"{source}: invalid profile at {where}: {first['msg']}") from None
+    written = _adapter().dump_python(profile, mode="json")
+    if written != data["profile"]:
+        raise TraceFormatError(
+            f"{source}: not a profile this profiler writes: {_first_difference(written, data['profile'])}"
+        )
+    return profile
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Read a profile file; any problem is one TraceFormatError line."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except IsADirectoryError:
+        raise TraceFormatError(f"{path}: is a directory; give a profile file") from None
+    except OSError as error:
+        raise TraceFormatError(f"{path}: cannot read: {error.strerror}") from None
+    return parse_profile(text, str(path))

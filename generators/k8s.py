@@ -1,0 +1,216 @@
+"""The k8s format: a Security Profiles Operator SeccompProfile manifest, with the container securityContext to use it.
+
+    KubernetesFormat.render   the SeccompProfile (security-profiles-operator.x-k8s.io/v1beta1) with a comment on
+                              each syscall, then the securityContext block to paste into the container spec, as
+                              comments so that `kubectl apply -f` takes the file as it is
+    KubernetesFormat.read     the SeccompProfile of a manifest, read as the OCI profile SPO installs from it
+
+The YAML is written by hand, not dumped, so that every syscall carries its comment; every scalar in it is a
+name, a constant or a number, which YAML reads plainly. SPO's spec has no defaultErrnoRet (the default errno
+is then EPERM, as the runtime-spec says) and no comment field, which the API server would refuse.
+"""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from generators.docker import ContainerPrivileges, container_privileges
+from generators.interface import (
+    Policy,
+    PolicyFormat,
+    PolicyParseError,
+    PolicyReader,
+    Renderer,
+    RenderOptions,
+)
+from generators.oci import (
+    ALLOW,
+    EPERM,
+    Dialect,
+    IncludeContext,
+    JsonPath,
+    SeccompRule,
+    SeccompSpec,
+    one_line,
+    policy_text,
+    read_policy_bytes,
+    read_seccomp_spec,
+    seccomp_spec,
+)
+from generators.profile import Profile
+from profiler.errors import ProfilerError
+
+API_GROUP = "security-profiles-operator.x-k8s.io"
+API_VERSION = f"{API_GROUP}/v1beta1"
+KIND = "SeccompProfile"
+# SPO installs a profile as <kubelet root>/seccomp/operator/<namespace>/<name>.json, which pods name relative
+# to <kubelet root>/seccomp (api/seccompprofile/v1beta1: GetProfilePath, status.localhostProfile).
+LOCALHOST_PREFIX = "operator"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def object_name(component: str) -> str:
+    """A DNS-1123 subdomain for metadata.name made from the component name."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", component.lower()).strip("-.")[:253].strip("-.")
+    return name or "profile"
+
+
+class KubernetesFormat(Renderer, PolicyReader):
+    """SPO SeccompProfile manifests; reading takes the native ABI from `context` (default: this host's)."""
+
+    format = PolicyFormat.K8S
+
+    def __init__(self, context: IncludeContext | None = None):
+        self.context = context
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        if options.namespace is not None and not _DNS_LABEL.fullmatch(options.namespace):
+            raise ProfilerError(
+                f"{options.namespace!r} is not a Kubernetes namespace name (lowercase letters, digits and '-', "
+                "at most 63)"
+            )
+        spec = seccomp_spec(profile, options)
+        name = object_name(profile.component)
+        lines: list[str] = []
+        if options.comments:
+            lines += [f"# {note}" for note in spec.notes]
+            lines.append(
+                "# kubectl apply -f this file; the Security Profiles Operator installs it on every node for the "
+                "pods that name it (see the securityContext at the end)"
+            )
+        lines += [f"apiVersion: {API_VERSION}", f"kind: {KIND}", "metadata:", f"  name: {name}"]
+        if options.namespace:
+            lines.append(f"  namespace: {options.namespace}")
+        lines += _spec_lines(spec, options.comments)
+        lines += _security_context(
+            container_privileges(profile, options.min_runs), name, options.namespace, options.comments
+        )
+        return "\n".join(lines) + "\n"
+
+    def read(self, path: Path) -> Policy:
+        return self.parse(read_policy_bytes(path), str(path))
+
+    def parse(self, text: str | bytes, source: str) -> Policy:
+        """Read the one SeccompProfile of a manifest (other documents are left alone)."""
+        profiles = [
+            (document, lines)
+            for document, lines in _documents(policy_text(text, source, "a manifest with a SeccompProfile"), source)
+            if isinstance(document, dict) and document.get("kind") == KIND
+        ]
+        if len(profiles) != 1:
+            found = f"{len(profiles)} SeccompProfiles" if profiles else "no SeccompProfile"
+            raise PolicyParseError(f"{source}: holds {found}; give a manifest with exactly one")
+        document, lines = profiles[0]
+        version = document.get("apiVersion")
+        if not isinstance(version, str) or not version.startswith(f"{API_GROUP}/"):
+            raise PolicyParseError(
+                f"{source}:{lines.get(('apiVersion',), lines.get((), 1))}: a SeccompProfile of {version!r}, not of "
+                f"the Security Profiles Operator ({API_VERSION})"
+            )
+        if "spec" not in document:
+            raise PolicyParseError(f"{source}:{lines.get((), 1)}: the SeccompProfile has no spec")
+        reading = read_seccomp_spec(
+            document["spec"], source=source, lines=lines, at=("spec",), dialect=Dialect.SPO, context=self.context
+        )
+        return reading.policy(source, PolicyFormat.K8S)
+
+
+def _spec_lines(spec: SeccompSpec, comments: bool) -> list[str]:
+    assert spec.default_errno_ret == EPERM, "SPO's spec has no defaultErrnoRet: the runtime's default is EPERM"
+    lines = ["spec:", f"  defaultAction: {spec.default_action}", "  architectures:"]
+    lines += [f"    - {arch}" for arch in spec.architectures]
+    lines.append("  syscalls:")
+    plain = [rule for rule in spec.rules if rule.action == ALLOW and not rule.args]
+    if plain:
+        lines += ["    - action: SCMP_ACT_ALLOW", "      names:"]
+        lines += [_item(name, rule.comment, comments, "        ") for rule in plain for name in rule.names]
+    for rule in spec.rules:
+        if rule not in plain:
+            lines += _rule_lines(rule, comments)
+    return lines
+
+
+def _item(value: str, comment: str | None, comments: bool, indent: str) -> str:
+    return f"{indent}- {value}" + (f"  # {comment}" if comments and comment else "")
+
+
+def _rule_lines(rule: SeccompRule, comments: bool) -> list[str]:
+    lines = [f"    # {rule.comment}"] if comments and rule.comment else []
+    lines.append(f"    - action: {rule.action}")
+    if rule.errno_ret is not None:
+        lines.append(f"      errnoRet: {rule.errno_ret}")
+    lines.append("      names:")
+    lines += [f"        - {name}" for name in rule.names]
+    if rule.args:
+        lines.append("      args:")
+        for condition in rule.args:
+            lines += [f"        - index: {condition.index}", f"          value: {condition.value}"]
+            if condition.value_two:
+                lines.append(f"          valueTwo: {condition.value_two}")
+            lines.append(f"          op: {condition.op}")
+    return lines
+
+
+def _security_context(privileges: ContainerPrivileges, name: str, namespace: str | None, comments: bool) -> list[str]:
+    """The container securityContext that uses the profile, as YAML comments to paste into a pod spec."""
+    localhost = f"{LOCALHOST_PREFIX}/{namespace or 'NAMESPACE'}/{name}.json"
+    block = ["securityContext:"]
+    if privileges.no_new_privileges:
+        block.append("  allowPrivilegeEscalation: false")
+    if privileges.capabilities is not None:
+        block += ["  capabilities:", "    drop:", "      - ALL"]
+        if privileges.capabilities:
+            block.append("    add:")
+            block += [_item(cap, why, comments, "      ") for cap, why in privileges.capabilities]
+    block += ["  seccompProfile:", "    type: Localhost", f"    localhostProfile: {localhost}"]
+    lines = ["#", "# The securityContext of the containers that run it (paste under spec.containers[]):"]
+    if comments and namespace is None:
+        lines.append("# (NAMESPACE: the namespace the SeccompProfile is applied in; its status.localhostProfile says)")
+    if comments:
+        lines += [f"# {note}" for note in privileges.notes]
+    return lines + [f"#   {line}" for line in block]
+
+
+def _documents(text: str, source: str) -> Iterator[tuple[object, dict[JsonPath, int]]]:
+    """Each YAML document with the line of each of its keys and items; a YAML error is one PolicyParseError."""
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            lines: dict[JsonPath, int] = {}
+            _node_lines(node, (), lines, set())
+            yield loader.construct_document(node), lines
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else None
+        where = f"{source}:{line}" if line else source
+        raise PolicyParseError(f"{where}: not valid YAML ({one_line(error.problem or 'unreadable')})") from None
+    except yaml.reader.ReaderError as error:
+        raise PolicyParseError(
+            f"{source}: not valid YAML (character {error.character:#x} at offset {error.position}: {error.reason})"
+        ) from None
+    except (yaml.YAMLError, RecursionError):
+        raise PolicyParseError(f"{source}: not valid YAML") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _node_lines(node: yaml.Node, path: JsonPath, lines: dict[JsonPath, int], seen: set[int]) -> None:
+    # An alias repeats a node: walk each node once, or a "billion laughs" document would take forever.
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                lines.setdefault((*path, key.value), key.start_mark.line + 1)
+                _node_lines(value, (*path, key.value), lines, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _node_lines(item, (*path, index), lines, seen)
