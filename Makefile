@@ -27,6 +27,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/record_overhead.py
 	$(BIN)/python benchmarks/generate_speed.py
+	$(BIN)/python benchmarks/explore_load.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

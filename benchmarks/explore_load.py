@@ -8,24 +8,14 @@ once, is timed apart. Run: .venv/bin/python benchmarks/explore_load.py [TRACE...
 import argparse
 import itertools
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from timing import ROUNDS, median_seconds
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-ROUNDS = 7
 LOADS = 50
-
-
-def median_seconds(work: Callable[[], object]) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

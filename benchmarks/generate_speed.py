@@ -8,31 +8,20 @@ waits for. No root needed: python benchmarks/generate_speed.py [--format systemd
 """
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+
+from timing import ROUNDS, median_seconds
 
 from generators.diff import compare, read_policy
 from generators.interface import PolicyFormat, RenderOptions
 from generators.profile import build_profile
 from profiler import trace
 
-ROUNDS = 7
 REPOSITORY = Path(__file__).resolve().parents[1]
 UNIT = REPOSITORY / "examples" / "git-clone.service"
-
-
-def median_seconds(step: Callable[[], object]) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def command_seconds(*args: str) -> float:
