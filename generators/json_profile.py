@@ -68,7 +68,22 @@ class JsonProfileFormat(Renderer):
             "policy": _policy(profile, options),
             "profile": _adapter().dump_python(profile, mode="json"),
         }
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return _layout(document, "") + "\n"
+
+
+def _inline(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _layout(value: object, indent: str) -> str:
+    """JSON that reads and diffs well: an object per line in a list of objects, short objects on one line."""
+    inner = indent + "  "
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return "[\n" + ",\n".join(inner + _inline(item) for item in value) + "\n" + indent + "]"
+    if isinstance(value, dict) and len(_inline(value)) + len(indent) > 100:
+        members = [f"{inner}{json.dumps(key)}: {_layout(item, inner)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(members) + "\n" + indent + "}"
+    return _inline(value)
 
 
 def _first_difference(expected: object, given: object, path: str = "profile") -> str:

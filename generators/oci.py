@@ -235,11 +235,13 @@ def _argument_limits(
     added: dict[str, str] = {}
     enosys: dict[str, str] = {}
     notes: list[str] = []
+    # A family made only by socketpair() needs no rule: socket() filters do not limit socketpair().
+    families = [family for family in profile.families if family.restricted_by_socket_filters]
     if "socket" in allowed:
         if profile.dropped.sockets:
             notes.append("socket() is not limited: some socket calls were not recorded, so families may be missing")
-        elif not profile.families:
-            notes.append("socket() is not limited: the traces recorded no socket family")
+        elif not families:
+            notes.append("socket() is not limited: the traces recorded no family made by socket()")
         else:
             rules["socket"] = tuple(
                 SeccompRule(
@@ -248,7 +250,7 @@ def _argument_limits(
                     args=(ArgCondition(0, "SCMP_CMP_EQ", family.number),),
                     comment=one_line(f"{family.name}: {describe_evidence(family.evidence, profile, min_runs)}"),
                 )
-                for family in profile.families
+                for family in families
             )
     if "socketcall" in allowed:
         notes.append("socketcall (32-bit x86) passes socket()'s arguments in memory: its families cannot be limited")
@@ -393,12 +395,23 @@ def _compare(condition: ArgCondition, value: int) -> bool:
             return (value & condition.value) == condition.value_two
 
 
-def _telling_values(condition: ArgCondition) -> set[int]:
-    """Values on each side of a comparison: with those of every condition, one in each region they cut."""
-    if condition.op == "SCMP_CMP_MASKED_EQ":
-        lowest = condition.value & -condition.value
-        return {condition.value_two, condition.value_two ^ lowest if lowest else condition.value_two + 1}
-    return {value for value in (condition.value - 1, condition.value, condition.value + 1) if 0 <= value <= UINT64_MAX}
+def telling_values(conditions: Sequence[ArgCondition]) -> set[int]:
+    """Values of one argument that fall, as far as can be, on each side of each comparison and mask the rules make.
+
+    Comparisons cut the numbers at their value; a value just below, at and above each cut lands in every region
+    they make. Each value is then also tried with the bits of each mask set as the mask wants, and with one of
+    them flipped, so that a region of the comparisons is tried both matching and missing the masks.
+    """
+    values = {0}
+    for condition in conditions:
+        if condition.op != "SCMP_CMP_MASKED_EQ":
+            values |= {condition.value - 1, condition.value, condition.value + 1}
+    for condition in conditions:
+        if condition.op == "SCMP_CMP_MASKED_EQ":
+            lowest = condition.value & -condition.value
+            masked = {(value & ~condition.value) | (condition.value_two & condition.value) for value in values}
+            values |= masked | {value ^ lowest for value in masked if lowest}
+    return {value for value in values if 0 <= value <= UINT64_MAX}
 
 
 def _errno_name(number: int | None) -> str | None:
@@ -490,6 +503,8 @@ class _SeccompReader:
         if "defaultAction" not in top:
             raise self.fail((), "no defaultAction: runtimes refuse the profile (Docker reads {} as no filter at all)")
         default_action = self.choice(top["defaultAction"], ("defaultAction",), ACTIONS, "action")
+        if default_action == "SCMP_ACT_NOTIFY":
+            raise self.fail(("defaultAction",), "SCMP_ACT_NOTIFY as the default action: runc refuses the profile")
         default_errno = self.errno_ret(top, "defaultErrnoRet", default_action, ())
         self.check_top(top)
         architectures = self.architectures(top)
@@ -613,12 +628,23 @@ class _SeccompReader:
                           f"{name!r} on any architecture: runtimes skip it")  # fmt: skip
         if (action, errno_ret) == (default_action, default_errno):
             return []  # runc, crun and youki skip a rule that does what the default does
-        rule = _Rule(action, errno_ret, conditions, self.line(path))
         if action == "SCMP_ACT_NOTIFY":
+            if "write" in names:
+                raise self.fail((*path, "names"), "SCMP_ACT_NOTIFY on write: runc refuses the profile")
             self.lint(path, "SCMP_ACT_NOTIFY leaves the decision to the agent at listenerPath: read as allowed")
         if action == "SCMP_ACT_TRACE":
             self.lint(path, "SCMP_ACT_TRACE fails with ENOSYS unless a ptrace tracer handles it: read as refused")
-        return [(name, rule) for name in names if _known_syscall(name)]
+        indexes = [condition.index for condition in conditions]
+        if len(set(indexes)) < len(indexes):
+            self.lint(
+                (*path, "args"),
+                "compares an argument more than once: runc then makes each comparison a rule of its own, so the "
+                "call matches when any one holds (or), not all (and)",
+            )
+            rules = [_Rule(action, errno_ret, (condition,), self.line(path)) for condition in conditions]
+        else:
+            rules = [_Rule(action, errno_ret, conditions, self.line(path))]
+        return [(name, rule) for name in names if _known_syscall(name) for rule in rules]
 
     def condition(self, raw: object, path: JsonPath) -> ArgCondition:
         entry = self.mapping(raw, path, "arg")
@@ -767,11 +793,12 @@ class _Decider:
 
     def _verdicts(self, name: str, fixed: Mapping[int, int]) -> Iterator[tuple[str, int | None]]:
         """The action for each combination of telling argument values, the fixed ones given."""
-        tried: dict[int, set[int]] = {}
+        by_index: dict[int, list[ArgCondition]] = {}
         for rule in self.by_name.get(name, ()):
             for condition in rule.conditions:
                 if condition.index not in fixed:
-                    tried.setdefault(condition.index, {0}).update(_telling_values(condition))
+                    by_index.setdefault(condition.index, []).append(condition)
+        tried = {index: telling_values(conditions) for index, conditions in by_index.items()}
         indexes = sorted(tried)
         combinations = itertools.product(*(sorted(tried[index]) for index in indexes))
         for values in itertools.islice(combinations, self.MAX_TRIED):

@@ -46,8 +46,8 @@ def action(name: str, errno_ret: int | None) -> int:
 
 
 def syscall_filter(document: Mapping[str, Any]) -> seccomp.SyscallFilter:
-    """The filter runc builds: the native ABI plus those listed; rules that do what the default does, and names
-    libseccomp does not know, skipped (libcontainer/seccomp/seccomp_linux.go)."""
+    """The filter runc builds (libcontainer/seccomp/seccomp_linux.go): the native ABI plus those listed; rules that
+    do what the default does, and names libseccomp does not know, skipped."""
     default = action(document["defaultAction"], document.get("defaultErrnoRet"))
     built = seccomp.SyscallFilter(default)
     for name in document.get("architectures", []):
@@ -62,11 +62,15 @@ def syscall_filter(document: Mapping[str, Any]) -> seccomp.SyscallFilter:
             seccomp.Arg(arg["index"], _OPERATORS[arg["op"]], arg["value"], arg.get("valueTwo", 0))
             for arg in rule.get("args", [])
         ]
+        indexes = [arg["index"] for arg in rule.get("args", [])]
+        # runc: an argument compared more than once makes each comparison a rule of its own
+        groups = [[arg] for arg in args] if len(set(indexes)) < len(indexes) else [args]
         for name in rule["names"]:
-            try:
-                built.add_rule(chosen, name, *args)
-            except (RuntimeError, ValueError):
-                continue  # runc: "ignoring unknown syscall"
+            for group in groups:
+                try:
+                    built.add_rule(chosen, name, *group)
+                except (RuntimeError, ValueError):
+                    break  # runc: "unknown seccomp syscall ignored"
     return built
 
 

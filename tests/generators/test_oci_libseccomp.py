@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from generators.interface import Policy, RenderOptions
-from generators.oci import CLONE_NEWTIME, NAMESPACE_BITS, OciFormat
+from generators.oci import CLONE_NEWTIME, NAMESPACE_BITS, ArgCondition, OciFormat, telling_values
 from profiler import abi, syscalls
 from tests.generators.conftest import LoadTraces
 from tests.generators.oci_libseccomp import action, bpf_program, run_bpf, syscall_filter
@@ -29,13 +29,17 @@ class Oracle:
 
     def __init__(self, document: Mapping[str, Any]):
         self.program: Program = bpf_program(syscall_filter(document))
-        self.pools: dict[tuple[str, int], set[int]] = {}
+        # The values the reader tries, and more: small numbers, and each compared value and its neighbours.
+        conditions: dict[tuple[str, int], list[ArgCondition]] = {}
         for rule in document.get("syscalls", []):
             for name in rule["names"]:
                 for arg in rule.get("args", []):
-                    values = self.pools.setdefault((name, arg["index"]), {0})
-                    value = arg["value"]
-                    values |= {value, value + 1, max(value - 1, 0), arg.get("valueTwo", 0)}
+                    condition = ArgCondition(arg["index"], arg["op"], arg["value"], arg.get("valueTwo", 0))
+                    conditions.setdefault((name, arg["index"]), []).append(condition)
+        self.pools = {
+            key: telling_values(each) | set(range(20)) | {c.value + step for c in each for step in (-1, 0, 1, 2)}
+            for key, each in conditions.items()
+        }
 
     def results(self, name: str, fixed: Mapping[int, int]) -> set[int]:
         number = syscalls.syscall_number("x86_64", name)
@@ -121,7 +125,7 @@ VALUES = st.sampled_from([1, 2, 10, 16, 17, 40, *NAMESPACE_BITS.values(), 0x7E02
 @st.composite
 def conditions(draw: st.DrawFn) -> list[dict[str, object]]:
     args = []
-    for index in draw(st.sets(st.sampled_from([0, 1]), max_size=2)):
+    for index in draw(st.lists(st.sampled_from([0, 1]), max_size=3)):  # an index twice: runc's "or"
         op = draw(st.sampled_from(["SCMP_CMP_EQ", "SCMP_CMP_NE", "SCMP_CMP_LE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]))
         value = draw(VALUES)
         arg: dict[str, object] = {"index": index, "value": value, "op": op}

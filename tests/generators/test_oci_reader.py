@@ -151,19 +151,33 @@ def test_actions_that_run_the_syscall_and_those_that_refuse_it() -> None:
     policy = read(
         document(
             {"names": ["read"], "action": "SCMP_ACT_LOG"},
-            {"names": ["write"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"},
             {"names": ["close"], "action": "SCMP_ACT_TRACE"},
             {"names": ["openat"], "action": "SCMP_ACT_TRAP"},
             {"names": ["mmap"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0},
             listenerPath="/run/agent.sock",
         )
     )
-    assert policy.syscalls.rules.names == {"read", "write"}
+    assert policy.syscalls.rules.names == {"read", "getpid"}
     assert policy.syscalls.errnos == (("close", "ENOSYS"), ("mmap", "0"), ("openat", None))
     assert [finding.message.split(":")[0] for finding in policy.findings] == [
         "syscalls[1]",
         "syscalls[2]",
         "syscalls[4].errnoRet",
+    ]
+
+
+def test_an_argument_compared_twice_is_an_or_as_runc_reads_it() -> None:
+    between = {
+        "names": ["socket"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_GE"}, {"index": 0, "value": 10, "op": "SCMP_CMP_LE"}],
+    }
+    policy = read(document(between))
+    assert policy.address_families == UNRESTRICTED  # a0 >= 2 or a0 <= 10: every family
+    assert [finding.message for finding in policy.findings] == [
+        "syscalls[0].args: compares an argument more than once: runc then makes each comparison a rule of its "
+        "own, so the call matches when any one holds (or), not all (and)"
     ]
 
 
@@ -221,6 +235,14 @@ def test_a_key_given_twice_is_a_finding() -> None:
             b'{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW",\n'
             b' "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}',
             "p.json:2: syscalls[0].args[0].index: must be an integer from 0 to 5, not 6",
+        ),
+        (
+            b'{"defaultAction": "SCMP_ACT_NOTIFY"}',
+            "p.json:1: defaultAction: SCMP_ACT_NOTIFY as the default action: runc refuses the profile",
+        ),
+        (
+            b'{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}',
+            "p.json:1: syscalls[0].names: SCMP_ACT_NOTIFY on write: runc refuses the profile",
         ),
         (
             b'{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": []}',
@@ -311,8 +333,9 @@ def test_render_then_read_gives_the_same_sets(
     assert policy.syscalls.rules.names - set(plan.allowed) <= {"clone"}
     assert policy.architectures == set(profile.abis())
     socket = "socket" in plan.allowed
-    if argument_filters and socket and profile.families:
-        assert policy.address_families == NameSet(ListMode.ALLOW, frozenset(profile.family_names()))
+    made_by_socket = {family.name for family in profile.families if family.restricted_by_socket_filters}
+    if argument_filters and socket and made_by_socket:
+        assert policy.address_families == NameSet(ListMode.ALLOW, frozenset(made_by_socket))
     else:
         assert policy.address_families == (UNRESTRICTED if socket else NameSet(ListMode.ALLOW, frozenset()))
     for need in profile.namespaces:

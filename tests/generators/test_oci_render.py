@@ -163,3 +163,14 @@ def test_a_newline_in_a_program_path_stays_in_its_comment() -> None:
     rules = rules_of(OciFormat().render(replace(profile, syscalls=(odd,)), RenderOptions()))
     read = next(rule for rule in rules if rule["names"] == ["read"])
     assert read["comment"] == "1× in 1/1 runs by /tmp/a\\nb"
+
+
+def test_a_family_made_only_by_socketpair_gets_no_socket_rule() -> None:
+    profile = make_profile(syscalls=("socket", "socketpair", "exit_group"), families=["AF_INET"], paired=["AF_UNIX"])
+    sockets = [rule for rule in rules_of(OciFormat().render(profile, ARGS)) if rule["names"] == ["socket"]]
+    assert [rule["args"] for rule in sockets] == [[{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]]
+    only_paired = make_profile(syscalls=("socket", "socketpair", "exit_group"), paired=["AF_UNIX"])
+    assert (
+        "socket() is not limited: the traces recorded no family made by socket()"
+        in seccomp_spec(only_paired, ARGS).notes
+    )
