@@ -8,8 +8,9 @@
 The format is the runtime-spec's `linux.seccomp` object (config-linux.md) and Docker's superset of it
 (moby profiles/seccomp: `comment`, `includes`, `excludes`, `archMap`, the old `name`). Consumers decode it with
 Go's encoding/json, which ignores unknown keys, and hand it to libseccomp through runc or crun, which skip
-rules whose action is the default one and names libseccomp does not know. libseccomp keeps the first
-unconditional rule of a syscall, and an unconditional rule overrides conditional ones.
+rules whose action is the default one and names libseccomp does not know (runc also splits a rule that
+compares one argument twice into one rule per comparison). libseccomp keeps the first unconditional rule of
+a syscall, and an unconditional rule overrides conditional ones.
 """
 
 import bisect
@@ -733,7 +734,7 @@ class _SeccompReader:
 
     def syscall_filter(self, decide: "_Decider", default_action: str, default_errno: int | None) -> SyscallFilter:
         names = sorted(decide.by_name)
-        allowed = frozenset(name for name in names if decide.reachable(name))
+        allowed = frozenset(name for name in names if decide.runs(name))
         refused = [name for name in names if name not in allowed]
         baseline: str | None
         if default_action in RUNNING_ACTIONS:
@@ -748,7 +749,7 @@ class _SeccompReader:
         numbers = range(1, len(abi.ADDRESS_FAMILIES))
         allowed = {abi.ADDRESS_FAMILIES[number] for number in numbers if decide.runs("socket", {0: number})}
         limited = len(allowed) < len(numbers)
-        if limited and "x86" in architectures and decide.reachable("socketcall"):
+        if limited and "x86" in architectures and decide.runs("socketcall"):
             self.lint(
                 ("syscalls",),
                 "socketcall is allowed for 32-bit x86 programs, and passes socket()'s arguments in memory where "
@@ -808,10 +809,6 @@ class _Decider:
         """Whether some call runs whose arguments have the values fixed, the others chosen to that end."""
         return any(action in RUNNING_ACTIONS for action, _ in self._verdicts(name, fixed or {}))
 
-    def reachable(self, name: str) -> bool:
-        """Whether some call of the syscall runs."""
-        return self.runs(name)
-
     def refusal(self, name: str) -> tuple[str, int | None]:
         """The action and errno that refuse an unreachable syscall (with arguments 0, where rules tell them apart)."""
         return next(self._verdicts(name, {}))
@@ -822,7 +819,7 @@ def _namespaces(decide: _Decider) -> NameSet:
     allowed = {
         name
         for name, bit in NAMESPACE_BITS.items()
-        if decide.reachable("clone3")
+        if decide.runs("clone3")
         or (bit != CLONE_NEWTIME and decide.runs("clone", {0: bit}))
         or decide.runs("unshare", {0: bit})
         or decide.runs("setns", {1: bit})
