@@ -160,7 +160,7 @@ def seccomp_spec(profile: Profile, options: RenderOptions) -> SeccompSpec:
 
     def seen_comment(name: str) -> str:
         need = evidence[name]
-        text = describe_evidence(need.evidence, profile, options.min_runs)
+        text = describe_evidence(need.evidence, profile, options.min_runs, allowed_anyway=name in plan.regardless)
         if need.abis != (profile.native_abi,):
             text += f" (ABI {', '.join(need.abis)})"
         return text

@@ -39,6 +39,7 @@ class SyscallPlan:
     allowed: tuple[str, ...]  # sorted: what was seen, plus the additions
     added: tuple[tuple[str, str], ...]  # (name, why) of what is allowed though unseen, sorted
     enosys: tuple[str, ...]  # unseen syscalls refused with ENOSYS rather than the default errno
+    regardless: frozenset[str] = frozenset()  # allowed whatever the traces say: never uncertain
 
 
 def plan_syscalls(profile: Profile, portability: bool) -> SyscallPlan:
@@ -50,11 +51,14 @@ def plan_syscalls(profile: Profile, portability: bool) -> SyscallPlan:
 
     added = [(name, "never returns, so a filter must not refuse it") for name in unseen_on_abi(NEVER_RETURN)]
     enosys: list[str] = []
+    regardless = set(NEVER_RETURN)
     if portability:
         added += [(name, "answered by the vDSO where the clocksource allows") for name in unseen_on_abi(VDSO_SYSCALLS)]
         enosys = unseen_on_abi(LIBC_PROBED)
+        regardless.update(VDSO_SYSCALLS)
     return SyscallPlan(
         allowed=tuple(sorted(seen | {name for name, _ in added})),
         added=tuple(sorted(added)),
         enosys=tuple(sorted(enosys)),
+        regardless=frozenset(regardless),
     )

@@ -272,7 +272,10 @@ def _syscall_filter(out: _DropIn, profile: Profile, options: RenderOptions, grou
         if name in needs:
             also = [each for each in needs[name].abis if each != profile.native_abi]
             compat = f" (also as {', '.join(also)})" if also else ""
-            return f"{name}{compat}: {describe_evidence(needs[name].evidence, profile, options.min_runs)}"
+            evidence = describe_evidence(
+                needs[name].evidence, profile, options.min_runs, allowed_anyway=name in plan.regardless
+            )
+            return f"{name}{compat}: {evidence}"
         return f"{name}: not seen; allowed: {added[name]}"
 
     if profile.uses_io_uring:
