@@ -211,6 +211,8 @@ _policy_format_option = click.option(
 @_min_runs_option
 @click.option("--groups", is_flag=True, help="systemd: write @groups where a group is wholly used.")
 @click.option("--args", "argument_filters", is_flag=True, help="oci, k8s: filter socket() and clone() arguments.")
+@click.option("--seccomp-file", help="docker: the OCI profile the flags load [default: COMPONENT.seccomp.json].")
+@click.option("--namespace", help="k8s: the namespace of the SeccompProfile [default: the one kubectl applies it in].")
 @_portability_option
 @click.option("--no-comments", is_flag=True, help="Leave out the comments that say where each item came from.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
@@ -223,6 +225,8 @@ def generate(
     min_runs: int,
     groups: bool,
     argument_filters: bool,
+    seccomp_file: str | None,
+    namespace: str | None,
     no_portability: bool,
     no_comments: bool,
     force: bool,
@@ -233,12 +237,18 @@ def generate(
         raise click.UsageError("--groups applies to --format systemd")
     if argument_filters and chosen not in (PolicyFormat.OCI, PolicyFormat.K8S):
         raise click.UsageError("--args applies to --format oci and k8s")
+    if seccomp_file is not None and chosen is not PolicyFormat.DOCKER:
+        raise click.UsageError("--seccomp-file applies to --format docker")
+    if namespace is not None and chosen is not PolicyFormat.K8S:
+        raise click.UsageError("--namespace applies to --format k8s")
     options = RenderOptions(
         comments=not no_comments,
         groups=groups,
         argument_filters=argument_filters,
         portability=not no_portability,
         min_runs=min_runs,
+        seccomp_file=seccomp_file,
+        namespace=namespace,
     )
     text = chosen.renderer().render(diff.load_profile(traces, component), options)
     if output is None:

@@ -32,6 +32,17 @@ def test_options_reach_the_renderer() -> None:
     assert plain == PolicyFormat.SYSTEMD.renderer().render(load_profile([Path(p) for p in GIT]), options)
 
 
+def test_docker_and_k8s_options_reach_their_renderers() -> None:
+    docker = invoke("generate", "--format", "docker", "--seccomp-file", "/etc/docker/git.json", *GIT)
+    assert "  --security-opt=seccomp=/etc/docker/git.json \\\n" in docker.stdout
+    k8s = invoke("generate", "--format", "k8s", "--namespace", "ci", *GIT)
+    assert "  namespace: ci\n" in k8s.stdout
+    bad = invoke("generate", "--format", "k8s", "--namespace", "Not_A_Name", *GIT)
+    assert bad.exit_code == 2 and "is not a Kubernetes namespace name" in bad.output
+    misplaced = invoke("generate", "--format", "oci", "--seccomp-file", "x.json", *GIT)
+    assert misplaced.exit_code == 2 and "--seccomp-file applies to --format docker" in misplaced.output
+
+
 def test_output_file_is_written_and_kept_without_force(tmp_path: Path) -> None:
     output = tmp_path / "profiler.conf"
     assert invoke("generate", "--format", "systemd", "-o", str(output), *GIT).exit_code == 0
