@@ -15,8 +15,7 @@ $(BIN)/profiler: pyproject.toml scripts/install-system-deps
 	@touch $@
 
 demo: install
-	$(BIN)/profiler record --force -o demo.trace.json --component tool-executor -- $(BIN)/python demo/tool_executor.py
-	$(BIN)/profiler show demo.trace.json
+	@sh demo/run.sh
 
 test: install
 	$(BIN)/ruff check profiler generators tests benchmarks
