@@ -21,6 +21,7 @@ from generators.interface import PolicyFormat, Renderer, RenderOptions
 from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
 from profiler.errors import TraceFormatError
+from profiler.trace import error_location, read_input
 
 SCHEMA_NAME: Final = "profiler-profile"
 SCHEMA_VERSION: Final = 1
@@ -119,8 +120,9 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
         profile = _adapter().validate_json(json.dumps(data.get("profile")))
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in ("profile", *first["loc"]))
-        raise TraceFormatError(f"{source}: invalid profile at {where}: {first['msg']}") from None
+        raise TraceFormatError(
+            f"{source}: invalid profile at {error_location(('profile', *first['loc']))}: {first['msg']}"
+        ) from None
     written = _adapter().dump_python(profile, mode="json")
     if written != data["profile"]:
         raise TraceFormatError(
@@ -132,10 +134,4 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
 def load_profile(path: Path | str) -> Profile:
     """Read a profile file; any problem is one TraceFormatError line."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except IsADirectoryError:
-        raise TraceFormatError(f"{path}: is a directory; give a profile file") from None
-    except OSError as error:
-        raise TraceFormatError(f"{path}: cannot read: {error.strerror}") from None
-    return parse_profile(text, str(path))
+    return parse_profile(read_input(path, "profile"), str(path))

@@ -272,7 +272,8 @@ def _render(trace: Trace) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _location(loc: Iterable[int | str]) -> str:
+def error_location(loc: Iterable[int | str]) -> str:
+    """A pydantic error location as a path: ("processes", 3, "pid") is processes[3].pid."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -290,6 +291,8 @@ def parse(text: str | bytes, source: str) -> Trace:
             ) from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise TraceFormatError(f"{source}: not a profiler trace (JSON nested too deep); give a trace file") from None
     except json.JSONDecodeError as error:
         if not text.lstrip().startswith("{"):
             raise TraceFormatError(f"{source}: not a profiler trace (not JSON); give a trace file") from None
@@ -312,27 +315,30 @@ def parse(text: str | bytes, source: str) -> Trace:
     except ValidationError as error:
         first = error.errors()[0]
         more = f" (and {error.error_count() - 1} more problems)" if error.error_count() > 1 else ""
-        raise TraceFormatError(f"{source}: invalid trace at {_location(first['loc'])}: {first['msg']}{more}") from None
+        raise TraceFormatError(
+            f"{source}: invalid trace at {error_location(first['loc'])}: {first['msg']}{more}"
+        ) from None
     _check_references(trace, source)
     return trace
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """The bytes of an input file; a directory, a missing or an unreadable file is one TraceFormatError line."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise TraceFormatError(f"{path}: is a directory; give a {what} file") from None
+    except OSError as error:
+        raise TraceFormatError(f"{path}: cannot read: {error.strerror}") from None
 
 
 def load(path: Path | str) -> Trace:
     """Read and validate a trace file; any problem is one TraceFormatError line."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except IsADirectoryError:
-        raise TraceFormatError(f"{path}: is a directory; give a trace file") from None
-    except OSError as error:
-        raise TraceFormatError(f"{path}: cannot read: {error.strerror}") from None
+    text = read_input(path, "trace")
     if not text.strip():
         raise TraceFormatError(f"{path}: empty file; record the run again")
     return parse(text, str(path))
-
-
-def load_all(paths: Iterable[Path | str]) -> list[Trace]:
-    return [load(path) for path in paths]
 
 
 def _check_references(trace: Trace, source: str) -> None:

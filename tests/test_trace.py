@@ -196,6 +196,7 @@ def rewrite(path: Path, change: dict[str, object]) -> None:
         (lambda p: p.write_bytes(b"\x00\xff\xfe junk"), "not UTF-8"),
         (lambda p: p.write_text("name,count\nread,3\n"), "not a profiler trace \\(not JSON\\)"),
         (lambda p: p.write_text('{"traceEvents": []}'), 'not a profiler trace \\(no "schema"'),
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "JSON nested too deep"),
         (lambda p: rewrite(p, {"schema_version": 2}), "newer profiler \\(trace schema 2.*upgrade profiler"),
         (lambda p: rewrite(p, {"schema_version": "1"}), "schema_version must be a positive integer"),
         (lambda p: rewrite(p, {"surprise": 1}), "invalid trace at surprise: Unexpected"),
