@@ -214,6 +214,7 @@ def rewrite(path: Path, change: dict[str, object]) -> None:
         "binary",
         "csv",
         "foreign-json",
+        "deep",
         "newer",
         "version-type",
         "unknown-key",
