@@ -55,6 +55,7 @@ INTERRUPT_GRACE_S = 1.0
 DURATION_GRACE_S = 5.0
 POLL_MS = 100
 LIVENESS_CHECK_S = 1.0
+STATUS_EVERY_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,12 +591,14 @@ class _Session:
         with _signals_stop(self.stop, self._forward):
             self._start()
             next_liveness = started + LIVENESS_CHECK_S
+            next_status = started
             while True:
                 for event in self.tracer.poll(POLL_MS):
                     self.collector.apply(event)
                 now = time.monotonic()
-                if self.on_status:
+                if self.on_status and now >= next_status:
                     self.on_status(self.collector.status(now - started))
+                    next_status = now + STATUS_EVERY_S
                 if now >= next_liveness:
                     self.collector.forget_vanished()
                     next_liveness = now + LIVENESS_CHECK_S
