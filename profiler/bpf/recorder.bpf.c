@@ -1,8 +1,11 @@
 /* The kernel side of `profiler record`: follows a process tree and aggregates, in the kernel, the syscalls,
  * capability checks, socket families and namespace operations of each process image.
  *
- * Tracepoints only (no kprobes unless CAP_KPROBE), so that it compiles against kernel headers that do not
- * match the running kernel: argument layouts come from tracefs. User space (profiler/tracer.py) prepends:
+ * Tracepoints only (kprobes only with CAP_KPROBE, on kernels without the cap_capable tracepoint), so that it
+ * compiles against kernel headers that do not match the running kernel: the perf tracepoints take their
+ * argument layouts from tracefs, and the raw ones (sys_enter, cap_capable, sched_process_exit) pass scalars,
+ * pointers that are only compared, and the user registers, whose struct pt_regs is ABI. No kernel structure
+ * is read field by field. User space (profiler/tracer.py) prepends:
  *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS, the native
  *   numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS,
  *   and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
