@@ -77,3 +77,20 @@ def syscall_number(abi: str, name: str) -> int | None:
     # libseccomp answers -1 for an unknown name and a negative pseudo-number for a syscall
     # that exists on other ABIs only (socketcall on x86_64).
     return number if number >= 0 else None
+
+
+# Above every syscall number of the ABIs libseccomp 2.5 knows (their highest is in the 450s).
+_HIGHEST_NUMBER = 1024
+
+
+@functools.cache
+def direct_syscall_number(abi: str, name: str) -> int | None:
+    """The number the kernel reports when a program makes this very call, or None where the ABI has none.
+
+    Where an ABI also multiplexes a call, libseccomp resolves its name to the multiplexer (socket to socketcall
+    on 32-bit x86), but since Linux 4.3 programs may call socket (359) directly; the tracer needs that number.
+    """
+    number = syscall_number(abi, name)
+    if number is None or syscall_name(abi, number)[0] == name:
+        return number
+    return next((each for each in range(_HIGHEST_NUMBER) if syscall_name(abi, each)[0] == name), None)

@@ -166,8 +166,19 @@ def _import_bcc() -> ModuleType:
     return bcc  # type: ignore[no-any-return]
 
 
-# Syscalls whose arguments the kernel side reads, in the raw sys_enter handler.
-DECODED_SYSCALLS = ("execve", "execveat", "exit", "exit_group", "socket", "socketpair", "unshare", "setns")
+# Syscalls whose arguments the kernel side reads, in the raw sys_enter handler; socketcall only exists, and is
+# only decoded, on 32-bit x86, where it multiplexes socket() and socketpair().
+DECODED_SYSCALLS = (
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "socket",
+    "socketpair",
+    "unshare",
+    "setns",
+    "socketcall",
+)
 
 # Signals whose default action ends a process (signal(7)): all but CHLD, CONT, STOP, TSTP, TTIN, TTOU,
 # URG and WINCH; real-time signals terminate too.
@@ -196,10 +207,12 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
     }
     native = syscalls.native_abi()
-    for index, name in enumerate(DECODED_SYSCALLS):
-        number = syscalls.syscall_number(native, name)
-        # An ABI without this syscall gets a number no syscall has, so that its case never matches.
-        defines[f"NR_{name.upper()}"] = number if number is not None else 0xFFFF_0000 + index
+    compat = syscalls.COMPAT_ABIS.get(native)
+    for prefix, abi, missing in (("NR_", native, 0xFFFF_0000), ("COMPAT_NR_", compat, 0xFFFE_0000)):
+        for index, name in enumerate(DECODED_SYSCALLS):
+            number = syscalls.direct_syscall_number(abi, name) if abi else None
+            # An ABI without this syscall gets a number no syscall has, so that its case never matches.
+            defines[f"{prefix}{name.upper()}"] = number if number is not None else missing + index
     switches = {
         "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
         "CAP_KPROBE": features.capability_source is CapabilitySource.KPROBE,

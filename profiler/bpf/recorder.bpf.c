@@ -7,7 +7,8 @@
  * pointers that are only compared, and the user registers, whose struct pt_regs is ABI. No kernel structure
  * is read field by field. User space (profiler/tracer.py) prepends:
  *   PID_MAX ROWS OBSERVATION_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS, the native
- *   numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS,
+ *   numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS
+ *   NR_SOCKETCALL and their 32-bit counterparts COMPAT_NR_*,
  *   and the switches  CAP_TRACEPOINT | CAP_KPROBE, HAVE_GROUP_DEAD,
  *   HAVE_TASK_PT_REGS, CGROUP_MODE, ARCH_X86_64 | ARCH_ARM64.
  */
@@ -254,17 +255,18 @@ TRACEPOINT_PROBE(task, task_newtask)
 	return 0;
 }
 
-/* Syscall arguments, from the user registers the raw tracepoint passes. */
-static __always_inline u64 syscall_arg(struct pt_regs *regs, int index)
+/* Syscall arguments, from the user registers the raw tracepoint passes. A 32-bit process passes them in
+ * other registers on x86 (ebx, ecx, edx), and its values are 32 bits wide. */
+static __always_inline u64 syscall_arg(struct pt_regs *regs, int index, bool compat)
 {
 	u64 value = 0;
 #if defined(ARCH_X86_64)
 	switch (index) {
 	case 0:
-		bpf_probe_read_kernel(&value, sizeof(value), &regs->di);
+		bpf_probe_read_kernel(&value, sizeof(value), compat ? &regs->bx : &regs->di);
 		break;
 	case 1:
-		bpf_probe_read_kernel(&value, sizeof(value), &regs->si);
+		bpf_probe_read_kernel(&value, sizeof(value), compat ? &regs->cx : &regs->si);
 		break;
 	case 2:
 		bpf_probe_read_kernel(&value, sizeof(value), &regs->dx);
@@ -273,60 +275,115 @@ static __always_inline u64 syscall_arg(struct pt_regs *regs, int index)
 #elif defined(ARCH_ARM64)
 	bpf_probe_read_kernel(&value, sizeof(value), &regs->regs[index]);
 #endif
-	return value;
+	return compat ? (u32)value : value;
 }
 
 /* argv[0] of an execve, kept by thread until sched_process_exec reports the new image. */
-static __always_inline void remember_argv0(const char *const *argv)
+static __always_inline void remember_argv0(u64 argv, bool compat)
 {
 	u32 tid = bpf_get_current_pid_tgid();
-	const char *first = NULL;
+	u64 first = 0;
 	struct argv0 value = {};
-	if (bpf_probe_read_user(&first, sizeof(first), (void *)argv) == 0 && first)
-		bpf_probe_read_user_str(value.text, sizeof(value.text), first);
+	/* A 32-bit process's argv holds 32-bit pointers; x86 and arm64 are little-endian, so the low half fills. */
+	if (bpf_probe_read_user(&first, compat ? 4 : 8, (void *)argv) == 0 && first)
+		bpf_probe_read_user_str(value.text, sizeof(value.text), (void *)first);
 	pending_argv0.update(&tid, &value);
 }
 
-static __always_inline void record_socket(struct proc *p, u32 syscall_nr, struct pt_regs *regs)
+static __always_inline void record_socket(struct proc *p, u32 syscall_nr, u32 family, u32 type, u32 protocol)
 {
 	struct observation_key key = {.kind = OBSERVE_SOCKET, .serial = p->serial, .image = p->image,
-				      .syscall_nr = syscall_nr, .a = (int)syscall_arg(regs, 0),
-				      .b = (int)syscall_arg(regs, 1), .c = (int)syscall_arg(regs, 2)};
+				      .syscall_nr = syscall_nr, .a = family, .b = type, .c = protocol};
 	observe(&key);
 }
 
-/* The few syscalls whose arguments the trace keeps. Numbers are the native ABI's: a 32-bit process's
- * numbers mean other calls, so its arguments are not decoded. */
+/* The calls decode_arguments reads, whatever their number in the ABI of the process. */
+enum decoded_call {
+	CALL_OTHER,
+	CALL_EXECVE,
+	CALL_EXECVEAT,
+	CALL_EXIT,
+	CALL_EXIT_GROUP,
+	CALL_SOCKET,
+	CALL_SOCKETPAIR,
+	CALL_UNSHARE,
+	CALL_SETNS,
+	CALL_SOCKETCALL,
+};
+
+#define DECODED_CALLS(PREFIX)                          \
+	case PREFIX##EXECVE: return CALL_EXECVE;       \
+	case PREFIX##EXECVEAT: return CALL_EXECVEAT;   \
+	case PREFIX##EXIT: return CALL_EXIT;           \
+	case PREFIX##EXIT_GROUP: return CALL_EXIT_GROUP; \
+	case PREFIX##SOCKET: return CALL_SOCKET;       \
+	case PREFIX##SOCKETPAIR: return CALL_SOCKETPAIR; \
+	case PREFIX##UNSHARE: return CALL_UNSHARE;     \
+	case PREFIX##SETNS: return CALL_SETNS;         \
+	case PREFIX##SOCKETCALL: return CALL_SOCKETCALL;
+
+static __always_inline enum decoded_call decoded_call(u64 nr, bool compat)
+{
+	if (compat) {
+		switch (nr) { DECODED_CALLS(COMPAT_NR_) }
+	} else {
+		switch (nr) { DECODED_CALLS(NR_) }
+	}
+	return CALL_OTHER;
+}
+
+#define SYS_SOCKET 1     /* socketcall's call numbers (linux/net.h) */
+#define SYS_SOCKETPAIR 8
+
+/* socket() and socketpair() through 32-bit x86's socketcall, whose arguments are an array in user memory;
+ * kept as the call it stands for, so that families are seen whichever way a program asks. */
+static __always_inline void record_socketcall(struct proc *p, u32 call, u64 args)
+{
+	u32 values[3];
+	if (call != SYS_SOCKET && call != SYS_SOCKETPAIR)
+		return;
+	if (bpf_probe_read_user(values, sizeof(values), (void *)args) != 0) {
+		drop(DROP_SOCKETS);
+		return;
+	}
+	record_socket(p, call == SYS_SOCKET ? COMPAT_NR_SOCKET : COMPAT_NR_SOCKETPAIR, values[0], values[1], values[2]);
+}
+
+/* The few syscalls whose arguments the trace keeps, in the native ABI and in the 32-bit one. */
 static __always_inline void decode_arguments(struct proc *p, u64 nr, struct pt_regs *regs)
 {
-	if (p->compat)
-		return;
-	switch (nr) {
-	case NR_EXECVE:
-		remember_argv0((const char *const *)syscall_arg(regs, 1));
+	bool compat = p->compat;
+	switch (decoded_call(nr, compat)) {
+	case CALL_EXECVE:
+		remember_argv0(syscall_arg(regs, 1, compat), compat);
 		break;
-	case NR_EXECVEAT:
-		remember_argv0((const char *const *)syscall_arg(regs, 2));
+	case CALL_EXECVEAT:
+		remember_argv0(syscall_arg(regs, 2, compat), compat);
 		break;
-	case NR_EXIT_GROUP:
+	case CALL_EXIT_GROUP:
 		p->exiting = 1; /* the SIGKILLs its threads now get are not a cause of death */
-		p->exit_code = syscall_arg(regs, 0) & 0xff;
+		p->exit_code = syscall_arg(regs, 0, compat) & 0xff;
 		break;
-	case NR_EXIT:
-		p->exit_code = syscall_arg(regs, 0) & 0xff;
+	case CALL_EXIT:
+		p->exit_code = syscall_arg(regs, 0, compat) & 0xff;
 		break;
-	case NR_SOCKET:
-	case NR_SOCKETPAIR:
-		record_socket(p, nr, regs);
+	case CALL_SOCKET:
+	case CALL_SOCKETPAIR:
+		record_socket(p, nr, syscall_arg(regs, 0, compat), syscall_arg(regs, 1, compat), syscall_arg(regs, 2, compat));
 		break;
-	case NR_UNSHARE: {
-		u64 flags = syscall_arg(regs, 0) & NAMESPACE_FLAGS;
+	case CALL_SOCKETCALL:
+		record_socketcall(p, syscall_arg(regs, 0, compat), syscall_arg(regs, 1, compat));
+		break;
+	case CALL_UNSHARE: {
+		u64 flags = syscall_arg(regs, 0, compat) & NAMESPACE_FLAGS;
 		if (flags)
 			record_namespace(p, nr, flags);
 		break;
 	}
-	case NR_SETNS:
-		record_namespace(p, nr, (u32)syscall_arg(regs, 1));
+	case CALL_SETNS:
+		record_namespace(p, nr, (u32)syscall_arg(regs, 1, compat));
+		break;
+	default:
 		break;
 	}
 }
@@ -343,7 +400,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 	if (p->state != PROC_ACTIVE) {
 		/* The launched command before its execve is not the workload, but its execve names it. */
 		if (p->state == PROC_WAIT_EXEC && (nr == NR_EXECVE || nr == NR_EXECVEAT))
-			remember_argv0((const char *const *)syscall_arg(regs, nr == NR_EXECVE ? 1 : 2));
+			remember_argv0(syscall_arg(regs, nr == NR_EXECVE ? 1 : 2, false), false);
 		if (!adopt(tgid, p))
 			return 0;
 	}

@@ -240,26 +240,81 @@ def test_an_unknown_syscall_number_stays_a_number(record_command: RecordCommand)
     assert "libseccomp" in unknown.unresolved
 
 
-def test_a_32_bit_process_is_flagged_and_named_in_its_own_table(record_command: RecordCommand, tmp_path: Path) -> None:
+# A static 32-bit x86 program with no C library: run with one argument it makes sockets all three ways a
+# 32-bit program can (socketcall, and socket/socketpair called directly since Linux 4.3), a UTS namespace,
+# then execs itself as "again"; run with two it exits with status 3.
+PROGRAM_32_BIT = r"""
+    .globl _start
+_start:
+    cmpl $1, (%esp)
+    jne again
+    pushl $0                   # socketcall(SYS_SOCKET, {AF_INET, SOCK_DGRAM, 0}), its arguments on the
+    pushl $2                   # stack as the C library puts them
+    pushl $2
+    movl $102, %eax
+    movl $1, %ebx
+    movl %esp, %ecx
+    int $0x80
+    addl $12, %esp
+    movl $359, %eax            # socket(AF_UNIX, SOCK_STREAM, 0)
+    movl $1, %ebx
+    movl $1, %ecx
+    xorl %edx, %edx
+    int $0x80
+    movl $360, %eax            # socketpair(AF_UNIX, SOCK_DGRAM, 0, pair)
+    movl $1, %ebx
+    movl $2, %ecx
+    xorl %edx, %edx
+    leal pair, %esi
+    int $0x80
+    movl $310, %eax            # unshare(CLONE_NEWUTS)
+    movl $0x04000000, %ebx
+    int $0x80
+    movl $11, %eax             # execve(argv[0], {"again", "x"}, NULL)
+    movl 4(%esp), %ebx
+    leal again_argv, %ecx
+    xorl %edx, %edx
+    int $0x80
+again:
+    movl $252, %eax            # exit_group(3)
+    movl $3, %ebx
+    int $0x80
+    .data
+pair: .long 0, 0
+again_argv: .long again_name, again_arg, 0
+again_name: .asciz "again"
+again_arg: .asciz "x"
+"""
+
+
+def test_a_32_bit_process_is_flagged_named_in_its_own_table_and_decoded(
+    record_command: RecordCommand, tmp_path: Path
+) -> None:
     if (
         not Path("/proc/config.gz").exists()
         or b"CONFIG_IA32_EMULATION=y" not in subprocess.run(["zcat", "/proc/config.gz"], capture_output=True).stdout
     ):
         pytest.skip("this kernel does not run 32-bit programs (no CONFIG_IA32_EMULATION)")
-    source = tmp_path / "hello32.c"
-    source.write_text(
-        "void _start(void) {\n"
-        '    static const char text[] = "hello\\n";\n'
-        '    __asm__ volatile ("int $0x80" : : "a"(4), "b"(1), "c"(text), "d"(6) : "memory"); /* write */\n'
-        '    __asm__ volatile ("int $0x80" : : "a"(1), "b"(0)); /* exit */\n'
-        "    for (;;) {}\n}\n"
-    )
-    program = tmp_path / "hello32"
-    subprocess.run(["gcc", "-m32", "-static", "-nostdlib", "-o", str(program), str(source)], check=True)
-    trace = record_command(str(program)).trace
-    image = trace.processes[0].images[0]
-    assert image.abi == "x86"
-    assert {(u.nr, u.name) for u in trace.syscalls} >= {(4, "write"), (1, "exit")}
+    source = tmp_path / "program32.S"
+    source.write_text(PROGRAM_32_BIT)
+    program = tmp_path / "program32"
+    subprocess.run(["gcc", "-m32", "-static", "-no-pie", "-nostdlib", "-o", str(program), str(source)], check=True)
+    recording = record_command(str(program))
+    trace = recording.trace
+    assert recording.exit_status == 3
+    [process] = trace.processes
+    assert [image.abi for image in process.images] == ["x86", "x86"]
+    assert process.images[1].argv0 == "again"
+    assert process.exit_code == 3
+    assert {(u.nr, u.name) for u in trace.syscalls} >= {(102, "socketcall"), (359, "socket"), (252, "exit_group")}
+    sockets = {(s.syscall, s.family, s.type) for s in trace.sockets}
+    assert sockets == {
+        ("socket", "AF_INET", ("SOCK_DGRAM",)),
+        ("socket", "AF_UNIX", ("SOCK_STREAM",)),
+        ("socketpair", "AF_UNIX", ("SOCK_DGRAM",)),
+    }
+    assert {(n.syscall, n.flags) for n in trace.namespaces} == {("unshare", ("CLONE_NEWUTS",))}
+    assert trace.run.dropped.sockets == 0
 
 
 def test_full_tables_are_counted_as_dropped_not_lost_silently(record_command: RecordCommand) -> None:
