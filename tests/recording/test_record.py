@@ -136,6 +136,15 @@ def test_exec_chain_and_threads(record_command: RecordCommand) -> None:
     assert "clone3" in {u.name for u in trace.syscalls if u.image == 1}
 
 
+def sleeping_sleep(children: Path) -> bool:
+    """Whether the one child in children runs sleep and is asleep in it."""
+    try:
+        pids = children.read_text().split()
+        return len(pids) == 1 and Path(f"/proc/{pids[0]}/stat").read_text().startswith(f"{pids[0]} (sleep) S ")
+    except OSError:
+        return False
+
+
 def test_ctrl_c_during_a_recording_leaves_a_valid_trace(tmp_path: Path) -> None:
     output = tmp_path / "interrupted.trace.json"
     # A terminal sends Ctrl-C to the whole foreground process group: profiler and the command.
@@ -145,11 +154,11 @@ def test_ctrl_c_during_a_recording_leaves_a_valid_trace(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Interrupt once the command runs sleep and sleeps (it execs only when the tracer is attached).
     children = Path(f"/proc/{profiler.pid}/task/{profiler.pid}/children")
     deadline = time.monotonic() + 20
-    while not children.read_text().split() and time.monotonic() < deadline:
+    while not sleeping_sleep(children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # let sleep reach clock_nanosleep
     os.killpg(profiler.pid, signal.SIGINT)
     _, errors = profiler.communicate(timeout=30)
     assert profiler.returncode == 128 + signal.SIGINT, errors
