@@ -87,6 +87,7 @@ SETTINGS = (
     "RestrictNamespaces",
     "NoNewPrivileges",
     "User",
+    "DynamicUser",
 )
 _WHITESPACE = " \t\n\r"
 _COMMENT_START = ("#", ";")
@@ -686,8 +687,9 @@ class _UnitReading:
         self.families_at: Assignment | None = None
         self.namespaces: set[str] | None = None  # None: unrestricted (never set, or reset)
         self.no_new_privileges: bool | None = None
+        self.no_new_privileges_at: Assignment | None = None
         self.user: str | None = None
-        self.user_at: Assignment | None = None
+        self.dynamic_user_at: Assignment | None = None  # the line that turned DynamicUser= on, while it is on
 
     def warn(self, at: Assignment, message: str) -> None:
         self.findings.append(LintFinding(at.source, at.line, message))
@@ -715,14 +717,27 @@ class _UnitReading:
                 if value is None:
                     self.warn(at, f"NoNewPrivileges={at.value}: not a boolean: systemd ignores the line")
                 else:
-                    self.no_new_privileges = value
+                    self.no_new_privileges, self.no_new_privileges_at = value, at
             case "User":
                 if re.search(r"[:/\x00-\x1f\x7f]", at.value) or at.value in (".", ".."):
                     self.warn(at, f"User={at.value}: not a user name: systemd will not start the unit")
                     return
                 if at.value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*\$?|[0-9]+", at.value):
                     self.warn(at, f"User={at.value}: not a portable user name; systemd accepts it with a notice")
-                self.user, self.user_at = at.value or None, at
+                if at.value == "nobody":  # systemd warns as it reads the line, even if a later one replaces it
+                    self.warn(
+                        at,
+                        "User=nobody: systemd warns that this is not safe: nobody owns the files of unmapped users "
+                        "(NFS, user namespaces); use DynamicUser=yes or a user of the service's own",
+                    )
+                self.user = at.value or None
+            case "DynamicUser":
+                value = _boolean(at.value)
+                if value is None:
+                    # Unlike most booleans, systemd takes a bad DynamicUser= as a fatal error.
+                    self.warn(at, f"DynamicUser={at.value}: not a boolean: systemd will not start the unit")
+                else:
+                    self.dynamic_user_at = at if value else None
 
     def warn_allow_line_in_deny_list(self, at: Assignment, first: Assignment, items: str) -> None:
         self.warn(
@@ -914,9 +929,12 @@ class _UnitReading:
         else:
             self.namespaces = self.namespaces - flags if invert else self.namespaces | flags
 
-    def policy(self, source: str) -> Policy:
+    def policy(self, unit: Path) -> Policy:
+        # DynamicUser=yes runs the service as a user allocated at start, named after the unit unless User= names
+        # one (a static user of that name, such as root, is used as it is), and turns on NoNewPrivileges= for good.
+        dynamic = self.dynamic_user_at is not None
         return Policy(
-            source=source,
+            source=str(unit),
             format=PolicyFormat.SYSTEMD,
             syscalls=self.syscall_rules(),
             architectures=frozenset(self.architectures | {syscalls.native_abi()}) if self.architectures else None,
@@ -926,8 +944,8 @@ class _UnitReading:
             namespaces=UNRESTRICTED
             if self.namespaces is None or set(NAMESPACE_NAMES) <= self.namespaces
             else NameSet(ListMode.ALLOW, frozenset(self.namespaces)),
-            no_new_privileges=self.no_new_privileges,
-            user=self.user,
+            no_new_privileges=True if dynamic else self.no_new_privileges,
+            user=self.user or (unit.name.rsplit(".", 1)[0] if dynamic else None),
         )
 
     def syscall_rules(self) -> SyscallFilter | None:
@@ -988,14 +1006,14 @@ def _lint_result(reading: _UnitReading, policy: Policy, local_abis: Sequence[str
                 "the service runs 32-bit programs",
             )
         )
-    if reading.user == "nobody" and reading.user_at is not None:
-        at = reading.user_at
+    if reading.dynamic_user_at is not None and reading.no_new_privileges is False and reading.no_new_privileges_at:
+        at, dynamic = reading.no_new_privileges_at, reading.dynamic_user_at
         findings.append(
             LintFinding(
                 at.source,
                 at.line,
-                "User=nobody: systemd warns that this is not safe: nobody owns the files of unmapped users "
-                "(NFS, user namespaces); use DynamicUser=yes or a user of the service's own",
+                f"NoNewPrivileges=no has no effect: DynamicUser=yes ({dynamic.source}:{dynamic.line}) turns "
+                "NoNewPrivileges= on, and it cannot be turned off",
             )
         )
     return findings
@@ -1119,7 +1137,7 @@ def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
     for at in assignments:
         if at.section in exec_sections:
             reading.apply(at)
-    policy = reading.policy(str(path))
+    policy = reading.policy(path)
     local_abis = LOCAL_ABIS.get(syscalls.native_abi(), (syscalls.native_abi(),))
     findings += reading.findings + _near_miss_findings(assignments, exec_sections)
     findings += _lint_result(reading, policy, local_abis)

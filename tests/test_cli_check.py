@@ -131,3 +131,18 @@ def test_exit_statuses_in_a_real_process() -> None:
     assert status("check", "--policy", str(UNIT), *GIT_TRACES) == 1
     assert status("check", "--policy", str(CORRECTED), *GIT_TRACES) == 0
     assert status("diff", "--policy", str(UNIT), *GIT_TRACES) == 0
+
+
+def test_a_dynamic_user_unit_misses_a_capability_that_is_not_ambient(tmp_path: Path) -> None:
+    chown = str(REPOSITORY / "tests" / "fixtures" / "traces" / "chown.trace.json")
+    unit = tmp_path / "chowner.service"
+    unit.write_text(
+        "[Service]\nExecStart=/usr/bin/chown nobody /srv/f\nDynamicUser=yes\nCapabilityBoundingSet=CAP_CHOWN\n"
+    )
+    result = invoke("check", "--policy", str(unit), chown)
+    assert result.exit_code == 1, result.output
+    assert "ambient capability CAP_CHOWN: not ambient, and user chowner holds capabilities only as ambient" in (
+        result.stdout
+    )
+    unit.write_text(unit.read_text() + "AmbientCapabilities=CAP_CHOWN\n")
+    assert invoke("check", "--policy", str(unit), chown).exit_code == 0

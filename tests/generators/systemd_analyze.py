@@ -13,6 +13,9 @@ from generators.systemd_groups import SyscallGroups
 from profiler import abi, syscalls
 
 _WARNING = re.compile(r"^(?P<file>/[^:]+):(?P<line>\d+): (?P<message>.*)$")
+_REFUSED = re.compile(
+    r"^\S+: Unit configuration has fatal error, unit will not be started\.$|^Unit \S+ has a bad unit file setting\.$"
+)
 _EXPOSURE = re.compile(r"Overall exposure level for \S+: (?P<score>[0-9.]+)")
 _UNIT = "[Unit]\nDescription=profiler test\n[Service]\nExecStart=/bin/true\n"
 
@@ -33,14 +36,22 @@ def verify_warnings(unit: Path) -> list[Warning]:
     done = run("verify", str(unit))
     warnings = []
     for line in (done.stdout + done.stderr).splitlines():
+        if _REFUSED.match(line):  # the summary after a fatal file:line warning, which names the line
+            continue
         match = _WARNING.match(line)
         warnings.append(Warning(match["file"], int(match["line"]), match["message"]) if match else Warning("", 0, line))
     return warnings
 
 
+class UnitRefused(Exception):
+    """systemd will not load the unit (a fatal error in it), so it has no reading to compare with."""
+
+
 def security_checks(unit: Path) -> dict[str, bool]:
     """`systemd-analyze security --offline=true`: each check's name, and whether the unit passes it."""
     done = run("security", "--offline=true", "--json=short", str(unit))
+    if done.returncode != 0 and "Unit configuration has fatal error" in done.stderr:
+        raise UnitRefused(done.stderr.strip())
     return {check["name"]: bool(check["set"]) for check in json.loads(done.stdout)}
 
 

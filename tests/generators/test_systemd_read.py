@@ -222,6 +222,35 @@ def test_a_user_systemd_cannot_use_is_found(tmp_path: Path, systemd: SystemdForm
     ]
 
 
+def test_dynamic_user_runs_unprivileged_with_no_new_privileges_for_good(
+    systemd_units: Path, systemd: SystemdFormat
+) -> None:
+    policy = systemd.read(systemd_units / "dynamic-user.service")
+    assert (policy.user, policy.no_new_privileges) == ("dynamic-user", True)
+    assert _messages(systemd_units / "dynamic-user.service", systemd) == [
+        "dynamic-user.service:10: NoNewPrivileges=no has no effect: DynamicUser=yes "
+        f"({systemd_units / 'dynamic-user.service'}:9) turns NoNewPrivileges= on, and it cannot be turned off"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "user", "no_new_privileges"),
+    [
+        ("DynamicUser=yes\nUser=root\n", "root", True),  # a static user of that name is used as it is
+        ("DynamicUser=yes\nUser=web\n", "web", True),
+        ("DynamicUser=yes\nDynamicUser=no\n", None, None),
+        ("DynamicUser=no\nUser=web\nNoNewPrivileges=no\n", "web", False),
+    ],
+)
+def test_the_user_and_no_new_privileges_that_dynamic_user_implies(
+    lines: str, user: str | None, no_new_privileges: bool | None, tmp_path: Path, systemd: SystemdFormat
+) -> None:
+    unit = tmp_path / "svc.service"
+    unit.write_text(f"[Service]\n{lines}")
+    policy = systemd.read(unit)
+    assert (policy.user, policy.no_new_privileges) == (user, no_new_privileges)
+
+
 def test_a_directory_or_a_missing_file_is_one_clear_line(tmp_path: Path, systemd: SystemdFormat) -> None:
     with pytest.raises(PolicyParseError, match=r"is a directory: give the unit file"):
         systemd.read(tmp_path)
@@ -252,7 +281,8 @@ VOCABULARY = {
     "SystemCallArchitectures": ("native", "x86", "x32", "amd64"),
     "SystemCallErrorNumber": ("EPERM", "kill", "ENOSYS", "0"),
     "NoNewPrivileges": ("yes", "no", "maybe"),
-    "User": ("root", "www-data", "0"),
+    "User": ("root", "www-data", "0", "nobody"),
+    "DynamicUser": ("yes", "no", "maybe"),
 }
 
 
@@ -261,7 +291,7 @@ def assignments(draw: st.DrawFn) -> str:
     key = draw(st.sampled_from(sorted(VOCABULARY)))
     words = draw(st.lists(st.sampled_from(VOCABULARY[key]), max_size=3))
     # '~' anywhere: at the start it inverts, inside it is a name; an empty value resets.
-    if key in ("User", "NoNewPrivileges", "SystemCallErrorNumber"):
+    if key in ("User", "DynamicUser", "NoNewPrivileges", "SystemCallErrorNumber"):
         return f"{key}={' '.join(words[:1])}"
     words = [("~" if draw(st.integers(0, 4)) == 0 else "") + word for word in words]
     prefix = "~" if draw(st.booleans()) and words else ""
@@ -279,9 +309,13 @@ def test_systemd_agrees_with_the_reading_of_any_mix_of_lines(lines: list[str], s
         unit = Path(directory) / "fuzz.service"
         unit.write_text("[Service]\nExecStart=/bin/true\n" + "\n".join(lines) + "\n")
         policy = systemd.read(unit)
-        checks = systemd_analyze.security_checks(unit)
-        expected = systemd_analyze.expected_checks(policy, systemd.groups, set(checks))
-        assert {name: checks[name] for name in expected} == expected
+        try:
+            checks = systemd_analyze.security_checks(unit)
+        except systemd_analyze.UnitRefused:
+            assert any("systemd will not start the unit" in finding.message for finding in policy.findings)
+        else:
+            expected = systemd_analyze.expected_checks(policy, systemd.groups, set(checks))
+            assert {name: checks[name] for name in expected} == expected
         warned = {(warning.file, warning.line) for warning in systemd_analyze.verify_warnings(unit)}
         assert warned <= {(finding.source, finding.line) for finding in policy.findings}
 
