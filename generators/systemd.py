@@ -2,7 +2,7 @@
 
 SystemdFormat.render(profile, options)  the drop-in: each setting reset, then one line per item, each with a
                                         comment saying where it came from
-SystemdFormat.read(path)                a unit file with its UNIT.d/*.conf drop-ins (or one drop-in file) read
+SystemdFormat.read(path)                a unit file with its drop-ins (systemd_dropins.py), or one drop-in file, read
                                         with systemd's rules (src/core/load-fragment.c, src/shared/conf-parser.c,
                                         src/shared/seccomp-util.c), and lint findings, with file and line, for
                                         what systemd ignores or reads differently from how it looks
@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import errno
 import functools
+import os
 import re
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +34,7 @@ from generators.interface import (
 )
 from generators.profile import ANY_NAMESPACE, NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
+from generators.systemd_dropins import UnitFiles, unit_files
 from generators.systemd_groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGroups, syscall_groups
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
@@ -1099,15 +1101,6 @@ def _near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozen
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _unit_files(path: Path) -> list[Path]:
-    """The unit file, then its drop-ins in the order systemd applies them (sorted by file name)."""
-    drop_ins = path.parent / f"{path.name}.d"
-    if path.suffix == ".conf" or not drop_ins.is_dir():
-        return [path]
-    confs = [each for each in drop_ins.iterdir() if each.suffix == ".conf" and not each.name.startswith(".")]
-    return [path, *sorted((each for each in confs if each.is_file()), key=lambda each: each.name)]
-
-
 def _exec_sections(path: Path) -> frozenset[str]:
     """The section a unit's exec settings belong to, by unit type; a lone drop-in names it by its directory."""
     suffix = path.suffix if path.suffix != ".conf" else Path(path.parent.name.removesuffix(".d")).suffix
@@ -1116,10 +1109,22 @@ def _exec_sections(path: Path) -> frozenset[str]:
 
 def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
     """A unit file and its drop-ins read as systemd reads them, with lint findings; PolicyParseError when unreadable."""
-    files = _unit_files(path)
+    loaded = unit_files(path) if path.suffix != ".conf" else UnitFiles(path, (), None)
+    files = [path, *loaded.drop_ins]
     exec_sections = _exec_sections(path)
     assignments: list[Assignment] = []
     findings: list[LintFinding] = []
+    if loaded.overridden_by is not None:
+        masked = loaded.overridden_by.resolve() == Path(os.devnull)
+        findings.append(
+            LintFinding(
+                str(path),
+                None,
+                f"{loaded.overridden_by} masks the unit: systemd will not start it"
+                if masked
+                else f"systemd loads {loaded.overridden_by} instead of this file, which it overrides: give that one",
+            )
+        )
     for index, each in enumerate(files):
         text = _read_unit_text(each)
         if index == 0 and not text:

@@ -47,9 +47,10 @@ class UnitRefused(Exception):
     """systemd will not load the unit (a fatal error in it), so it has no reading to compare with."""
 
 
-def security_checks(unit: Path) -> dict[str, bool]:
-    """`systemd-analyze security --offline=true`: each check's name, and whether the unit passes it."""
-    done = run("security", "--offline=true", "--json=short", str(unit))
+def security_checks(unit: Path, root: Path | None = None) -> dict[str, bool]:
+    """`systemd-analyze security --offline=true`: each check's name, and whether the unit passes it; with root,
+    as the host booting that root would load the unit (its unit search path under root)."""
+    done = run(*([f"--root={root}"] if root else []), "security", "--offline=true", "--json=short", str(unit))
     if done.returncode != 0 and "Unit configuration has fatal error" in done.stderr:
         raise UnitRefused(done.stderr.strip())
     return {check["name"]: bool(check["set"]) for check in json.loads(done.stdout)}
