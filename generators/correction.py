@@ -14,6 +14,7 @@ A regenerated policy would do more than asked: it drops everything the traces di
 
 import errno
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import assert_never
@@ -114,6 +115,11 @@ def _systemd(comparison: Comparison) -> Correction:
         "SystemCallArchitectures",
         [SYSTEMD_ARCHITECTURES.get(name, name) for name in allow.get(ItemKind.ARCHITECTURE, ())],
     )
+    for override in comparison.fix.undo:
+        # No line of a list gives back what such a setting refuses; turned off, it gives back all of it.
+        lines.append(f"# {override.where} refuses what is missing, whatever the lists say; off, it allows:")
+        lines += ["#   " + line for line in textwrap.wrap(" ".join(sorted(override.syscalls | override.capabilities)))]
+        lines.append(override.undo)
     if comparison.fix.portable:
         lines.append("# portability: allowed though no trace called them (vDSO fallbacks, calls that never return)")
         lines += _wrapped("SystemCallFilter", comparison.fix.portable)

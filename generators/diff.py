@@ -27,7 +27,7 @@ from generators.danger import (
     Rating,
     rating,
 )
-from generators.interface import ListMode, NameSet, Policy, PolicyFormat, PolicyParseError
+from generators.interface import ListMode, NameSet, Override, Policy, PolicyFormat, PolicyParseError
 from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, build_profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls, trace
@@ -117,9 +117,10 @@ class Fix:
     allow: tuple[tuple[ItemKind, tuple[str, ...]], ...]  # names to allow, per kind, in kind order
     portable: tuple[str, ...] = ()  # unseen syscalls to allow (vDSO fallbacks, calls that never return)
     enosys: tuple[str, ...] = ()  # unseen syscalls to refuse with ENOSYS instead
+    undo: tuple[Override, ...] = ()  # settings to turn off, since they refuse what is missing whatever the lists say
 
     def __bool__(self) -> bool:
-        return bool(self.allow or self.portable or self.enosys)
+        return bool(self.allow or self.portable or self.enosys or self.undo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,17 @@ def _refused_errno(policy: Policy, name: str) -> str | None:
 
 def _refusal(policy: Policy, need: Need) -> str | None:
     """How the policy refuses a need, or None when it allows it."""
+    listed = _listed_refusal(policy, need)
+    overrides = _overrides(policy, need)
+    if not overrides:
+        return listed
+    effect = "refused with EPERM" if need.kind is ItemKind.SYSCALL else "taken out of the bounding set"
+    by = " and ".join(each.where for each in overrides)
+    return f"{effect} by {by}, whatever the lists say" + (f"; and {listed}" if listed else "")
+
+
+def _listed_refusal(policy: Policy, need: Need) -> str | None:
+    """How the policy's lists refuse a need (what a line can add to), or None when they allow it."""
     match need.kind:
         case ItemKind.SYSCALL:
             if policy.syscalls is None or policy.syscalls.allows(need.name):
@@ -316,6 +328,7 @@ def _allowed_syscalls(profile: Profile, policy: Policy) -> set[str]:
         name
         for name in candidates
         if (policy.syscalls is None or policy.syscalls.allows(name))
+        and not policy.syscall_overrides(name)
         and any(syscalls.syscall_number(each, name) is not None for each in abis)
     }
 
@@ -352,7 +365,11 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability
         ItemKind.ARCHITECTURE: _policy_abis(profile, policy),
     }
     if profile.capabilities_known and _states_capabilities(policy):
-        allowed[ItemKind.CAPABILITY] = _allowed_of(policy.capability_bounding, abi.CAPABILITIES)
+        allowed[ItemKind.CAPABILITY] = {
+            name
+            for name in _allowed_of(policy.capability_bounding, abi.CAPABILITIES)
+            if not policy.capability_overrides(name)
+        }
         allowed[ItemKind.AMBIENT] = set(policy.ambient_capabilities)
         needed[ItemKind.AMBIENT] = needed[ItemKind.CAPABILITY]
     found_excess = [
@@ -469,8 +486,11 @@ def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_r
     ]
     advisories, portability_fix = _portability(profile, policy, portability)
     allow: dict[ItemKind, list[str]] = {}
+    undo: dict[Override, None] = {}
     for item in missing:
-        allow.setdefault(item.need.kind, []).append(item.need.name)
+        if _listed_refusal(policy, item.need) is not None:
+            allow.setdefault(item.need.kind, []).append(item.need.name)
+        undo |= dict.fromkeys(_overrides(policy, item.need))
     return Comparison(
         profile=profile,
         policy=policy,
@@ -483,8 +503,19 @@ def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_r
             tuple((kind, tuple(names)) for kind, names in allow.items()),
             portability_fix.portable,
             portability_fix.enosys,
+            tuple(undo),
         ),
     )
+
+
+def _overrides(policy: Policy, need: Need) -> tuple[Override, ...]:
+    match need.kind:
+        case ItemKind.SYSCALL:
+            return policy.syscall_overrides(need.name)
+        case ItemKind.CAPABILITY:
+            return policy.capability_overrides(need.name)
+        case _:
+            return ()
 
 
 def drift(old: Profile, new: Profile) -> Drift:

@@ -13,7 +13,8 @@ JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
               paths [{program, syscall, via, frames, inferred, count, runs}]}],
     excess [{kind, name, danger, why, note}]   most dangerous first,
     warnings [{topic, subject, message}], lint [{source, line, message}],
-    fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], how, text, language, notes}
+    fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], undo [{setting, source, line, undo}],
+          how, text, language, notes}
 JSON of a drift ("schema": "profiler-drift", "schema_version": 1):
     old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
 KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
@@ -350,6 +351,10 @@ class JsonReport(Report):
                 "allow": {kind.value: list(names) for kind, names in comparison.fix.allow},
                 "portable": list(comparison.fix.portable),
                 "enosys": list(comparison.fix.enosys),
+                "undo": [
+                    {"setting": each.setting, "source": each.source, "line": each.line, "undo": each.undo}
+                    for each in comparison.fix.undo
+                ],
                 "how": fix.how,
                 "text": fix.text,
                 "language": fix.language,

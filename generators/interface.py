@@ -132,6 +132,27 @@ class LintFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A setting that refuses syscalls and capabilities whatever the policy's own lists say.
+
+    systemd's ProtectClock= and its kin load a seccomp filter of their own and take capabilities out of the
+    bounding set once every line is read: no SystemCallFilter= or CapabilityBoundingSet= line gives them back,
+    only turning the setting off does.
+    """
+
+    setting: str  # as the policy sets it: ProtectClock=yes
+    undo: str  # the line that turns it off: ProtectClock=no
+    source: str
+    line: int
+    syscalls: frozenset[str]  # refused with EPERM
+    capabilities: frozenset[str]  # out of the bounding set
+
+    @property
+    def where(self) -> str:
+        return f"{self.setting} ({self.source}:{self.line})"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     source: str
     format: PolicyFormat
@@ -144,6 +165,13 @@ class Policy:
     no_new_privileges: bool | None
     user: str | None
     findings: tuple[LintFinding, ...] = ()
+    overrides: tuple[Override, ...] = ()  # refusals on top of the lists above
+
+    def syscall_overrides(self, name: str) -> tuple[Override, ...]:
+        return tuple(each for each in self.overrides if name in each.syscalls)
+
+    def capability_overrides(self, name: str) -> tuple[Override, ...]:
+        return tuple(each for each in self.overrides if name in each.capabilities)
 
 
 class PolicyReader(ABC):

@@ -24,6 +24,7 @@ from generators.interface import (
     LintFinding,
     ListMode,
     NameSet,
+    Override,
     Policy,
     PolicyFormat,
     PolicyParseError,
@@ -79,6 +80,17 @@ ALL_CAPABILITIES = (1 << CAPABILITY_MASK_BITS) - 1
 ERRNO_MAX = 4095
 
 EXEC_SECTIONS: dict[str, str] = {".service": "Service", ".socket": "Socket", ".mount": "Mount", ".swap": "Swap"}
+# Sandboxing settings that refuse syscalls (EPERM) and take capabilities out of the bounding set on their own,
+# whatever SystemCallFilter= and CapabilityBoundingSet= say (systemd 252: unit_patch_contexts() in
+# src/core/unit.c, and the apply_protect_*() filters of src/core/execute.c).
+OVERRIDING_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "PrivateDevices": (("@raw-io",), ("CAP_MKNOD", "CAP_SYS_RAWIO")),
+    "ProtectClock": (("@clock",), ("CAP_SYS_TIME", "CAP_WAKE_ALARM")),
+    "ProtectHostname": (("sethostname", "setdomainname"), ()),
+    "ProtectKernelLogs": (("syslog",), ("CAP_SYSLOG",)),
+    "ProtectKernelModules": (("@module",), ("CAP_SYS_MODULE",)),
+    "ProtectKernelTunables": (("_sysctl",), ()),
+}
 SETTINGS = (
     "SystemCallFilter",
     "SystemCallErrorNumber",
@@ -90,6 +102,7 @@ SETTINGS = (
     "NoNewPrivileges",
     "User",
     "DynamicUser",
+    *OVERRIDING_SETTINGS,
 )
 _WHITESPACE = " \t\n\r"
 _COMMENT_START = ("#", ";")
@@ -692,6 +705,7 @@ class _UnitReading:
         self.no_new_privileges_at: Assignment | None = None
         self.user: str | None = None
         self.dynamic_user_at: Assignment | None = None  # the line that turned DynamicUser= on, while it is on
+        self.overriding_at: dict[str, Assignment] = {}  # the line that turned each on, while it is on
 
     def warn(self, at: Assignment, message: str) -> None:
         self.findings.append(LintFinding(at.source, at.line, message))
@@ -740,6 +754,14 @@ class _UnitReading:
                     self.warn(at, f"DynamicUser={at.value}: not a boolean: systemd will not start the unit")
                 else:
                     self.dynamic_user_at = at if value else None
+            case key if key in OVERRIDING_SETTINGS:
+                value = _boolean(at.value)
+                if value is None:
+                    self.warn(at, f"{key}={at.value}: not a boolean: systemd ignores the line")
+                elif value:
+                    self.overriding_at[key] = at
+                else:
+                    self.overriding_at.pop(key, None)
 
     def warn_allow_line_in_deny_list(self, at: Assignment, first: Assignment, items: str) -> None:
         self.warn(
@@ -948,6 +970,14 @@ class _UnitReading:
             else NameSet(ListMode.ALLOW, frozenset(self.namespaces)),
             no_new_privileges=True if dynamic else self.no_new_privileges,
             user=self.user or (unit.name.rsplit(".", 1)[0] if dynamic else None),
+            overrides=tuple(self.override(key, at) for key, at in sorted(self.overriding_at.items())),
+        )
+
+    def override(self, key: str, at: Assignment) -> Override:
+        names, capabilities = OVERRIDING_SETTINGS[key]
+        refused = {each for name in names for each in (self.groups.expand(name) if name[0] == "@" else [name])}
+        return Override(
+            f"{key}={at.value}", f"{key}=no", at.source, at.line, frozenset(refused), frozenset(capabilities)
         )
 
     def syscall_rules(self) -> SyscallFilter | None:

@@ -4,7 +4,16 @@ from collections.abc import Iterable
 
 from hypothesis import strategies as st
 
-from generators.interface import UNRESTRICTED, LintFinding, ListMode, NameSet, Policy, PolicyFormat, SyscallFilter
+from generators.interface import (
+    UNRESTRICTED,
+    LintFinding,
+    ListMode,
+    NameSet,
+    Override,
+    Policy,
+    PolicyFormat,
+    SyscallFilter,
+)
 from generators.profile import (
     CapabilityPath,
     CapabilityUse,
@@ -123,6 +132,7 @@ def make_policy(
     user: str | None = None,
     policy_format: PolicyFormat = PolicyFormat.SYSTEMD,
     findings: tuple[LintFinding, ...] = (),
+    overrides: tuple[Override, ...] = (),
 ) -> Policy:
     return Policy(
         source="svc.service",
@@ -136,6 +146,7 @@ def make_policy(
         no_new_privileges=no_new_privileges,
         user=user,
         findings=findings,
+        overrides=overrides,
     )
 
 
@@ -175,9 +186,20 @@ def _name_sets(universe: tuple[str, ...]) -> st.SearchStrategy[NameSet]:
     return st.builds(NameSet, st.sampled_from(ListMode), _subset(universe))
 
 
+def _overrides(draw: st.DrawFn) -> tuple[Override, ...]:
+    """Settings such as systemd's ProtectClock=, refusing some syscalls and capabilities whatever the lists say."""
+    return tuple(
+        Override(f"Protect{index}=yes", f"Protect{index}=no", "svc.service", index, syscalls, capabilities)
+        for index, (syscalls, capabilities) in enumerate(
+            draw(st.lists(st.tuples(_subset(SYSCALLS), _subset(CAPABILITIES)), max_size=2)), 1
+        )
+    )
+
+
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
     filter_names = draw(st.none() | _name_sets(SYSCALLS))
+    policy_format = draw(st.sampled_from((PolicyFormat.SYSTEMD, PolicyFormat.OCI, PolicyFormat.K8S)))
     return make_policy(
         syscalls=filter_names,
         default_errno=draw(st.sampled_from(("EPERM", None))),
@@ -189,5 +211,6 @@ def policies(draw: st.DrawFn) -> Policy:
         namespaces=draw(_name_sets(NAMESPACES[:-1])),
         no_new_privileges=draw(st.sampled_from((True, False, None))),
         user=draw(st.sampled_from((None, "root", "svc"))),
-        policy_format=draw(st.sampled_from((PolicyFormat.SYSTEMD, PolicyFormat.OCI, PolicyFormat.K8S))),
+        policy_format=policy_format,
+        overrides=_overrides(draw) if policy_format is PolicyFormat.SYSTEMD else (),
     )

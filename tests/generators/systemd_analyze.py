@@ -100,7 +100,9 @@ def expected_checks(policy: Policy, groups: SyscallGroups, names: set[str]) -> d
                 expected[name] = policy.architectures == {native}
             case "CapabilityBoundingSet":
                 caps = _capabilities_matching(item)
-                expected[name] = not any(policy.capability_bounding.allows(each) for each in caps)
+                expected[name] = not any(
+                    policy.capability_bounding.allows(each) and not policy.capability_overrides(each) for each in caps
+                )
             case "AmbientCapabilities":
                 expected[name] = not policy.ambient_capabilities
             case "RestrictNamespaces":

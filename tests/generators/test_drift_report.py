@@ -69,7 +69,7 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
         "kind", "name", "refused", "uncertain", "count", "runs", "programs", "first_s", "detail", "paths",
     }  # fmt: skip
     assert set(data["excess"][0]) == {"kind", "name", "danger", "why", "note"}
-    assert set(data["fix"]) == {"allow", "portable", "enosys", "how", "text", "language", "notes"}
+    assert set(data["fix"]) == {"allow", "portable", "enosys", "undo", "how", "text", "language", "notes"}
     assert data["lint"] == [{"source": "svc.service", "line": 9, "message": git_comparison.policy.findings[0].message}]
     drift_data = json.loads(ReportFormat.JSON.report().drift(git_drift))
     assert list(drift_data) == ["schema", "schema_version", "old", "new", "started", "stopped", "notes"]

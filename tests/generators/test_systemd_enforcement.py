@@ -4,10 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from generators.correction import correction
+from generators.diff import compare
 from generators.interface import RenderOptions
 from generators.systemd import SystemdFormat
 from tests.generators import systemd_analyze
 from tests.generators.conftest import LoadTraces
+from tests.generators.profile_builders import make_profile
 
 ENOSYS, EPERM = 38, 1
 # Exits with the errno uname() fails with, 0 when it works.
@@ -118,3 +121,32 @@ def test_families_are_allowed_by_name_for_an_unprivileged_service(
         },
     )
     assert results == {"whole": ("success", 0), "no-inet6": ("exit-code", 1)}
+
+
+# Exits with 100 + the errno of a read-only clock_adjtime() (adjtimex in glibc), 0 when it works (an uncaught
+# Python error exits with 1, which EPERM alone would be).
+CLOCK = (
+    "import ctypes, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "timex = ctypes.create_string_buffer(512)\n"
+    "sys.exit(100 + ctypes.get_errno() if libc.adjtimex(timex) < 0 else 0)\n"
+)
+
+
+def test_a_setting_that_refuses_whatever_the_lists_say_is_missing_and_undone_by_the_fix(
+    systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """ProtectClock=yes loads a seccomp filter of its own: allowing @clock in SystemCallFilter= does not help."""
+    script = tmp_path / "clock.py"
+    script.write_text(CLOCK)
+    unit_text = _service(f"/usr/bin/python3 {script}") + "ProtectClock=yes\nSystemCallFilter=@system-service @clock\n"
+    unit = tmp_path / "clock.service"
+    unit.write_text(unit_text)
+    comparison = compare(make_profile(syscalls=["clock_adjtime", "read", "exit_group"]), systemd.read(unit))
+    assert [(item.need.name, item.refused) for item in comparison.missing] == [
+        ("clock_adjtime", f"refused with EPERM by ProtectClock=yes ({unit}:4), whatever the lists say")
+    ]
+    fix = correction(comparison)
+    assert fix is not None and "ProtectClock=no\n" in fix.text
+    results = systemd_analyze.run_units(tmp_path, {"protected": (unit_text, None), "fixed": (unit_text, fix.text)})
+    assert results == {"protected": ("exit-code", 100 + EPERM), "fixed": ("success", 0)}
