@@ -217,7 +217,7 @@ def _ambient_required(policy: Policy) -> bool:
     A non-root user holds no capability after execve unless it is ambient, or comes from a set-user-ID
     program or a file capability; no-new-privileges switches the last two off (prctl(2) PR_SET_NO_NEW_PRIVS).
     """
-    return not _is_root(policy.user) and policy.no_new_privileges is True
+    return not _is_root(policy.user) and (policy.no_new_privileges is True or bool(policy.no_new_privileges_implied_by))
 
 
 def _refused_errno(policy: Policy, name: str) -> str | None:
@@ -249,9 +249,14 @@ def _listed_refusal(policy: Policy, need: Need) -> str | None:
         case ItemKind.AMBIENT:
             if need.name in policy.ambient_capabilities:
                 return None
+            implied = (
+                f", which {policy.no_new_privileges_implied_by} turns on for a user without CAP_SYS_ADMIN"
+                if policy.no_new_privileges is not True
+                else ""
+            )
             return (
-                f"not ambient, and user {policy.user} holds capabilities only as ambient ones "
-                "(no-new-privileges stops set-user-ID programs and file capabilities from granting them)"
+                f"not ambient, and user {policy.user} holds capabilities only as ambient ones (no-new-privileges"
+                f"{implied}, stops set-user-ID programs and file capabilities from granting them)"
             )
         case ItemKind.FAMILY:
             return None if policy.address_families.allows(need.name) else "address family not allowed"

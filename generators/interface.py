@@ -162,10 +162,13 @@ class Policy:
     ambient_capabilities: frozenset[str]
     address_families: NameSet
     namespaces: NameSet
-    no_new_privileges: bool | None
+    no_new_privileges: bool | None  # as the policy sets it
     user: str | None
     findings: tuple[LintFinding, ...] = ()
     overrides: tuple[Override, ...] = ()  # refusals on top of the lists above
+    # The setting that turns no-new-privileges on though the policy does not set it, with where it is (systemd
+    # does so for a user without CAP_SYS_ADMIN under any seccomp setting), or None.
+    no_new_privileges_implied_by: str | None = None
 
     def syscall_overrides(self, name: str) -> tuple[Override, ...]:
         return tuple(each for each in self.overrides if name in each.syscalls)

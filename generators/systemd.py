@@ -91,6 +91,16 @@ OVERRIDING_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ProtectKernelModules": (("@module",), ("CAP_SYS_MODULE",)),
     "ProtectKernelTunables": (("_sysctl",), ()),
 }
+# Settings that load a seccomp filter; each turns no-new-privileges on for a user without CAP_SYS_ADMIN
+# (context_has_no_new_privileges() in src/core/execute.c; systemd.exec(5)), as do the syscall, ABI, family
+# and namespace restrictions.
+SECCOMP_SWITCHES = (
+    *OVERRIDING_SETTINGS,
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+)
 SETTINGS = (
     "SystemCallFilter",
     "SystemCallErrorNumber",
@@ -102,7 +112,7 @@ SETTINGS = (
     "NoNewPrivileges",
     "User",
     "DynamicUser",
-    *OVERRIDING_SETTINGS,
+    *SECCOMP_SWITCHES,
 )
 _WHITESPACE = " \t\n\r"
 _COMMENT_START = ("#", ";")
@@ -705,12 +715,14 @@ class _UnitReading:
         self.no_new_privileges_at: Assignment | None = None
         self.user: str | None = None
         self.dynamic_user_at: Assignment | None = None  # the line that turned DynamicUser= on, while it is on
-        self.overriding_at: dict[str, Assignment] = {}  # the line that turned each on, while it is on
+        self.switched_on: dict[str, Assignment] = {}  # the line that turned each seccomp switch on, while it is on
+        self.last_at: dict[str, Assignment] = {}  # the last line of each setting
 
     def warn(self, at: Assignment, message: str) -> None:
         self.findings.append(LintFinding(at.source, at.line, message))
 
     def apply(self, at: Assignment) -> None:
+        self.last_at[at.key] = at
         match at.key:
             case "SystemCallFilter":
                 self.syscall_filter(at)
@@ -754,14 +766,14 @@ class _UnitReading:
                     self.warn(at, f"DynamicUser={at.value}: not a boolean: systemd will not start the unit")
                 else:
                     self.dynamic_user_at = at if value else None
-            case key if key in OVERRIDING_SETTINGS:
+            case key if key in SECCOMP_SWITCHES:
                 value = _boolean(at.value)
                 if value is None:
                     self.warn(at, f"{key}={at.value}: not a boolean: systemd ignores the line")
                 elif value:
-                    self.overriding_at[key] = at
+                    self.switched_on[key] = at
                 else:
-                    self.overriding_at.pop(key, None)
+                    self.switched_on.pop(key, None)
 
     def warn_allow_line_in_deny_list(self, at: Assignment, first: Assignment, items: str) -> None:
         self.warn(
@@ -970,8 +982,27 @@ class _UnitReading:
             else NameSet(ListMode.ALLOW, frozenset(self.namespaces)),
             no_new_privileges=True if dynamic else self.no_new_privileges,
             user=self.user or (unit.name.rsplit(".", 1)[0] if dynamic else None),
-            overrides=tuple(self.override(key, at) for key, at in sorted(self.overriding_at.items())),
+            overrides=tuple(
+                self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
+            ),
+            no_new_privileges_implied_by=None if dynamic else self.implied_no_new_privileges(),
         )
+
+    def implied_no_new_privileges(self) -> str | None:
+        """The seccomp setting that turns no-new-privileges on for a non-root user without CAP_SYS_ADMIN."""
+        if self.no_new_privileges or self.user in (None, "root", "0"):
+            return None
+        if "CAP_SYS_ADMIN" in _capability_names(self.ambient):
+            return None
+        restricted = {
+            "SystemCallFilter": self.filter is not None,
+            "SystemCallArchitectures": bool(self.architectures),
+            "RestrictAddressFamilies": self.families_allow_list or bool(self.families),
+            "RestrictNamespaces": self.namespaces is not None and not set(NAMESPACE_NAMES) <= self.namespaces,
+        }
+        settings = [self.last_at[key] for key, on in restricted.items() if on] + list(self.switched_on.values())
+        at = min(settings, key=lambda at: at.line, default=None)  # one is enough to say why
+        return f"{at.key}= ({at.source}:{at.line})" if at else None
 
     def override(self, key: str, at: Assignment) -> Override:
         names, capabilities = OVERRIDING_SETTINGS[key]

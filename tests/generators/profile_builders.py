@@ -133,6 +133,7 @@ def make_policy(
     policy_format: PolicyFormat = PolicyFormat.SYSTEMD,
     findings: tuple[LintFinding, ...] = (),
     overrides: tuple[Override, ...] = (),
+    no_new_privileges_implied_by: str | None = None,
 ) -> Policy:
     return Policy(
         source="svc.service",
@@ -147,6 +148,7 @@ def make_policy(
         user=user,
         findings=findings,
         overrides=overrides,
+        no_new_privileges_implied_by=no_new_privileges_implied_by,
     )
 
 
@@ -213,4 +215,7 @@ def policies(draw: st.DrawFn) -> Policy:
         user=draw(st.sampled_from((None, "root", "svc"))),
         policy_format=policy_format,
         overrides=_overrides(draw) if policy_format is PolicyFormat.SYSTEMD else (),
+        no_new_privileges_implied_by=draw(st.none() | st.just("SystemCallFilter= (svc.service:3)"))
+        if policy_format is PolicyFormat.SYSTEMD
+        else None,
     )

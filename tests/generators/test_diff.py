@@ -95,6 +95,15 @@ def test_a_non_root_user_with_no_new_privileges_needs_the_capability_ambient() -
     }
 
 
+def test_no_new_privileges_that_a_seccomp_setting_implies_needs_the_capability_ambient_too() -> None:
+    profile = make_profile(needed=["CAP_NET_BIND_SERVICE"])
+    implied = "SystemCallFilter= (svc.service:3)"
+    policy = make_policy(bounding=allow("CAP_NET_BIND_SERVICE"), user="www", no_new_privileges_implied_by=implied)
+    [missing] = compare(profile, policy).missing
+    assert (missing.need.kind, missing.need.name) == (ItemKind.AMBIENT, "CAP_NET_BIND_SERVICE")
+    assert f"no-new-privileges, which {implied} turns on for a user without CAP_SYS_ADMIN" in missing.refused
+
+
 def test_a_non_root_user_without_no_new_privileges_is_a_warning_not_a_miss() -> None:
     comparison = compare(make_profile(needed=["CAP_NET_BIND_SERVICE"]), make_policy(user="www"))
     assert not comparison.missing

@@ -269,6 +269,29 @@ def test_the_user_and_no_new_privileges_that_dynamic_user_implies(
     assert (policy.user, policy.no_new_privileges) == (user, no_new_privileges)
 
 
+@pytest.mark.parametrize(
+    ("lines", "implied_by"),
+    [
+        ("User=web\nSystemCallFilter=@system-service\n", "SystemCallFilter= (svc.service:3)"),
+        ("User=web\nRestrictNamespaces=no\nProtectClock=yes\n", "ProtectClock= (svc.service:4)"),
+        ("User=web\nRestrictAddressFamilies=AF_UNIX\n", "RestrictAddressFamilies= (svc.service:3)"),
+        ("User=web\nRestrictNamespaces=no\nSystemCallFilter=\nProtectClock=no\n", None),  # none left on
+        ("User=web\nSystemCallFilter=read\nAmbientCapabilities=CAP_SYS_ADMIN\n", None),  # it has CAP_SYS_ADMIN
+        ("User=web\nSystemCallFilter=read\nNoNewPrivileges=yes\n", None),  # set, not implied
+        ("SystemCallFilter=read\n", None),  # root
+    ],
+)
+def test_no_new_privileges_is_implied_for_a_user_without_cap_sys_admin_under_seccomp(
+    lines: str, implied_by: str | None, tmp_path: Path, systemd: SystemdFormat
+) -> None:
+    """systemd.exec(5): "If this setting is on, but the unit doesn't have the CAP_SYS_ADMIN capability (e.g.
+    services for which User= is set), NoNewPrivileges=yes is implied"."""
+    unit = tmp_path / "svc.service"
+    unit.write_text(f"[Service]\n{lines}")
+    implied = systemd.read(unit).no_new_privileges_implied_by
+    assert implied == (implied_by and implied_by.replace("svc.service", str(unit)))
+
+
 def test_a_directory_or_a_missing_file_is_one_clear_line(tmp_path: Path, systemd: SystemdFormat) -> None:
     with pytest.raises(PolicyParseError, match=r"is a directory: give the unit file"):
         systemd.read(tmp_path)
