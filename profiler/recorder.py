@@ -359,6 +359,7 @@ class _Collector:
     def build(self, run: RunInfo, observations: list[Observation]) -> Trace:
         for process in self.processes.values():
             self._harvest(process.serial, len(process.images) - 1, process.row)
+        self._add_silent_adopted()
         known = [o for o in observations if o.serial in self.processes]
         for observation in known:
             process = self.processes[observation.serial]
@@ -384,6 +385,16 @@ class _Collector:
             sockets=self._sockets(ids, known),
             namespaces=self._namespaces(ids, known),
         )
+
+    def _add_silent_adopted(self) -> None:
+        """Processes found running at the attach that made no syscall while recorded (a child asleep all along):
+        the kernel side never saw them, but they are part of the tree. Their serials follow the kernel's."""
+        seen = {process.pid for process in self.processes.values() if process.attached}
+        serial = max(self.processes, default=0)
+        for pid, (parent_pid, image) in sorted(self.adopted.items()):
+            if pid not in seen:
+                serial += 1
+                self.processes[serial] = _ProcessState(serial, pid, None, parent_pid, None, True, [image])
 
     def _process(self, ids: dict[int, int], p: _ProcessState) -> Process:
         return Process(
@@ -604,12 +615,15 @@ class _Session:
                     next_liveness = now + LIVENESS_CHECK_S
                 if self._finished(now, started):
                     break
+            # Attached processes go on running. Read the tables first, then drain: every image they name has
+            # its exec event in the ring buffer by then, so none is left unnamed.
+            observations = self.tracer.observations()
             for event in self._drain():
                 self.collector.apply(event)
         ended_wall = time.time()
         exit_status = self._exit_status()
         run = self._run_info(started_wall, ended_wall, exit_status)
-        trace = self.collector.build(run, self.tracer.observations())
+        trace = self.collector.build(run, observations)
         return Recording(trace, exit_status, self.tracer.startup_s)
 
     def _drain(self) -> Iterator[ProcessEvent | FirstUse]:

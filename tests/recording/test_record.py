@@ -136,13 +136,22 @@ def test_exec_chain_and_threads(record_command: RecordCommand) -> None:
     assert "clone3" in {u.name for u in trace.syscalls if u.image == 1}
 
 
-def sleeping_sleep(children: Path) -> bool:
-    """Whether the one child in children runs sleep and is asleep in it."""
-    try:
-        pids = children.read_text().split()
-        return len(pids) == 1 and Path(f"/proc/{pids[0]}/stat").read_text().startswith(f"{pids[0]} (sleep) S ")
-    except OSError:
-        return False
+def wait_for_sleeping_child(parent: int, argv: list[str], timeout_s: float = 20) -> int:
+    """The pid of a child of parent that runs argv (a sleep) and is asleep in it, once there is one."""
+    cmdline = "".join(f"{arg}\0" for arg in argv).encode()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            for pid in children:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline and Path(
+                    f"/proc/{pid}/stat"
+                ).read_text().startswith(f"{pid} (sleep) S "):
+                    return int(pid)
+        except OSError:  # a child that just exited
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no child of {parent} was sleeping in {argv} after {timeout_s} s")
 
 
 def test_ctrl_c_during_a_recording_leaves_a_valid_trace(tmp_path: Path) -> None:
@@ -155,10 +164,7 @@ def test_ctrl_c_during_a_recording_leaves_a_valid_trace(tmp_path: Path) -> None:
         text=True,
     )
     # Interrupt once the command runs sleep and sleeps (it execs only when the tracer is attached).
-    children = Path(f"/proc/{profiler.pid}/task/{profiler.pid}/children")
-    deadline = time.monotonic() + 20
-    while not sleeping_sleep(children) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_sleeping_child(profiler.pid, ["sleep", "30"])
     os.killpg(profiler.pid, signal.SIGINT)
     _, errors = profiler.communicate(timeout=30)
     assert profiler.returncode == 128 + signal.SIGINT, errors
@@ -182,18 +188,36 @@ def test_streams_and_exit_status_pass_through(tmp_path: Path) -> None:
 def test_attach_to_a_pid_follows_its_children_old_and_new() -> None:
     loop = subprocess.Popen(["sh", "-c", "sleep 30 & while true; do /bin/true; sleep 0.1; done"])
     try:
-        time.sleep(0.3)
+        sleep_30 = wait_for_sleeping_child(loop.pid, ["sleep", "30"])  # a child running before the attach
         trace = record(PidTarget(loop.pid), RecordOptions(duration_s=1.0)).trace
     finally:
         loop.kill()
         loop.wait()
     shell = next(p for p in trace.processes if p.pid == loop.pid)
     assert shell.attached and shell.parent is None
-    old_sleep = next(p for p in trace.processes if p.attached and p.images[0].path.endswith("/sleep"))
-    assert old_sleep.parent == shell.id, "a child running before the attach is found through /proc"
+    # sleep 30, asleep all along, makes no syscall while recorded: found through /proc, it is in the tree anyway.
+    [old_sleep] = [p for p in trace.processes if p.attached and p.pid == sleep_30]
+    assert old_sleep.images[0].path.endswith("/sleep") and old_sleep.parent == shell.id
+    assert old_sleep.exit_s is None and not [use for use in trace.syscalls if use.process == old_sleep.id]
     new = [p for p in trace.processes if not p.attached]
     assert any(p.images[-1].path == "/bin/true" and p.parent == shell.id for p in new)
     assert trace.run.end_reason is EndReason.DURATION and trace.run.duration_s < 3
+
+
+def test_an_attached_tree_that_goes_on_running_names_every_image_it_recorded() -> None:
+    """Recording ends while attached processes still exec; the last ones' images were once left unnamed (with
+    four exec loops, in nearly every run) when the tables were read after the last drain of the ring buffer."""
+    for _ in range(3):
+        # Four exec loops, in a process group of their own to kill them all, and each ended by timeout anyway.
+        loops = "for i in 1 2 3 4; do timeout --foreground 20 sh -c 'while true; do /bin/true; done' & done; wait"
+        loop = subprocess.Popen(["sh", "-c", loops], start_new_session=True)
+        try:
+            trace = record(PidTarget(loop.pid), RecordOptions(duration_s=0.3)).trace
+        finally:
+            os.killpg(loop.pid, signal.SIGKILL)
+            loop.wait()
+        assert trace.run.dropped.events == 0
+        assert not [image for p in trace.processes for image in p.images if image.path.startswith("[unknown")]
 
 
 def test_attach_never_traces_profiler_itself(tmp_path: Path) -> None:
