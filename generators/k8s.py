@@ -35,12 +35,12 @@ from generators.oci import (
     SeccompSpec,
     one_line,
     policy_text,
-    read_policy_bytes,
     read_seccomp_spec,
     seccomp_spec,
 )
 from generators.profile import Profile
 from profiler.errors import ProfilerError
+from profiler.trace import read_input
 
 API_GROUP = "security-profiles-operator.x-k8s.io"
 API_VERSION = f"{API_GROUP}/v1beta1"
@@ -90,7 +90,7 @@ class KubernetesFormat(Renderer, PolicyReader):
         return "\n".join(lines) + "\n"
 
     def read(self, path: Path) -> Policy:
-        return self.parse(read_policy_bytes(path), str(path))
+        return self.parse(read_input(path, "policy", PolicyParseError), str(path))
 
     def parse(self, text: str | bytes, source: str) -> Policy:
         """Read the one SeccompProfile of a manifest (other documents are left alone)."""

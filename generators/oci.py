@@ -42,6 +42,7 @@ from generators.interface import (
 from generators.profile import NAMESPACE_TYPES, Profile
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
+from profiler.trace import read_input
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -953,16 +954,6 @@ def decode_json(content: str | bytes, source: str, what: str) -> object:
         raise PolicyParseError(f"{source}: not {what} (nested too deeply)") from None
 
 
-def read_policy_bytes(path: Path) -> bytes:
-    """A policy file's bytes; a directory or an unreadable file is one PolicyParseError line."""
-    try:
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise PolicyParseError(f"{path}: is a directory; give a policy file") from None
-    except OSError as error:
-        raise PolicyParseError(f"{path}: cannot read: {error.strerror}") from None
-
-
 # --- the format ------------------------------------------------------------------------------------------------------
 
 
@@ -979,7 +970,7 @@ class OciFormat(Renderer, PolicyReader):
         return render_seccomp_json(seccomp_spec(profile, options), options.comments)
 
     def read(self, path: Path) -> Policy:
-        return self.parse(read_policy_bytes(path), str(path))
+        return self.parse(read_input(path, "policy", PolicyParseError), str(path))
 
     def parse(self, text: str | bytes, source: str) -> Policy:
         """Read an OCI seccomp profile from its text; source names it in findings and errors."""

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from profiler.atomic_write import write_text_atomically
-from profiler.errors import TraceFormatError
+from profiler.errors import ProfilerError, TraceFormatError
 
 SCHEMA_NAME: Final = "profiler-trace"
 SCHEMA_VERSION: Final = 1
@@ -322,14 +322,15 @@ def parse(text: str | bytes, source: str) -> Trace:
     return trace
 
 
-def read_input(path: Path, what: str) -> bytes:
-    """The bytes of an input file; a directory, a missing or an unreadable file is one TraceFormatError line."""
+def read_input(path: Path, what: str, error: type[ProfilerError] = TraceFormatError) -> bytes:
+    """The bytes of an input file (a trace, a profile, a policy); a directory, a missing or an unreadable file is
+    one error line."""
     try:
         return path.read_bytes()
     except IsADirectoryError:
-        raise TraceFormatError(f"{path}: is a directory; give a {what} file") from None
-    except OSError as error:
-        raise TraceFormatError(f"{path}: cannot read: {error.strerror}") from None
+        raise error(f"{path}: is a directory; give a {what} file") from None
+    except OSError as failure:
+        raise error(f"{path}: cannot read: {failure.strerror}") from None
 
 
 def load(path: Path | str) -> Trace:
