@@ -35,7 +35,7 @@ from generators.interface import (
 )
 from generators.profile import ANY_NAMESPACE, NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
-from generators.systemd_dropins import UnitFiles, unit_files
+from generators.systemd_dropins import unit_files
 from generators.systemd_groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGroups, syscall_groups
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
@@ -969,7 +969,7 @@ class _UnitReading:
         # DynamicUser=yes runs the service as a user allocated at start, named after the unit unless User= names
         # one (a static user of that name, such as root, is used as it is), and turns on NoNewPrivileges= for good.
         dynamic = self.dynamic_user_at is not None
-        return Policy(
+        policy = Policy(
             source=str(unit),
             format=PolicyFormat.SYSTEMD,
             syscalls=self.syscall_rules(),
@@ -985,20 +985,20 @@ class _UnitReading:
             overrides=tuple(
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
             ),
-            no_new_privileges_implied_by=None if dynamic else self.implied_no_new_privileges(),
         )
+        return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 
-    def implied_no_new_privileges(self) -> str | None:
+    def implied_no_new_privileges(self, policy: Policy) -> str | None:
         """The seccomp setting that turns no-new-privileges on for a non-root user without CAP_SYS_ADMIN."""
-        if self.no_new_privileges or self.user in (None, "root", "0"):
+        if policy.no_new_privileges or policy.user in (None, "root", "0"):
             return None
-        if "CAP_SYS_ADMIN" in _capability_names(self.ambient):
+        if "CAP_SYS_ADMIN" in policy.ambient_capabilities:
             return None
         restricted = {
-            "SystemCallFilter": self.filter is not None,
-            "SystemCallArchitectures": bool(self.architectures),
-            "RestrictAddressFamilies": self.families_allow_list or bool(self.families),
-            "RestrictNamespaces": self.namespaces is not None and not set(NAMESPACE_NAMES) <= self.namespaces,
+            "SystemCallFilter": policy.syscalls is not None,
+            "SystemCallArchitectures": policy.architectures is not None,
+            "RestrictAddressFamilies": not policy.address_families.unrestricted,
+            "RestrictNamespaces": not policy.namespaces.unrestricted,
         }
         settings = [self.last_at[key] for key, on in restricted.items() if on] + list(self.switched_on.values())
         at = min(settings, key=lambda at: at.line, default=None)  # one is enough to say why
@@ -1170,7 +1170,7 @@ def _exec_sections(path: Path) -> frozenset[str]:
 
 def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
     """A unit file and its drop-ins read as systemd reads them, with lint findings; PolicyParseError when unreadable."""
-    loaded = unit_files(path) if path.suffix != ".conf" else UnitFiles(path, (), None)
+    loaded = unit_files(path)
     files = [path, *loaded.drop_ins]
     exec_sections = _exec_sections(path)
     assignments: list[Assignment] = []

@@ -37,18 +37,20 @@ SYSTEM_UNIT_PATH = (
 
 @dataclass(frozen=True, slots=True)
 class UnitFiles:
-    unit: Path
     drop_ins: tuple[Path, ...]  # in the order systemd applies them
     overridden_by: Path | None  # a unit file of the same name that systemd loads instead of this one
 
 
 def unit_files(unit: Path) -> UnitFiles:
+    """The drop-ins of a unit file; a drop-in given alone (a .conf file) has none."""
+    if unit.suffix == ".conf":
+        return UnitFiles((), None)
     search_path = _search_path(unit)
     if search_path is None:
-        return UnitFiles(unit, _winning_drop_ins(_drop_in_dirs(unit.name, [unit.parent])), None)
+        return UnitFiles(_winning_drop_ins(_drop_in_dirs(unit.name, [unit.parent])), None)
     first = next((directory / unit.name for directory in search_path if (directory / unit.name).exists()), None)
     overridden_by = first if first is not None and not _same_file(first, unit) else None
-    return UnitFiles(unit, _winning_drop_ins(_drop_in_dirs(unit.name, search_path)), overridden_by)
+    return UnitFiles(_winning_drop_ins(_drop_in_dirs(unit.name, search_path)), overridden_by)
 
 
 def _search_path(unit: Path) -> list[Path] | None:
