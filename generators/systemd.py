@@ -1176,7 +1176,7 @@ def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
     assignments: list[Assignment] = []
     findings: list[LintFinding] = []
     if loaded.overridden_by is not None:
-        masked = loaded.overridden_by.resolve() == Path(os.devnull)
+        masked = os.path.realpath(loaded.overridden_by) == os.devnull
         findings.append(
             LintFinding(
                 str(path),

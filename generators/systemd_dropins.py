@@ -101,7 +101,8 @@ def _winning_drop_ins(directories: list[Path]) -> tuple[Path, ...]:
             if entry.name.startswith(".") or not entry.name.endswith(".conf") or entry.name in winners:
                 continue
             path = Path(entry.path)
-            if path.resolve() == Path(os.devnull) or (path.is_file() and path.stat().st_size == 0):
+            # realpath, unlike Path.resolve, does not raise on a symlink loop (systemd skips such a file too).
+            if os.path.realpath(path) == os.devnull or (path.is_file() and path.stat().st_size == 0):
                 winners[entry.name] = None
             elif path.is_file():
                 winners[entry.name] = path

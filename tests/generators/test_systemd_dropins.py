@@ -148,3 +148,13 @@ def test_a_unit_that_another_overrides_or_masks_says_so(tmp_path: Path, systemd:
 )
 def test_the_names_whose_drop_in_directories_apply(name: str, names: list[str]) -> None:
     assert drop_in_names(name) == names
+
+
+def test_a_drop_in_that_is_a_symlink_loop_is_skipped_as_systemd_skips_it(
+    tmp_path: Path, systemd: SystemdFormat
+) -> None:
+    unit = build_root(tmp_path, [("etc/systemd/system/web-api.service.d", "20-b.conf", "NoNewPrivileges=yes")])
+    (tmp_path / "lib/systemd/system/web-api.service.d").mkdir()
+    (tmp_path / "lib/systemd/system/web-api.service.d/10-loop.conf").symlink_to("10-loop.conf")
+    assert [path.name for path in unit_files(unit).drop_ins] == ["20-b.conf"]
+    assert systemd.read(unit).no_new_privileges is True
