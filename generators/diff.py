@@ -28,8 +28,9 @@ from generators.danger import (
     rating,
 )
 from generators.interface import ListMode, NameSet, Override, Policy, PolicyFormat, PolicyParseError
+from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, build_profile, merge_evidence
-from generators.syscall_plan import plan_syscalls
+from generators.syscall_plan import FALLS_BACK, Addition, Consequence, SyscallPlan, plan_syscalls
 from profiler import abi, syscalls, trace
 from profiler.errors import ProfilerError
 from profiler.trace import CheckClass
@@ -72,8 +73,10 @@ class Need:
     kind: ItemKind
     name: str
     evidence: Evidence
-    detail: str = ""  # socket types of a family, syscalls of a namespace type, ABIs of a syscall
+    detail: str = ""  # socket types of a family, syscalls of a namespace type, ABIs of a syscall; why an
+    # implied syscall is needed
     paths: tuple[CapabilityPath, ...] = ()  # the kernel paths that needed a capability
+    because: tuple[str, ...] = ()  # the syscalls made that imply a syscall no run made; evidence is theirs
 
     @property
     def key(self) -> tuple[ItemKind, str]:
@@ -226,14 +229,26 @@ def _refused_errno(policy: Policy, name: str) -> str | None:
 
 
 def _refusal(policy: Policy, need: Need) -> str | None:
-    """How the policy refuses a need, or None when it allows it."""
+    """How the policy refuses a need, or None when it allows it (or answers ENOSYS where the program falls back)."""
+    if need.kind is ItemKind.SYSCALL and need.name in FALLS_BACK and _enosys_by(policy, need.name):
+        return None  # the fallback the program takes is a need of its own (see _implied_needs)
     listed = _listed_refusal(policy, need)
     overrides = _overrides(policy, need)
     if not overrides:
         return listed
-    effect = "refused with EPERM" if need.kind is ItemKind.SYSCALL else "taken out of the bounding set"
-    by = " and ".join(each.where for each in overrides)
-    return f"{effect} by {by}, whatever the lists say" + (f"; and {listed}" if listed else "")
+    if need.kind is ItemKind.SYSCALL:
+        effect = " and ".join(f"refused with {each.errno} by {each.where}" for each in overrides)
+    else:
+        effect = f"taken out of the bounding set by {' and '.join(each.where for each in overrides)}"
+    return f"{effect}, whatever the lists say" + (f"; and {listed}" if listed else "")
+
+
+def _enosys_by(policy: Policy, name: str) -> str | None:
+    """What answers the syscall with ENOSYS (a setting, or the syscall filter), or None when nothing does."""
+    if policy.syscalls is not None and not policy.syscalls.allows(name):
+        # The syscall filter, loaded last, decides among refusals (the kernel keeps the latest filter's errno).
+        return "the syscall filter" if _refused_errno(policy, name) == "ENOSYS" else None
+    return next((each.where for each in policy.syscall_overrides(name) if each.errno == "ENOSYS"), None)
 
 
 def _listed_refusal(policy: Policy, need: Need) -> str | None:
@@ -354,13 +369,13 @@ def _note(profile: Profile, kind: ItemKind, name: str) -> str:
     return "only probed (noaudit checks such as the one on every mmap): not a need"
 
 
-def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability: bool) -> list[Excess]:
+def _excess(profile: Profile, policy: Policy, found: Iterable[Need], plan: SyscallPlan) -> list[Excess]:
     needed: dict[ItemKind, set[str]] = {kind: set() for kind in ItemKind}
     for need in found:
         needed[need.kind].add(need.name)
     if "any" in needed[ItemKind.NAMESPACE]:
         needed[ItemKind.NAMESPACE].update(ALL_NAMESPACE_TYPES)
-    justified = {name for name, _ in plan_syscalls(profile, portability).added}
+    justified = {name for name, _ in plan.added} | {name for name, _ in plan.runtime}
     if policy.syscalls is not None:
         justified |= policy.syscalls.implied
     allowed: dict[ItemKind, set[str]] = {
@@ -393,24 +408,24 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], portability
 # --- advisories -----------------------------------------------------------------------------------------------------
 
 
-def _portability(profile: Profile, policy: Policy, portability: bool) -> tuple[list[Advisory], Fix]:
+def _portability(policy: Policy, plan: SyscallPlan) -> tuple[list[Advisory], Fix]:
     """What the policy refuses that other hosts or C libraries need though the traces did not: one line per reason."""
     filter_ = policy.syscalls
     if filter_ is None:
         return [], Fix(())
-    plan = plan_syscalls(profile, portability)
+    portable = [each for each in plan.additions if each.consequence is Consequence.PORTABILITY]
     by_reason: dict[str, list[str]] = {}
-    for name, why in plan.added:
-        if not filter_.allows(name):
-            by_reason.setdefault(f"refused though no trace called them: {why}", []).append(name)
+    for each in portable:
+        if not filter_.allows(each.name):
+            by_reason.setdefault(f"refused though no trace called them: {each.why}", []).append(each.name)
     enosys = [name for name in plan.enosys if not filter_.allows(name) and _refused_errno(policy, name) != "ENOSYS"]
     for name in enosys:
         answer = _refused_errno(policy, name) or "SIGSYS"
         reason = f"refused with {answer}: a C library that tries them falls back to an older call only on ENOSYS"
         by_reason.setdefault(reason, []).append(name)
     advisories = [Advisory(Topic.PORTABILITY, " ".join(names), reason) for reason, names in by_reason.items()]
-    portable = [name for name, _ in plan.added if not filter_.allows(name)]
-    return advisories, Fix((), tuple(portable), tuple(enosys))
+    refused = [each.name for each in portable if not filter_.allows(each.name)]
+    return advisories, Fix((), tuple(refused), tuple(enosys))
 
 
 def _privilege(found: Iterable[Need], policy: Policy) -> list[Advisory]:
@@ -479,17 +494,58 @@ def _coverage(profile: Profile, policy: Policy) -> list[Advisory]:
 # --- the comparisons ------------------------------------------------------------------------------------------------
 
 
-def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_runs: int = 1) -> Comparison:
-    """Compare what the profile needs with what the policy allows."""
+def deploying_runtimes(policy: Policy) -> tuple[str, ...]:
+    """The OCI runtimes whose calls the policy must allow when none is named: every one for a seccomp profile,
+    unless it leaves them to a base profile (SPO's baseProfileName) that holds them."""
+    seccomp_profile = policy.format in (PolicyFormat.OCI, PolicyFormat.K8S)
+    return OCI_RUNTIMES if seccomp_profile and policy.base_profile is None else ()
+
+
+def _implied_needs(profile: Profile, plan: SyscallPlan, policy: Policy) -> list[Need]:
+    """The syscalls the rules of syscall_plan make a need though no run made them, each saying why."""
+    found = []
+    for addition in plan.needs():
+        evidence = merge_evidence(need.evidence for need in profile.syscalls if need.name in addition.because)
+        detail = _implied_detail(addition, policy)
+        found.append(Need(ItemKind.SYSCALL, addition.name, evidence, detail, because=addition.because))
+    return found
+
+
+def _implied_detail(addition: Addition, policy: Policy) -> str:
+    detail = f"needed though no run called it: {addition.why}"
+    refused = [
+        f"{name} is answered with ENOSYS by {where}" for name in addition.because if (where := _enosys_by(policy, name))
+    ]
+    if refused:
+        return f"{detail}; here {', '.join(refused)}"
+    return detail
+
+
+def compare(
+    profile: Profile,
+    policy: Policy,
+    *,
+    portability: bool = True,
+    min_runs: int = 1,
+    runtimes: tuple[str, ...] | None = None,
+) -> Comparison:
+    """Compare what the profile needs with what the policy allows.
+
+    runtimes: the OCI runtimes that load the policy, whose own calls it must allow; None: every one for a
+    seccomp profile, none for a systemd unit (deploying_runtimes).
+    """
     compared = profile.capabilities_known and _states_capabilities(policy)
+    answered = [name for name in profile.syscall_names() if _enosys_by(policy, name)]
+    chosen = deploying_runtimes(policy) if runtimes is None else runtimes
+    plan = plan_syscalls(profile, portability, answered_enosys=answered, runtimes=chosen)
     found = [need for need in needs(profile) if compared or need.kind is not ItemKind.CAPABILITY]
-    found = sorted([*found, *_ambient_needs(found, policy)], key=_need_order)
+    found = sorted([*found, *_implied_needs(profile, plan, policy), *_ambient_needs(found, policy)], key=_need_order)
     missing = [
-        Missing(need, refused, profile.is_uncertain(need.evidence, min_runs))
+        Missing(need, refused, bool(need.evidence.runs) and profile.is_uncertain(need.evidence, min_runs))
         for need in found
         if (refused := _refusal(policy, need)) is not None
     ]
-    advisories, portability_fix = _portability(profile, policy, portability)
+    advisories, portability_fix = _portability(policy, plan)
     allow: dict[ItemKind, list[str]] = {}
     undo: dict[Override, None] = {}
     for item in missing:
@@ -502,7 +558,7 @@ def compare(profile: Profile, policy: Policy, *, portability: bool = True, min_r
         min_runs=min_runs,
         needs=tuple(found),
         missing=tuple(missing),
-        excess=tuple(_excess(profile, policy, found, portability)),
+        excess=tuple(_excess(profile, policy, found, plan)),
         advisories=tuple([*advisories, *_privilege(found, policy), *_coverage(profile, policy)]),
         fix=Fix(
             tuple((kind, tuple(names)) for kind, names in allow.items()),

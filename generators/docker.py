@@ -15,6 +15,13 @@ from generators.oci import one_line
 from generators.profile import CapabilityPath, CapabilityUse, Profile, merge_evidence
 from profiler.trace import CapabilitySource, CheckClass
 
+# What no_new_privileges changes for the seccomp profile, whichever format sets it.
+SECCOMP_AND_NO_NEW_PRIVILEGES = (
+    "runc and crun then load the seccomp filter just before the exec; without it they load the filter before "
+    "dropping privileges and make more calls under it (capset, setgroups, prctl...), which the OCI profile allows "
+    "as the runtime's either way unless generated with --runtime none"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerPrivileges:
@@ -111,7 +118,8 @@ class DockerFormat(Renderer):
             flags.append(
                 (
                     "--security-opt=no-new-privileges",
-                    "no-new-privileges: set-user-ID programs and file capabilities cannot raise privileges",
+                    "no-new-privileges: set-user-ID programs and file capabilities cannot raise privileges; "
+                    + SECCOMP_AND_NO_NEW_PRIVILEGES,
                 )
             )
         flags.append(

@@ -9,7 +9,7 @@
 JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
     component, runs [{source, started_at, hostname, user, command}], policy {source, format},
     passed (nothing missing), passed_strict (nothing missing and nothing in excess),
-    missing [{kind, name, refused, uncertain, count, runs, programs, first_s, detail,
+    missing [{kind, name, refused, uncertain, because, count, runs, programs, first_s, detail,
               paths [{program, syscall, via, frames, inferred, count, runs}]}],
     excess [{kind, name, danger, why, note}]   most dangerous first,
     warnings [{topic, subject, message}], lint [{source, line, message}],
@@ -19,7 +19,9 @@ JSON of a drift ("schema": "profiler-drift", "schema_version": 1):
     old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
 KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
 into the runs of the profile the item comes from; frames are innermost first; inferred is null, or why a need
-no check showed was inferred; first_s is null when unknown.
+no check showed was inferred; first_s is null when unknown. A syscall no run made but a rule makes a need (the
+runtime's calls, restart_syscall after a timed sleep, clone where clone3 answers ENOSYS) says why in detail;
+because names the syscalls that imply it, whose evidence count, runs and programs are.
 """
 
 import json
@@ -83,6 +85,11 @@ def _runs(profile: Profile) -> str:
 def _where(evidence: Evidence, profile: Profile, min_runs: int) -> str:
     text = describe_evidence(evidence, profile, min_runs)
     return text + (f", first at {evidence.first_s:.3f}s" if evidence.first_s is not None else "")
+
+
+def _because(need: Need) -> str:
+    """For a need implied by other syscalls, whose evidence it shows: "futex, poll: "."""
+    return f"{', '.join(need.because)}: " if need.because else ""
 
 
 def _path_line(need: Need) -> list[tuple[str, str]]:
@@ -160,7 +167,8 @@ class TextReport(Report):
     def _missing(item: Missing, comparison: Comparison) -> list[str]:
         need = item.need
         lines = [f"  {need.kind.label} {need.name}: {item.refused}"]
-        lines.append(f"      {_where(need.evidence, comparison.profile, comparison.min_runs)}")
+        if need.evidence.runs:  # a need implied by a rule, such as the runtime's calls, may have no run of its own
+            lines.append(f"      {_because(need)}{_where(need.evidence, comparison.profile, comparison.min_runs)}")
         if need.detail:
             lines.append(f"      {need.detail}")
         for where, origin in _path_line(need):
@@ -210,8 +218,10 @@ class MarkdownReport(Report):
             lines += ["#### Missing: needed, refused by the policy", "", "| item | refused | where |", "|---|---|---|"]
             for item in comparison.missing:
                 need = item.need
-                where = _where(need.evidence, profile, comparison.min_runs)
-                where += f"; {need.detail}" if need.detail else ""
+                where = (
+                    _because(need) + _where(need.evidence, profile, comparison.min_runs) if need.evidence.runs else ""
+                )
+                where = "; ".join(part for part in (where, need.detail) if part)
                 for path_where, origin in _path_line(need):
                     where += f"<br>{path_where}: {origin}"
                 lines.append(f"| {need.kind.label} `{need.name}` | {_cell(item.refused)} | {_cell(where)} |")
@@ -312,6 +322,7 @@ class JsonReport(Report):
                     **_need_json(item.need),
                     "refused": item.refused,
                     "uncertain": item.uncertain,
+                    "because": list(item.need.because),
                     "paths": [
                         {
                             "program": path.program,

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 
 from generators.diff import ALL_NAMESPACE_TYPES
 from generators.evidence_text import MAX_PROGRAMS, describe_evidence
+from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import NAMESPACE_TYPES, CapabilityPath, CapabilityUse, Evidence, Profile, RunRef
-from generators.syscall_plan import plan_syscalls
+from generators.syscall_plan import FALLS_BACK, plan_syscalls
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
 from profiler.trace import CheckClass
@@ -85,10 +86,22 @@ def _with_runs(lines: list[str], profile: Profile, runs: Iterable[int]) -> str:
 def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> str:
     need = next((need for need in profile.syscalls if need.name == name), None)
     plan = plan_syscalls(profile, portability)
+    # As deployed: a policy that answers clone3 (and its kin) with ENOSYS, loaded by an OCI runtime.
+    deployed = plan_syscalls(profile, portability, answered_enosys=FALLS_BACK, runtimes=OCI_RUNTIMES)
+    runtime = dict(deployed.runtime)
     if need is None:
         added = dict(plan.added)
+        implied = {each.name: each for each in deployed.additions}
         if name in added:
             verdict = f"a generated policy allows it anyway: {added[name]}"
+        elif name in implied and implied[name].runtime:
+            verdict = f"a generated OCI or k8s profile allows it: {implied[name].why}"
+        elif name in implied:
+            refused = ", ".join(implied[name].because)
+            verdict = (
+                f"a generated policy allows it where it answers {refused} with ENOSYS (a systemd drop-in with "
+                f"RestrictNamespaces=, an OCI profile with --args): {implied[name].why}"
+            )
         elif name in plan.enosys:
             verdict = "a generated policy refuses it with ENOSYS, so that a C library that tries it falls back"
         else:
@@ -96,6 +109,8 @@ def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> s
         return f"{name}: syscall not called in the {_runs_of(profile)}; {verdict}\n"
     lines = [f"{name}: syscall, allowed by a generated policy", *_evidence_lines(profile, need.evidence, min_runs)]
     lines.append(f"  ABIs: {', '.join(need.abis)}")
+    if name in runtime:
+        lines.append(f"  also {runtime[name]}")
     return _with_runs(lines, profile, need.evidence.runs)
 
 

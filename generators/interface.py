@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import assert_never
 
+from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import Profile
 from profiler.errors import PolicyError
 
@@ -71,6 +72,9 @@ class RenderOptions:
     min_runs: int = 1  # items seen in fewer runs are marked uncertain
     seccomp_file: str | None = None  # docker: the OCI profile the flags load; None: COMPONENT.seccomp.json
     namespace: str | None = None  # k8s: the SeccompProfile's namespace; None: the one kubectl applies it in
+    # oci, k8s: the OCI runtimes whose own calls (between loading the filter and the exec) are allowed
+    runtimes: tuple[str, ...] = OCI_RUNTIMES
+    base_profile: str | None = None  # k8s: an SPO base profile holding the runtime's calls, named by baseProfileName
 
 
 class Renderer(ABC):
@@ -137,15 +141,16 @@ class Override:
 
     systemd's ProtectClock= and its kin load a seccomp filter of their own and take capabilities out of the
     bounding set once every line is read: no SystemCallFilter= or CapabilityBoundingSet= line gives them back,
-    only turning the setting off does.
+    only turning the setting off does. RestrictNamespaces= answers clone3 with ENOSYS the same way.
     """
 
     setting: str  # as the policy sets it: ProtectClock=yes
     undo: str  # the line that turns it off: ProtectClock=no
     source: str
     line: int
-    syscalls: frozenset[str]  # refused with EPERM
+    syscalls: frozenset[str]  # refused with errno
     capabilities: frozenset[str]  # out of the bounding set
+    errno: str = "EPERM"
 
     @property
     def where(self) -> str:
@@ -169,6 +174,8 @@ class Policy:
     # The setting that turns no-new-privileges on though the policy does not set it, with where it is (systemd
     # does so for a user without CAP_SYS_ADMIN under any seccomp setting), or None.
     no_new_privileges_implied_by: str | None = None
+    # A profile whose rules the consumer adds to these (SPO's baseProfileName), which this file does not show.
+    base_profile: str | None = None
 
     def syscall_overrides(self, name: str) -> tuple[Override, ...]:
         return tuple(each for each in self.overrides if name in each.syscalls)

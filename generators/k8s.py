@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from generators.docker import ContainerPrivileges, container_privileges
+from generators.docker import SECCOMP_AND_NO_NEW_PRIVILEGES, ContainerPrivileges, container_privileges
 from generators.interface import (
     Policy,
     PolicyFormat,
@@ -49,6 +49,7 @@ KIND = "SeccompProfile"
 # to <kubelet root>/seccomp (api/seccompprofile/v1beta1: GetProfilePath, status.localhostProfile).
 LOCALHOST_PREFIX = "operator"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
 def object_name(component: str) -> str:
@@ -83,7 +84,11 @@ class KubernetesFormat(Renderer, PolicyReader):
         lines += [f"apiVersion: {API_VERSION}", f"kind: {KIND}", "metadata:", f"  name: {name}"]
         if options.namespace:
             lines.append(f"  namespace: {options.namespace}")
-        lines += _spec_lines(spec, options.comments)
+        if options.base_profile is not None and not _DNS_SUBDOMAIN.fullmatch(options.base_profile):
+            raise ProfilerError(
+                f"{options.base_profile!r} is not the name of a SeccompProfile (lowercase letters, digits, '-' and '.')"
+            )
+        lines += _spec_lines(spec, options.comments, options.base_profile)
         lines += _security_context(
             container_privileges(profile, options.min_runs), name, options.namespace, options.comments
         )
@@ -117,9 +122,18 @@ class KubernetesFormat(Renderer, PolicyReader):
         return reading.policy(source, PolicyFormat.K8S)
 
 
-def _spec_lines(spec: SeccompSpec, comments: bool) -> list[str]:
+def _spec_lines(spec: SeccompSpec, comments: bool, base_profile: str | None) -> list[str]:
     assert spec.default_errno_ret == EPERM, "SPO's spec has no defaultErrnoRet: the runtime's default is EPERM"
-    lines = ["spec:", f"  defaultAction: {spec.default_action}", "  architectures:"]
+    lines = ["spec:", f"  defaultAction: {spec.default_action}"]
+    if base_profile is not None:
+        if comments:
+            lines += [
+                f"  # the operator adds the rules of the SeccompProfile {base_profile} of this namespace: it must hold",
+                "  # the runtime's own calls between loading the filter and the exec, which this profile leaves out",
+                "  # (SPO ships them as examples/baseprofile-runc.yaml and baseprofile-crun.yaml: apply one first)",
+            ]
+        lines.append(f"  baseProfileName: {base_profile}")
+    lines.append("  architectures:")
     lines += [f"    - {arch}" for arch in spec.architectures]
     lines.append("  syscalls:")
     plain = [rule for rule in spec.rules if rule.action == ALLOW and not rule.args]
@@ -158,6 +172,11 @@ def _security_context(privileges: ContainerPrivileges, name: str, namespace: str
     localhost = f"{LOCALHOST_PREFIX}/{namespace or 'NAMESPACE'}/{name}.json"
     block = ["securityContext:"]
     if privileges.no_new_privileges:
+        if comments:
+            block.append(
+                "  # false sets no_new_privs: set-user-ID programs and file capabilities cannot raise privileges; "
+                + SECCOMP_AND_NO_NEW_PRIVILEGES
+            )
         block.append("  allowPrivilegeEscalation: false")
     if privileges.capabilities is not None:
         block += ["  capabilities:", "    drop:", "      - ALL"]

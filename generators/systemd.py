@@ -70,6 +70,9 @@ LIBSECCOMP_ABIS = tuple(sorted(set(SYSTEMD_ARCHITECTURES.values())))
 LOCAL_ABIS: dict[str, tuple[str, ...]] = {"x86_64": ("x86_64", "x86", "x32"), "aarch64": ("aarch64", "arm")}
 # RestrictNamespaces= names systemd 252 accepts; profiler's namespace types are the same names.
 NAMESPACE_NAMES: tuple[str, ...] = tuple(NAMESPACE_TYPES.values())
+# NAMESPACE_FLAGS_ALL of systemd 252 (src/basic/namespace-util.h) leaves out time: a unit that permits these seven
+# types loads no namespace filter at all, so time namespaces stay allowed too (seccomp_restrict_namespaces).
+ALL_NAMESPACES = tuple(name for name in NAMESPACE_NAMES if name != "time")
 # systemd's address family table comes from glibc's <sys/socket.h>: every family but AF_UNSPEC, and aliases.
 SYSTEMD_FAMILIES: tuple[str, ...] = abi.ADDRESS_FAMILIES[1:]
 FAMILY_ALIASES: dict[str, str] = {"AF_LOCAL": "AF_UNIX", "AF_FILE": "AF_UNIX", "AF_ROUTE": "AF_NETLINK"}
@@ -286,8 +289,16 @@ def _header(out: _DropIn, profile: Profile, groups: SyscallGroups) -> None:
         )
 
 
+def _restricts_namespaces(profile: Profile) -> bool:
+    """Whether the drop-in's RestrictNamespaces= restricts anything (see _namespaces)."""
+    return ANY_NAMESPACE not in profile.namespace_types()
+
+
 def _syscall_filter(out: _DropIn, profile: Profile, options: RenderOptions, groups: SyscallGroups) -> None:
-    plan = plan_syscalls(profile, options.portability)
+    # RestrictNamespaces= answers clone3 with ENOSYS whenever it restricts anything (seccomp_restrict_namespaces
+    # in src/shared/seccomp-util.c), whatever SystemCallFilter= says: the C library then needs clone.
+    clone3_refused = _restricts_namespaces(profile)
+    plan = plan_syscalls(profile, options.portability, answered_enosys=("clone3",) if clone3_refused else ())
     abis = profile.abis()
     needs = {need.name: need for need in profile.syscalls}
     added = dict(plan.added)
@@ -301,7 +312,12 @@ def _syscall_filter(out: _DropIn, profile: Profile, options: RenderOptions, grou
             evidence = describe_evidence(
                 needs[name].evidence, profile, options.min_runs, allowed_anyway=name in plan.regardless
             )
-            return f"{name}{compat}: {evidence}"
+            refused = (
+                " (answered with ENOSYS by RestrictNamespaces= below: the C library falls back to clone)"
+                if name == "clone3" and clone3_refused
+                else ""
+            )
+            return f"{name}{compat}: {evidence}{refused}"
         return f"{name}: not seen; allowed: {added[name]}"
 
     if profile.uses_io_uring:
@@ -507,7 +523,7 @@ def _address_families(out: _DropIn, profile: Profile, options: RenderOptions) ->
 
 def _namespaces(out: _DropIn, profile: Profile, options: RenderOptions) -> None:
     needs = {need.name: need for need in profile.namespaces}
-    if ANY_NAMESPACE in needs:
+    if not _restricts_namespaces(profile):
         need = needs[ANY_NAMESPACE]
         out.setting(
             "RestrictNamespaces",
@@ -519,7 +535,7 @@ def _namespaces(out: _DropIn, profile: Profile, options: RenderOptions) -> None:
         return
     clone3 = (
         "systemd also makes clone3() fail with ENOSYS, since it cannot see its flags; "
-        "the C library falls back to clone()"
+        "the C library falls back to clone(), which SystemCallFilter= allows wherever the traces used clone3()"
     )
     if not needs:
         out.setting(
@@ -978,13 +994,14 @@ class _UnitReading:
             ambient_capabilities=_capability_names(self.ambient),
             address_families=self.family_rules(),
             namespaces=UNRESTRICTED
-            if self.namespaces is None or set(NAMESPACE_NAMES) <= self.namespaces
-            else NameSet(ListMode.ALLOW, frozenset(self.namespaces)),
+            if not self.restricts_namespaces()
+            else NameSet(ListMode.ALLOW, frozenset(self.namespaces or ())),
             no_new_privileges=True if dynamic else self.no_new_privileges,
             user=self.user or (unit.name.rsplit(".", 1)[0] if dynamic else None),
             overrides=tuple(
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
-            ),
+            )
+            + self.namespace_override(),
         )
         return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 
@@ -1009,6 +1026,27 @@ class _UnitReading:
         refused = {each for name in names for each in (self.groups.expand(name) if name[0] == "@" else [name])}
         return Override(
             f"{key}={at.value}", f"{key}=no", at.source, at.line, frozenset(refused), frozenset(capabilities)
+        )
+
+    def restricts_namespaces(self) -> bool:
+        return self.namespaces is not None and not set(ALL_NAMESPACES) <= self.namespaces
+
+    def namespace_override(self) -> tuple[Override, ...]:
+        """RestrictNamespaces= answers clone3 with ENOSYS whenever it restricts any type: seccomp cannot see the
+        flags clone3 passes in memory (seccomp_restrict_namespaces in src/shared/seccomp-util.c)."""
+        if not self.restricts_namespaces():
+            return ()
+        at = self.last_at["RestrictNamespaces"]
+        return (
+            Override(
+                f"RestrictNamespaces={at.value}",
+                "RestrictNamespaces=no",
+                at.source,
+                at.line,
+                frozenset({"clone3"}),
+                frozenset(),
+                "ENOSYS",
+            ),
         )
 
     def syscall_rules(self) -> SyscallFilter | None:

@@ -13,6 +13,7 @@ import click
 from generators import diff, explain
 from generators.drift_report import ReportFormat
 from generators.interface import PolicyFormat, RenderOptions
+from generators.oci_runtimes import OCI_RUNTIMES
 from profiler import __version__, explore, show, trace
 from profiler.atomic_write import write_text_atomically
 from profiler.errors import OutputError, ProfilerError
@@ -190,6 +191,22 @@ _report_option = click.option(
     show_default=True,
     help="text for a terminal, markdown for a pull-request comment, json for other tools.",
 )
+NO_RUNTIME = "none"
+_runtime_option = click.option(
+    "--runtime",
+    type=click.Choice([*OCI_RUNTIMES, NO_RUNTIME]),
+    help="oci, k8s: the OCI runtime that starts the container, whose own calls between loading the filter "
+    "and the exec a seccomp profile must allow; none: only the workload's [default: both crun and runc].",
+)
+
+
+def _runtimes(runtime: str | None) -> tuple[str, ...] | None:
+    """The runtimes --runtime names: None when not given (every one), () for none."""
+    if runtime is None:
+        return None
+    return () if runtime == NO_RUNTIME else (runtime,)
+
+
 _policy_format_option = click.option(
     "--policy-format",
     type=click.Choice([PolicyFormat.SYSTEMD.value, PolicyFormat.OCI.value, PolicyFormat.K8S.value]),
@@ -213,6 +230,11 @@ _policy_format_option = click.option(
 @click.option("--args", "argument_filters", is_flag=True, help="oci, k8s: filter socket() and clone() arguments.")
 @click.option("--seccomp-file", help="docker: the OCI profile the flags load [default: COMPONENT.seccomp.json].")
 @click.option("--namespace", help="k8s: the namespace of the SeccompProfile [default: the one kubectl applies it in].")
+@_runtime_option
+@click.option(
+    "--base-profile",
+    help="k8s: name the operator's base profile of the runtime's calls (baseProfileName) instead of listing them.",
+)
 @_portability_option
 @click.option("--no-comments", is_flag=True, help="Leave out the comments that say where each item came from.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
@@ -227,6 +249,8 @@ def generate(
     argument_filters: bool,
     seccomp_file: str | None,
     namespace: str | None,
+    runtime: str | None,
+    base_profile: str | None,
     no_portability: bool,
     no_comments: bool,
     force: bool,
@@ -241,6 +265,13 @@ def generate(
         raise click.UsageError("--seccomp-file applies to --format docker")
     if namespace is not None and chosen is not PolicyFormat.K8S:
         raise click.UsageError("--namespace applies to --format k8s")
+    if runtime is not None and chosen not in (PolicyFormat.OCI, PolicyFormat.K8S):
+        raise click.UsageError("--runtime applies to --format oci and k8s")
+    if base_profile is not None and chosen is not PolicyFormat.K8S:
+        raise click.UsageError("--base-profile applies to --format k8s")
+    if base_profile is not None and runtime is not None:
+        raise click.UsageError("--base-profile holds the runtime's calls: give it or --runtime, not both")
+    runtimes = _runtimes(runtime)
     options = RenderOptions(
         comments=not no_comments,
         groups=groups,
@@ -249,6 +280,8 @@ def generate(
         min_runs=min_runs,
         seccomp_file=seccomp_file,
         namespace=namespace,
+        runtimes=() if base_profile else OCI_RUNTIMES if runtimes is None else runtimes,
+        base_profile=base_profile,
     )
     text = chosen.renderer().render(diff.load_profile(traces, component), options)
     if output is None:
@@ -282,6 +315,7 @@ def explain_command(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--policy", type=click.Path(path_type=Path), help="The deployed policy to compare the traces with.")
 @_policy_format_option
+@_runtime_option
 @_report_option
 @_component_option
 @_min_runs_option
@@ -291,6 +325,7 @@ def diff_command(
     inputs: tuple[Path, ...],
     policy: Path | None,
     policy_format: str | None,
+    runtime: str | None,
     report_format: str,
     component: str | None,
     min_runs: int,
@@ -307,14 +342,15 @@ def diff_command(
     """
     report = ReportFormat(report_format).report()
     if policy is None:
-        if policy_format is not None:
-            raise click.UsageError("--policy-format applies to --policy")
+        for given, name in ((policy_format, "--policy-format"), (runtime, "--runtime")):
+            if given is not None:
+                raise click.UsageError(f"{name} applies to --policy")
         if len(inputs) != 2:
             raise click.UsageError("give --policy POLICY TRACE..., or exactly two inputs: OLD NEW")
         old, new = (diff.load_drift_side(path, component) for path in inputs)
         click.echo(report.drift(diff.drift(old, new)), nl=False)
         return
-    comparison = _compare(inputs, policy, policy_format, component, min_runs, no_portability)
+    comparison = _compare(inputs, policy, policy_format, runtime, component, min_runs, no_portability)
     click.echo(report.comparison(comparison), nl=False)
 
 
@@ -322,6 +358,7 @@ def diff_command(
 @_traces_argument
 @click.option("--policy", type=click.Path(path_type=Path), required=True, help="The deployed policy.")
 @_policy_format_option
+@_runtime_option
 @click.option("--strict", is_flag=True, help="Fail also when the policy allows what no trace used.")
 @_report_option
 @_component_option
@@ -332,6 +369,7 @@ def check(
     traces: tuple[Path, ...],
     policy: Path,
     policy_format: str | None,
+    runtime: str | None,
     strict: bool,
     report_format: str,
     component: str | None,
@@ -343,7 +381,7 @@ def check(
     Exit status: 0 when nothing is missing, 1 when something is (with --strict, also when anything is
     in excess), 2 when an input cannot be read.
     """
-    comparison = _compare(traces, policy, policy_format, component, min_runs, no_portability)
+    comparison = _compare(traces, policy, policy_format, runtime, component, min_runs, no_portability)
     click.echo(ReportFormat(report_format).report().comparison(comparison), nl=False)
     sys.exit(0 if comparison.passed(strict) else 1)
 
@@ -352,13 +390,18 @@ def _compare(
     traces: tuple[Path, ...],
     policy: Path,
     policy_format: str | None,
+    runtime: str | None,
     component: str | None,
     min_runs: int,
     no_portability: bool,
 ) -> diff.Comparison:
     deployed = diff.read_policy(policy, PolicyFormat(policy_format) if policy_format else None)
+    if runtime is not None and deployed.format is PolicyFormat.SYSTEMD:
+        raise click.UsageError("--runtime applies to seccomp profiles (oci, k8s): systemd starts units itself")
     profile = diff.load_profile(traces, component)
-    return diff.compare(profile, deployed, portability=not no_portability, min_runs=min_runs)
+    return diff.compare(
+        profile, deployed, portability=not no_portability, min_runs=min_runs, runtimes=_runtimes(runtime)
+    )
 
 
 if __name__ == "__main__":

@@ -112,12 +112,23 @@ def test_min_runs_marks_uncertain_needs() -> None:
     [
         (["diff", GIT_TRACES[0]], "give --policy POLICY TRACE..., or exactly two inputs: OLD NEW"),
         (["diff", "--policy-format", "oci", *GIT_TRACES[:2]], "--policy-format applies to --policy"),
+        (["diff", "--runtime", "runc", *GIT_TRACES[:2]], "--runtime applies to --policy"),
+        (["check", "--policy", str(UNIT), "--runtime", "runc", *GIT_TRACES], "--runtime applies to seccomp profiles"),
         (["check", *GIT_TRACES], "Missing option '--policy'"),
         (["check", "--policy", str(UNIT), "--format", "html", *GIT_TRACES], "'html' is not one of"),
         (["check", "--policy", str(UNIT), "--min-runs", "0", *GIT_TRACES], "0 is not in the range x>=1"),
         (["check", "--policy", str(UNIT), "--component", "cargo", *GIT_TRACES], "no trace of component 'cargo'"),
     ],
-    ids=["one-input", "policy-format-alone", "no-policy", "bad-format", "zero-runs", "unknown-component"],
+    ids=[
+        "one-input",
+        "policy-format-alone",
+        "runtime-alone",
+        "runtime-systemd",
+        "no-policy",
+        "bad-format",
+        "zero-runs",
+        "unknown-component",
+    ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = invoke(*args)
@@ -146,3 +157,56 @@ def test_a_dynamic_user_unit_misses_a_capability_that_is_not_ambient(tmp_path: P
     )
     unit.write_text(unit.read_text() + "AmbientCapabilities=CAP_CHOWN\n")
     assert invoke("check", "--policy", str(unit), chown).exit_code == 0
+
+
+# --- the outputs of issue 12, made before profiler knew what deployment adds (tests/fixtures/before-12) ---------------
+
+BEFORE = REPOSITORY / "tests" / "fixtures" / "before-12"
+FIXTURE_TRACES = REPOSITORY / "tests" / "fixtures" / "traces"
+
+
+def test_check_fails_the_old_drop_in_whose_threads_cannot_start_under_restrict_namespaces() -> None:
+    policy = BEFORE / "python-thread.conf"
+    result = invoke("check", "--policy", str(policy), str(FIXTURE_TRACES / "python-thread.trace.json"))
+    assert result.exit_code == 1, result.stdout
+    line = next(
+        number
+        for number, text in enumerate(policy.read_text().splitlines(), 1)
+        if text.startswith("RestrictNamespaces=")
+    )
+    assert (
+        "  syscall clone: refused with EPERM by the syscall filter\n"
+        "      clone3: 1× in 1/1 runs by /usr/bin/python3, first at 0.016s\n"
+        "      needed though no run called it: the C library falls back to clone when clone3 answers ENOSYS; here "
+        f"clone3 is answered with ENOSYS by RestrictNamespaces=yes ({policy}:{line})\n"
+    ) in result.stdout
+    assert "  [Service]\n  SystemCallFilter=clone\n" in result.stdout
+
+
+def test_check_fails_the_old_oci_profile_that_refuses_the_runtimes_own_calls() -> None:
+    policy, trace = str(BEFORE / "true.seccomp.json"), str(FIXTURE_TRACES / "true.trace.json")
+    result = invoke("check", "--policy", policy, trace)
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "  syscall fstatfs: refused with EPERM by the syscall filter\n"
+        "      needed though no run called it: the runtime's, not the workload's: runc 1.1.5+ds1 (200/200 starts with "
+        "no_new_privileges, 200/200 without) calls it between loading the filter and the exec\n"
+    ) in result.stdout
+    assert "  syscall setresuid: refused with EPERM by the syscall filter\n" in result.stdout  # crun's
+    runc = invoke("check", "--policy", policy, "--runtime", "runc", trace)
+    assert runc.exit_code == 1 and "fstatfs" in runc.stdout and "setresuid" not in runc.stdout
+    workload_only = invoke("check", "--policy", policy, "--runtime", "none", trace)
+    assert workload_only.exit_code == 0, workload_only.stdout
+
+
+def test_check_fails_the_old_oci_profile_of_a_sleep_that_cannot_resume_after_a_stop() -> None:
+    result = invoke("check", "--policy", str(BEFORE / "sleep.seccomp.json"), "--runtime", "none",
+                    str(FIXTURE_TRACES / "sleep.trace.json"))  # fmt: skip
+    assert result.exit_code == 1, result.stdout
+    assert (
+        "  syscall restart_syscall: refused with EPERM by the syscall filter\n"
+        "      clock_nanosleep, futex: 2× in 1/1 runs by /bin/sleep, first at 0.001s\n"
+        "      needed though no run called it: a process stopped and continued (SIGSTOP and SIGCONT, docker pause, a "
+        "debugger) in a timed sleep resumes it through restart_syscall\n"
+    ) in result.stdout
+    assert result.stdout.startswith("profiler: sleep") and "1 missing" in result.stdout

@@ -43,6 +43,20 @@ def test_docker_and_k8s_options_reach_their_renderers() -> None:
     assert misplaced.exit_code == 2 and "--seccomp-file applies to --format docker" in misplaced.output
 
 
+def test_the_runtime_chosen_decides_which_runtime_calls_the_profile_allows() -> None:
+    """runc's fstatfs (it checks /proc/self/fd) and crun's setresuid (without no_new_privileges) are theirs only."""
+    both = invoke("generate", "--format", "oci", *GIT).stdout
+    assert '"fstatfs"' in both and '"setresuid"' in both
+    runc = invoke("generate", "--format", "oci", "--runtime", "runc", *GIT).stdout
+    assert '"fstatfs"' in runc and '"setresuid"' not in runc
+    crun = invoke("generate", "--format", "oci", "--runtime", "crun", *GIT).stdout
+    assert '"fstatfs"' not in crun and '"setresuid"' in crun
+    none = invoke("generate", "--format", "oci", "--runtime", "none", *GIT).stdout
+    assert '"fstatfs"' not in none and '"setresuid"' not in none and "the runtime's" not in none
+    based = invoke("generate", "--format", "k8s", "--base-profile", "runc-v1.2.3", *GIT).stdout
+    assert "  baseProfileName: runc-v1.2.3\n" in based and "fstatfs" not in based
+
+
 def test_output_file_is_written_and_kept_without_force(tmp_path: Path) -> None:
     output = tmp_path / "profiler.conf"
     assert invoke("generate", "--format", "systemd", "-o", str(output), *GIT).exit_code == 0
@@ -83,8 +97,21 @@ def test_a_generated_policy_passes_check_on_its_own_trace(
         (["--format", "systemd", "--args"], "--args applies to --format oci and k8s"),
         ([], "Missing option '--format'"),
         (["--format", "yaml"], "'yaml' is not one of"),
+        (["--format", "systemd", "--runtime", "runc"], "--runtime applies to --format oci and k8s"),
+        (["--format", "oci", "--base-profile", "runc-v1.2.3"], "--base-profile applies to --format k8s"),
+        (["--format", "k8s", "--base-profile", "b", "--runtime", "crun"], "give it or --runtime, not both"),
+        (["--format", "k8s", "--base-profile", "Not_A_Name"], "is not the name of a SeccompProfile"),
     ],
-    ids=["groups-not-systemd", "args-systemd", "no-format", "unknown-format"],
+    ids=[
+        "groups-not-systemd",
+        "args-systemd",
+        "no-format",
+        "unknown-format",
+        "runtime-systemd",
+        "base-oci",
+        "base-and-runtime",
+        "bad-base",
+    ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = invoke("generate", *args, *GIT)

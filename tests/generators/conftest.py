@@ -1,9 +1,10 @@
 """Fixtures of the generator tests: the real traces committed under traces/ and tests/fixtures/traces/, loaded once."""
 
+import contextlib
 import functools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from generators.profile import Profile, build_profile
 from generators.systemd import SystemdFormat
 from generators.systemd_groups import committed_syscall_groups
 from profiler import trace
+from profiler.errors import TracingError
+from profiler.recorder import CommandTarget, RecordOptions, record
 from profiler.trace import Trace
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -76,3 +79,32 @@ def golden() -> Callable[[str, str], None]:
         assert text == path.read_text(), f"{name} changed: rerun with PROFILER_UPDATE_GOLDEN=1 and read the diff"
 
     return check
+
+
+@contextlib.contextmanager
+def _environment(cwd: Path | None, env: Mapping[str, str] | None) -> Iterator[None]:
+    """The recorded command's working directory and environment, as its deployment gives them; restored after."""
+    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def recorded_profile(*argv: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Profile:
+    """The profile of one real run of argv (from cwd, with exactly env where given), recorded with the eBPF
+    tracer; skips where tracing cannot run."""
+    try:
+        with _environment(cwd, env):
+            recording = record(CommandTarget(tuple(argv)), RecordOptions(component=Path(argv[0]).name))
+    except TracingError as error:
+        pytest.skip(str(error))
+    assert recording.exit_status == 0
+    return build_profile([(f"{Path(argv[0]).name}.trace.json", recording.trace)])

@@ -190,11 +190,11 @@ def _name_sets(universe: tuple[str, ...]) -> st.SearchStrategy[NameSet]:
 
 def _overrides(draw: st.DrawFn) -> tuple[Override, ...]:
     """Settings such as systemd's ProtectClock=, refusing some syscalls and capabilities whatever the lists say."""
+    # ENOSYS as systemd's RestrictNamespaces= answers clone3, EPERM as ProtectClock= and its kin refuse.
+    drawn = st.tuples(_subset(SYSCALLS), _subset(CAPABILITIES), st.sampled_from(("EPERM", "ENOSYS")))
     return tuple(
-        Override(f"Protect{index}=yes", f"Protect{index}=no", "svc.service", index, syscalls, capabilities)
-        for index, (syscalls, capabilities) in enumerate(
-            draw(st.lists(st.tuples(_subset(SYSCALLS), _subset(CAPABILITIES)), max_size=2)), 1
-        )
+        Override(f"Protect{index}=yes", f"Protect{index}=no", "svc.service", index, syscalls, capabilities, errno)
+        for index, (syscalls, capabilities, errno) in enumerate(draw(st.lists(drawn, max_size=2)), 1)
     )
 
 

@@ -16,6 +16,7 @@ from generators.danger import (
 from generators.diff import ALL_NAMESPACE_TYPES, ItemKind, Topic, compare, drift, read_policy
 from generators.interface import PolicyFormat, PolicyParseError
 from generators.profile import Profile, UnresolvedSyscall
+from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
 from profiler.trace import CapabilitySource, DropCounters
 from tests.generators.conftest import LoadTraces
@@ -50,9 +51,26 @@ def test_a_filter_that_kills_says_so() -> None:
 
 
 def test_a_per_syscall_errno_is_the_one_reported() -> None:
-    policy = make_policy(syscalls=allow("read"), errnos=(("clone3", "ENOSYS"),))
-    [item] = compare(make_profile(syscalls=("read", "clone3")), policy).missing
+    policy = make_policy(syscalls=allow("read", "exit_group"), errnos=(("statx", "ENOSYS"),))
+    [item] = compare(make_profile(syscalls=("read", "statx")), policy).missing
     assert item.refused == "refused with ENOSYS by the syscall filter"
+
+
+def test_a_syscall_answered_with_enosys_where_the_c_library_falls_back_needs_the_fallback() -> None:
+    """clone3 refused with ENOSYS is no break by itself: glibc then calls clone, which the policy must allow."""
+    profile = make_profile(syscalls=("read", "clone3", "exit_group"))
+    policy = make_policy(syscalls=allow("read", "exit_group", "exit"), errnos=(("clone3", "ENOSYS"),))
+    [item] = compare(profile, policy).missing
+    assert (item.need.key, item.refused) == ((ItemKind.SYSCALL, "clone"), "refused with EPERM by the syscall filter")
+    assert item.need.evidence.programs == ("/usr/bin/service",), "the evidence is clone3's"
+    assert item.need.detail == (
+        "needed though no run called it: the C library falls back to clone when clone3 answers ENOSYS; here clone3 "
+        "is answered with ENOSYS by the syscall filter"
+    )
+    fallback = make_policy(syscalls=allow("read", "exit_group", "exit", "clone"), errnos=(("clone3", "ENOSYS"),))
+    assert compare(profile, fallback).passed()
+    eperm = make_policy(syscalls=allow("read", "exit_group", "exit", "clone"), errnos=(("clone3", "EPERM"),))
+    assert [item.need.name for item in compare(profile, eperm).missing] == ["clone3"], "EPERM has no fallback"
 
 
 def test_no_filter_misses_no_syscall() -> None:
@@ -156,9 +174,11 @@ def test_a_32_bit_program_needs_its_abi() -> None:
 def test_items_seen_in_fewer_runs_than_asked_are_uncertain() -> None:
     everywhere = make_profile(syscalls=("read",), runs=3)
     once = replace(everywhere, syscalls=tuple(replace(need, evidence=evidence((0,))) for need in everywhere.syscalls))
-    policy = make_policy(syscalls=allow())
+    policy = make_policy(syscalls=allow("exit_group"))
     assert [item.uncertain for item in compare(everywhere, policy, min_runs=2).missing] == [False]
     assert [item.uncertain for item in compare(once, policy, min_runs=2).missing] == [True]
+    implied = compare(once, make_policy(syscalls=allow("read")), min_runs=2).missing
+    assert [(item.need.name, item.uncertain) for item in implied] == [("exit_group", False)], "no run of its own"
 
 
 # --- excess ---------------------------------------------------------------------------------------------------------
@@ -204,7 +224,10 @@ def test_syscalls_portability_allows_unseen_are_not_excess() -> None:
     profile = make_profile(syscalls=("read", "exit_group"))
     assert excess_names(profile, ItemKind.SYSCALL, syscalls=rules) == []
     unportable = compare(profile, make_policy(syscalls=rules), portability=False)
-    assert [item.name for item in unportable.excess if item.kind is ItemKind.SYSCALL] == ["clock_gettime"]
+    assert [item.name for item in unportable.excess if item.kind is ItemKind.SYSCALL] == [
+        "clock_gettime",
+        "rt_sigreturn",
+    ]
 
 
 def test_excess_capabilities_say_what_the_traces_saw_of_them() -> None:
@@ -245,7 +268,7 @@ def test_portability_warnings_match_the_syscall_plan() -> None:
     assert comparison.passed(), "a portability warning is not a missing item"
     assert "clock_gettime" in comparison.fix.portable and "clone3" in comparison.fix.enosys
     plain = compare(profile, make_policy(syscalls=allow("read", "exit_group")), portability=False)
-    assert [advisory.subject for advisory in plain.advisories] == ["exit rt_sigreturn"]
+    assert [advisory.subject for advisory in plain.advisories] == []
 
 
 def test_a_policy_that_already_answers_enosys_gets_no_enosys_warning() -> None:
@@ -306,7 +329,7 @@ def test_git_clone_as_nobody_attempted_cap_dac_override_and_does_not_need_it(com
 def test_a_policy_generated_from_the_needs_passes(committed_profile: LoadTraces) -> None:
     profile = committed_profile("curl-fetch")
     policy = make_policy(
-        syscalls=allow(*profile.syscall_names()),
+        syscalls=allow(*plan_syscalls(profile, portability=False).allowed),  # with what the rules make needs
         bounding=allow(*profile.bounding_set()),
         families=allow(*profile.family_names()),
         namespaces=allow(*profile.namespace_types()),

@@ -179,7 +179,7 @@ def test_kubernetes_names_capabilities_without_the_prefix() -> None:
     fix = correction(compare(make_profile(syscalls=("read", "fchownat"), needed=["CAP_CHOWN"]), policy))
     assert fix is not None and fix.language == "yaml"
     assert "# in the container's securityContext\ncapabilities:\n  add:\n  - CHOWN\n" in fix.text
-    assert "- action: SCMP_ACT_ALLOW\n  names:\n  - clock_getres\n" in fix.text
+    assert "- action: SCMP_ACT_ALLOW\n  names:\n" in fix.text and "\n  - clock_getres\n" in fix.text
 
 
 def test_the_oci_fix_pasted_into_the_profile_makes_check_pass(committed_profile: LoadTraces) -> None:
@@ -192,11 +192,9 @@ def test_the_oci_fix_pasted_into_the_profile_makes_check_pass(committed_profile:
     assert before.missing and not [item for item in before.excess if item.kind is ItemKind.CAPABILITY]
     fix = correction(before)
     assert fix is not None
-    assert fix.notes == ("take clone3 out of the rules that refuse them",)  # curl's profile answers it ENOSYS
+    # curl's profile answers clone3 with ENOSYS, so git's C library falls back to clone: that is what it misses
+    assert fix.notes == () and "clone3" not in fix.text and '"clone"' in fix.text
     document = json.loads(text)
-    for rule in document["syscalls"]:
-        if rule["action"] != "SCMP_ACT_ALLOW":
-            rule["names"] = [name for name in rule["names"] if name != "clone3"]
-    document["syscalls"] = [rule for rule in document["syscalls"] if rule["names"]] + json.loads(f"[{fix.text}]")
+    document["syscalls"] += json.loads(f"[{fix.text}]")
     after = compare(git, oci.parse(json.dumps(document), "curl-fixed.json"))
     assert after.passed() and not after.fix.allow

@@ -10,6 +10,7 @@ from generators.diff import ALL_NAMESPACE_TYPES, Fix, ItemKind, compare, drift
 from generators.drift_report import ReportFormat
 from generators.interface import UNRESTRICTED, ListMode, NameSet, Policy
 from generators.profile import Profile, build_profile
+from generators.syscall_plan import FALLS_BACK
 from tests.generators.conftest import _committed
 from tests.generators.profile_builders import policies, profiles
 
@@ -19,7 +20,9 @@ def allowed(policy: Policy, kind: ItemKind, name: str) -> bool:
     match kind:
         case ItemKind.SYSCALL:
             listed = policy.syscalls is None or policy.syscalls.allows(name)
-            return listed and not policy.syscall_overrides(name)
+            return (listed and not policy.syscall_overrides(name)) or (
+                name in FALLS_BACK and answers_enosys(policy, name)
+            )
         case ItemKind.CAPABILITY:
             return policy.capability_bounding.allows(name) and not policy.capability_overrides(name)
         case ItemKind.AMBIENT:
@@ -31,6 +34,13 @@ def allowed(policy: Policy, kind: ItemKind, name: str) -> bool:
             return all(policy.namespaces.allows(each) for each in names)
         case ItemKind.ARCHITECTURE:
             return policy.architectures is None or name in policy.architectures
+
+
+def answers_enosys(policy: Policy, name: str) -> bool:
+    """Whether the policy answers a syscall with ENOSYS: its own errno when the lists refuse it, else a setting's."""
+    if policy.syscalls is not None and not policy.syscalls.allows(name):
+        return dict(policy.syscalls.errnos).get(name, policy.syscalls.default_errno) == "ENOSYS"
+    return any(each.errno == "ENOSYS" for each in policy.syscall_overrides(name))
 
 
 @given(profiles(), policies())

@@ -54,8 +54,8 @@ def test_drift_report(git_drift: Drift, form: ReportFormat, golden: Golden) -> N
 def test_the_text_report_ends_with_the_fix_then_the_verdict(git_comparison: Comparison) -> None:
     lines = ReportFormat.TEXT.report().comparison(git_comparison).splitlines()
     fix = lines.index("Fix: Add as a drop-in (systemctl edit svc.service): each line adds to the unit's own setting.")
-    assert lines[fix + 1 : fix + 3] == ["  [Service]", "  SystemCallFilter=clone3 fsync link symlink"]
-    assert lines[-1] == "5 missing, 13 in excess, 2 warnings, 1 lint finding: check fails"
+    assert lines[fix + 1 : fix + 3] == ["  [Service]", "  SystemCallFilter=clone3 fsync link restart_syscall symlink"]
+    assert lines[-1] == "6 missing, 13 in excess, 2 warnings, 1 lint finding: check fails"
 
 
 def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift: Drift) -> None:
@@ -66,7 +66,7 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
     ]  # fmt: skip
     assert (data["schema"], data["schema_version"]) == ("profiler-comparison", 1)
     assert set(data["missing"][0]) == {
-        "kind", "name", "refused", "uncertain", "count", "runs", "programs", "first_s", "detail", "paths",
+        "kind", "name", "refused", "uncertain", "because", "count", "runs", "programs", "first_s", "detail", "paths",
     }  # fmt: skip
     assert set(data["excess"][0]) == {"kind", "name", "danger", "why", "note"}
     assert set(data["fix"]) == {"allow", "portable", "enosys", "undo", "how", "text", "language", "notes"}

@@ -119,7 +119,7 @@ def test_spo_fields_are_linted_with_their_lines() -> None:
     assert policy.syscalls is not None and policy.syscalls.rules.names == {"read", "write"}
     assert [str(finding) for finding in policy.findings] == [
         "p.yaml:7: spec.baseProfileName: the Security Profiles Operator adds the rules of 'runc-v1.1.0', which this "
-        "file does not show: profiler reads this profile's own rules only",
+        "file does not show: profiler reads this profile's own rules only, and leaves the runtime's calls to it",
         "p.yaml:11: spec.syscalls[0].comment: unknown key 'comment': the API server rejects unknown fields "
         "(kubectl's default strict validation) or drops them",
     ]

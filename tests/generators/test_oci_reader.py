@@ -319,7 +319,7 @@ def test_render_then_read_gives_the_same_sets(
     options = RenderOptions(comments=comments, portability=portability, argument_filters=argument_filters)
     policy = read(OciFormat().render(profile, options))
     spec = seccomp_spec(profile, options)
-    plan = plan_syscalls(profile, portability)
+    plan = plan_syscalls(profile, portability, runtimes=options.runtimes)
     assert policy.findings == ()
     assert policy.syscalls is not None and policy.syscalls.rules.mode is ListMode.ALLOW
     assert policy.syscalls.rules.names == {

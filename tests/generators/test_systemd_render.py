@@ -236,13 +236,14 @@ def _read_back(systemd: SystemdFormat, profile: Profile, options: RenderOptions)
 
 
 def _expected(systemd: SystemdFormat, profile: Profile, options: RenderOptions) -> dict[str, object]:
-    plan = plan_syscalls(profile, options.portability)
+    namespaces = set(profile.namespace_types())
+    restricted = "any" not in namespaces  # then RestrictNamespaces= answers clone3 with ENOSYS
+    plan = plan_syscalls(profile, options.portability, answered_enosys=("clone3",) if restricted else ())
     default = {name for name in systemd.groups.expand(IMPLIED_GROUP) if libseccomp_knows(name)}
     allowed = _effective(frozenset(default | set(plan.allowed)) - set(plan.enosys), profile.abis())
     capabilities_known = profile.capabilities_known
     bounding = NameSet(ListMode.ALLOW, frozenset(profile.bounding_set())) if capabilities_known else UNRESTRICTED
     ambient = frozenset(profile.bounding_set()) if capabilities_known and profile.recorded_unprivileged else frozenset()
-    namespaces = set(profile.namespace_types())
     return {
         "syscalls": allowed,
         "errnos": tuple((name, "ENOSYS") for name in plan.enosys),
@@ -253,6 +254,7 @@ def _expected(systemd: SystemdFormat, profile: Profile, options: RenderOptions) 
         "families": NameSet(ListMode.ALLOW, frozenset(profile.family_names())),
         "namespaces": UNRESTRICTED if "any" in namespaces else NameSet(ListMode.ALLOW, frozenset(namespaces)),
         "no_new_privileges": True,
+        "enosys_by_settings": {"clone3"} if restricted else set(),
     }
 
 
@@ -268,6 +270,7 @@ def _observed(policy: Policy, abis: tuple[str, ...]) -> dict[str, object]:
         "families": policy.address_families,
         "namespaces": policy.namespaces,
         "no_new_privileges": policy.no_new_privileges,
+        "enosys_by_settings": {name for each in policy.overrides if each.errno == "ENOSYS" for name in each.syscalls},
     }
 
 
