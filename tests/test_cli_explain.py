@@ -62,6 +62,15 @@ def test_a_family_with_its_socket_types_and_programs() -> None:
     ]
 
 
+def test_the_clone_fallback_is_explained_where_clone3_was_seen() -> None:
+    thread = str(Path(__file__).parent / "fixtures" / "traces" / "python-thread.trace.json")
+    assert invoke("explain", thread, "clone").stdout == (
+        "clone: syscall not called in the 1 run; a generated policy allows it where it answers clone3 with ENOSYS "
+        "(a systemd drop-in with RestrictNamespaces=, an OCI profile with --args): the C library falls back to clone "
+        "when clone3 answers ENOSYS\n"
+    )
+
+
 def test_a_family_made_only_by_socketpair_says_so() -> None:
     lines = invoke("explain", CARGO, "AF_UNIX").stdout.splitlines()
     assert lines[0] == (
@@ -79,6 +88,12 @@ def test_a_family_made_only_by_socketpair_says_so() -> None:
         ("openat2", "openat2: syscall not called in the 3 runs; a generated policy refuses it with ENOSYS, so that a "
                     "C library that tries it falls back"),
         ("ptrace", "ptrace: syscall not called in the 3 runs; a generated policy refuses it"),
+        ("restart_syscall", "restart_syscall: syscall not called in the 3 runs; a generated policy allows it anyway: a "
+                            "process stopped and continued (SIGSTOP and SIGCONT, docker pause, a debugger) in a timed "
+                            "sleep resumes it through restart_syscall"),
+        ("fstatfs", "fstatfs: syscall not called in the 3 runs; a generated OCI or k8s profile allows it: the "
+                    "runtime's, not the workload's: runc 1.1.5+ds1 (200/200 starts with no_new_privileges, 200/200 "
+                    "without) calls it between loading the filter and the exec"),
         ("CAP_NET_ADMIN", "CAP_NET_ADMIN: capability never checked in the 3 runs; a generated policy leaves it out"),
         ("af_netlink", "AF_NETLINK: no socket of this family in the 3 runs; a generated policy refuses it"),
         ("CLONE_NEWUSER", "user: namespace type not created or joined in the 3 runs; a generated policy refuses it"),
