@@ -212,9 +212,10 @@ def _profile_notes(profile: Profile, options: RenderOptions) -> Iterable[str]:
     )
     if options.runtimes:
         yield (
-            f"the calls {' and '.join(options.runtimes)} make between loading this filter and the exec are allowed as "
-            "the runtime's; those made only without no_new_privileges (capset, setgroups, setuid, prctl...) are "
-            "needed only where the container runs without it"
+            f"the calls {' and '.join(options.runtimes)} {'make' if len(options.runtimes) > 1 else 'makes'} between "
+            "loading this filter and the exec are allowed as the runtime's; those made only without "
+            "no_new_privileges (capset, setgroups, setuid, prctl...) are needed only where the container runs "
+            "without it"
         )
     if any(profile.is_uncertain(need.evidence, options.min_runs) for need in profile.syscalls):
         yield f"syscalls marked uncertain were seen in fewer than {min(options.min_runs, runs)} of the {runs} runs"

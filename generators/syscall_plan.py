@@ -228,7 +228,7 @@ def plan_syscalls(
         if rule.trigger is Trigger.UNSEEN:
             enosys += on_abi(rule.syscalls)
             continue
-        if rule.trigger is Trigger.ALWAYS:
+        if rule.trigger is Trigger.ALWAYS or rule.consequence is Consequence.NEED:
             regardless.update(rule.syscalls)
         for name in on_abi(rule.syscalls):
             additions.setdefault(name, Addition(name, rule.why, rule.consequence, because))

@@ -93,13 +93,12 @@ def run_container(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Start argv in a container of the runtime under the profile (None: no seccomp) and wait for it."""
-    bundle = directory / f"bundle-{runtime}-{name}"
-    (bundle / "rootfs").mkdir(parents=True)
+    bundle = Path(tempfile.mkdtemp(prefix=f"bundle-{runtime}-{name}-", dir=directory))
+    (bundle / "rootfs").mkdir()
     (bundle / "config.json").write_text(
         json.dumps(bundle_config(profile, argv, no_new_privileges, uid, docker_capabilities))
     )
-    state = directory / f"state-{runtime}-{name}"
-    state.mkdir()
+    state = Path(tempfile.mkdtemp(prefix=f"state-{runtime}-{name}-", dir=directory))
     command = [runtime, "--root", str(state)]
     if runtime == "crun":
         command.append("--cgroup-manager=disabled")
@@ -120,6 +119,8 @@ def run_container(
             [runtime, "--root", str(state), "delete", "--force", name], capture_output=True, check=False, timeout=60
         )
         shutil.rmtree(state, ignore_errors=True)
+        # The host never sees the rootfs mounted: / was bound on it only in the namespace.
+        shutil.rmtree(bundle, ignore_errors=True)
 
 
 # Counts, per container process (tgid) and syscall number, the syscalls a process descended from the command makes
