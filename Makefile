@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/record_overhead.py
+	$(BIN)/python benchmarks/record_storm.py
 	$(BIN)/python benchmarks/generate_speed.py
 	$(BIN)/python benchmarks/explore_load.py
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,7 @@ from profiler.tracer import (
     Observation,
     ObservationKind,
     ProcessEvent,
+    RowCounts,
     TableSizes,
     Tracer,
 )
@@ -55,6 +57,9 @@ INTERRUPT_GRACE_S = 1.0
 DURATION_GRACE_S = 5.0
 POLL_MS = 100
 LIVENESS_CHECK_S = 1.0
+# Observations of an exited process are taken out of the kernel's table this long after its exit event (looked
+# for at each liveness check): its last handlers on other CPUs ran microseconds after the event.
+RECLAIM_AFTER_S = 0.5
 STATUS_EVERY_S = 0.25
 
 
@@ -225,7 +230,7 @@ def _wall_clock(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-@dataclass
+@dataclass(slots=True)
 class _ProcessState:
     serial: int
     pid: int
@@ -249,9 +254,16 @@ class _Collector:
     native_abi: str
     initial_user_ns: int | None  # the address of init_user_ns, where /proc/kallsyms shows data symbols
     processes: dict[int, _ProcessState] = field(default_factory=dict)
-    counts: dict[tuple[int, int, int], int] = field(default_factory=dict)
-    first_ns: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    # (serial, image): what its dense rows counted, kept compact (a 10,000-process run has 240,000 syscall rows).
+    row_counts: dict[tuple[int, int], list[RowCounts]] = field(default_factory=dict)
+    # (serial, image, nr): first use of a syscall counted in the observations table, outside the rows.
+    overflow_first_ns: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    distinct_syscalls: set[int] = field(default_factory=set)
     live: dict[int, int] = field(default_factory=dict)  # serial: pid of processes not yet exited
+    exited: deque[tuple[float, int]] = field(default_factory=deque)  # (when seen, serial), for reclaim_observations
+    reclaimed: list[Observation] = field(default_factory=list)  # observations of exited processes, taken out
+    peeked: set[int] = field(default_factory=set)  # syscalls counting in the rows of running processes
+    peeked_at: float = -LIVENESS_CHECK_S
     # Processes marked for adoption, read from /proc when marked: by their first event they may be gone.
     adopted: dict[int, tuple[int | None, Image]] = field(default_factory=dict)
 
@@ -261,7 +273,8 @@ class _Collector:
     def apply(self, event: ProcessEvent | FirstUse) -> None:
         if isinstance(event, FirstUse):
             key = (event.serial, event.image, event.nr)
-            self.first_ns[key] = min(self.first_ns.get(key, event.time_ns), event.time_ns)
+            self.overflow_first_ns[key] = min(self.overflow_first_ns.get(key, event.time_ns), event.time_ns)
+            self.distinct_syscalls.add(event.nr)
             return
         handler = {
             EventKind.FORK: self._fork,
@@ -272,9 +285,11 @@ class _Collector:
         handler(event)
 
     def _harvest(self, serial: int, image: int, row: int) -> None:
-        for nr, count in self.tracer.harvest(row).items():
-            key = (serial, image, nr)
-            self.counts[key] = self.counts.get(key, 0) + count
+        if row == NO_ROW:
+            return
+        counts = self.tracer.harvest(row)
+        self.row_counts.setdefault((serial, image), []).append(counts)
+        self.distinct_syscalls.update(counts.nrs)
 
     def _fork(self, event: ProcessEvent) -> None:
         parent = self.processes.get(event.parent_serial)
@@ -308,10 +323,10 @@ class _Collector:
             )
             self.live[event.serial] = event.pid
             return
+        self._harvest(event.serial, event.image - 1, event.released_row)
         process = self.processes.get(event.serial)
         if process is None:
             return
-        self._harvest(event.serial, event.image - 1, event.released_row)
         while len(process.images) < event.image:
             process.images.append(self._lost_image())
         process.images.append(image)
@@ -320,6 +335,7 @@ class _Collector:
     def _exit(self, event: ProcessEvent) -> None:
         self._harvest(event.serial, event.image, event.released_row)
         self.live.pop(event.serial, None)
+        self.exited.append((time.monotonic(), event.serial))
         process = self.processes.get(event.serial)
         if process is None:
             return
@@ -353,14 +369,28 @@ class _Collector:
                 self.live.pop(serial)
 
     def status(self, elapsed_s: float) -> Status:
-        distinct = {nr for (_, _, nr) in self.first_ns}
-        return Status(elapsed_s, len(self.processes), len(self.live), len(distinct))
+        """The status line's figures; the rows of running processes are peeked at once a second."""
+        if elapsed_s >= self.peeked_at + LIVENESS_CHECK_S:
+            self.peeked_at, self.peeked = elapsed_s, set()
+            for serial in self.live:
+                if process := self.processes.get(serial):
+                    self.peeked.update(self.tracer.row_counts(process.row).nrs)
+        return Status(elapsed_s, len(self.processes), len(self.live), len(self.distinct_syscalls | self.peeked))
+
+    def reclaim(self, now: float) -> None:
+        """Take the observations of processes that exited a while ago out of the kernel's table, so that a long
+        recording of many short processes does not fill it; reclaim_observations says why a while."""
+        ready = set()
+        while self.exited and self.exited[0][0] <= now - RECLAIM_AFTER_S:
+            ready.add(self.exited.popleft()[1])
+        if ready:
+            self.reclaimed += self.tracer.reclaim_observations(ready)
 
     def build(self, run: RunInfo, observations: list[Observation]) -> Trace:
         for process in self.processes.values():
             self._harvest(process.serial, len(process.images) - 1, process.row)
         self._add_silent_adopted()
-        known = [o for o in observations if o.serial in self.processes]
+        known = [o for o in self.reclaimed + observations if o.serial in self.processes]
         for observation in known:
             process = self.processes[observation.serial]
             while len(process.images) <= observation.image:
@@ -371,15 +401,11 @@ class _Collector:
         for process in self.processes.values():
             if process.attached and process.parent_serial is None and process.parent_pid in attached:
                 process.parent_serial = attached[process.parent_pid]
-        for o in known:
-            if o.kind is ObservationKind.SYSCALL:
-                key = (o.serial, o.image, o.syscall_nr)
-                self.counts[key] = self.counts.get(key, 0) + o.count
         checks, stacks = self._checks(ids, known)
         return Trace(
             run=run,
             processes=tuple(self._process(ids, process) for _, process in sorted(self.processes.items())),
-            syscalls=self._syscalls(ids),
+            syscalls=self._syscalls(ids, known),
             capability_checks=checks,
             kernel_stacks=stacks,
             sockets=self._sockets(ids, known),
@@ -419,22 +445,45 @@ class _Collector:
             return syscalls.syscall_name("x32", nr)
         return syscalls.syscall_name(image_abi, nr)
 
-    def _syscalls(self, ids: dict[int, int]) -> tuple[SyscallUse, ...]:
+    def _syscalls(self, ids: dict[int, int], observations: list[Observation]) -> tuple[SyscallUse, ...]:
+        """The rows in trace order, image by image: a 10,000-process run has 240,000 of them, so no sorting."""
+        overflow: dict[tuple[int, int], dict[int, int]] = {}  # (serial, image): nr: count outside the rows
+        for o in observations:
+            if o.kind is ObservationKind.SYSCALL:
+                counted = overflow.setdefault((o.serial, o.image), {})
+                counted[o.syscall_nr] = counted.get(o.syscall_nr, 0) + o.count
         rows = []
-        for (serial, image, nr), count in self.counts.items():
+        # Ids follow serials, so (serial, image) order is the trace's (process, image) order.
+        for serial, image in sorted(self.row_counts.keys() | overflow.keys()):
             if serial not in ids:
                 continue
-            name, unresolved = self._syscall_name(serial, image, nr)
-            first = self.first_ns.get((serial, image, nr))
-            rows.append(SyscallUse(ids[serial], image, nr, name, unresolved, count, self.seconds(first)))
-        return tuple(sorted(rows, key=lambda row: (row.process, row.image, row.nr)))
+            uses: dict[int, tuple[int, int | None]] = {}  # nr: (count, first use)
+            for harvest in self.row_counts.get((serial, image), ()):
+                for nr, count, row_first in zip(harvest.nrs, harvest.counts, harvest.first_ns, strict=True):
+                    earlier = uses.get(nr)
+                    uses[nr] = (
+                        (count, row_first)
+                        if earlier is None
+                        else (earlier[0] + count, min(earlier[1] or row_first, row_first))
+                    )
+            for nr, count in overflow.get((serial, image), {}).items():
+                earlier = uses.get(nr)
+                overflow_first = self.overflow_first_ns.get((serial, image, nr))
+                uses[nr] = (count, overflow_first) if earlier is None else (earlier[0] + count, earlier[1])
+            for nr in sorted(uses):
+                count, first_use = uses[nr]
+                name, unresolved = self._syscall_name(serial, image, nr)
+                rows.append(SyscallUse(ids[serial], image, nr, name, unresolved, count, self.seconds(first_use)))
+        return tuple(rows)
 
     def _checks(
         self, ids: dict[int, int], observations: list[Observation]
     ) -> tuple[tuple[CapabilityCheck, ...], tuple[KernelStack, ...]]:
         checks = [o for o in observations if o.kind is ObservationKind.CAPABILITY]
         # Kernel stack ids that differ only in offsets share their cleaned frames, and merge.
-        frames_of = {o.c: clean_frames(self.tracer.stack_symbols(o.c)) for o in checks if o.c >= 0}
+        frames_of = {
+            stack: clean_frames(self.tracer.stack_symbols(stack)) for stack in {o.c for o in checks if o.c >= 0}
+        }
         numbers = {frames: number for number, frames in enumerate(sorted(set(frames_of.values())), start=1)}
         initial_ns = self.initial_user_ns or next(
             (o.d for o in checks if o.c >= 0 and asks_about_initial_namespace(frames_of[o.c])), None
@@ -612,6 +661,7 @@ class _Session:
                     next_status = now + STATUS_EVERY_S
                 if now >= next_liveness:
                     self.collector.forget_vanished()
+                    self.collector.reclaim(now)
                     next_liveness = now + LIVENESS_CHECK_S
                 if self._finished(now, started):
                     break

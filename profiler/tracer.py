@@ -5,16 +5,20 @@ profiler.recorder turns that into a Trace.
 """
 
 import ctypes as ct
+import errno
 import functools
 import os
 import re
 import signal
+import struct
 import time
-from collections.abc import Iterator
+from array import array
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from importlib import resources
+from itertools import compress
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -76,6 +80,7 @@ DROP_COUNTER_NAMES = (
 NO_SYSCALL = H["NO_SYSCALL"]
 NO_ROW = H["NO_ROW"]
 NOAUDIT_UNKNOWN = H["NOAUDIT_UNKNOWN"]
+ROW_SYSCALLS = H["ROW_SYSCALLS"]
 
 
 class _Header(ct.Structure):
@@ -125,10 +130,24 @@ class ProcessEvent:
 
 @dataclass(frozen=True, slots=True)
 class FirstUse:
+    """The first use of a syscall counted outside the dense rows (whose first uses are in the row)."""
+
     serial: int
     image: int
     nr: int
     time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowCounts:
+    """What a dense row counted for one image: the syscall numbers used, the count and first use of each."""
+
+    nrs: "array[int]"  # array("H")
+    counts: "array[int]"  # array("Q"), one per nr
+    first_ns: "array[int]"  # array("Q"), one per nr, on the clock of the events
+
+
+NO_COUNTS = RowCounts(array("H"), array("Q"), array("Q"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +168,43 @@ class Observation:
 class TableSizes:
     """Kernel table sizes: memory is reserved up front, and what does not fit is counted as dropped."""
 
-    rows: int = 1024  # images alive at once with dense counters (4 KiB each); more fall back to a hash
+    rows: int = 1024  # images alive at once with dense counters (8 KiB each); more fall back to a hash
     observations: int = 65536
     stacks: int = 8192
     ringbuf_pages: int = 2048  # 8 MiB of events between two polls
+
+
+# struct observation_key, in the order Observation takes its fields.
+_OBSERVATION_FIELDS = ("kind", "serial", "image", "syscall_nr", "a", "b", "c", "d", "e")
+
+
+def _unpacker(layout: Any, names: tuple[str, ...]) -> struct.Struct:
+    """A struct.Struct for a ctypes layout BCC built from the C source, to read many entries at once."""
+    if tuple(name for name, _ in layout._fields_) != names:
+        raise TracingError(f"{layout.__name__} has fields {layout._fields_}, not {names}: recorder.h changed")
+    unpacker = struct.Struct("@" + "".join(field._type_ for _, field in layout._fields_))  # native, as C lays it out
+    if unpacker.size != ct.sizeof(layout):
+        raise TracingError(f"{layout.__name__} ends in padding: lay recorder.h out without it")
+    return unpacker
+
+
+# madvise(2): reclaim these pages now, as memory pressure would; nothing is lost, they fault back in if used.
+_MADV_PAGEOUT = 21
+_COMPILER_LIBRARIES = ("/libLLVM", "/libclang")
+
+
+def _release_compiler_memory() -> None:
+    """Give back what compiling the program took: the heap LLVM freed, and the pages of LLVM's code it touched
+    (about 100 MB resident, of a recorder that otherwise needs about 60). Best effort: kernels before 5.4 have
+    no MADV_PAGEOUT, and nothing but the resident size depends on it."""
+    libc = ct.CDLL(None, use_errno=True)
+    libc.malloc_trim(0)
+    libc.madvise.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_int]
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 6 and any(library in fields[5] for library in _COMPILER_LIBRARIES):
+            start, end = (int(address, 16) for address in fields[0].split("-"))
+            libc.madvise(start, end - start, _MADV_PAGEOUT)
 
 
 def _import_bcc() -> ModuleType:
@@ -247,9 +299,14 @@ class Tracer:
                     "is BPF allowed here (root, no lockdown, unprivileged containers cannot)?"
                 ) from error
         self.startup_s = time.monotonic() - started
+        _release_compiler_memory()
+        self._lib: Any = bcc.libbcc.lib
         self._procs = self._bpf[b"procs"]
         self._rows = self._bpf[b"rows"]
         self._empty_row = self._rows.Leaf()
+        self._row_buffer = ct.create_string_buffer(ct.sizeof(self._rows.Leaf))
+        self._observations = self._bpf[b"observations"]
+        self._observation_key = _unpacker(self._observations.Key, _OBSERVATION_FIELDS)
         free_rows = self._bpf[b"free_rows"]
         for row in range(sizes.rows):
             free_rows.push(ct.c_uint32(row))
@@ -323,32 +380,89 @@ class Tracer:
         self._procs[key] = entry
         return True
 
-    def harvest(self, row: int) -> dict[int, int]:
-        """The syscall counts of a released row (number: count); the row is cleared and reused."""
+    def row_counts(self, row: int) -> RowCounts:
+        """What a row has counted so far, left in place."""
         if row == NO_ROW:
-            return {}
-        key = ct.c_uint32(row - 1)
-        counts = {nr: count for nr, count in enumerate(self._rows[key].count) if count}
-        self._rows[key] = self._empty_row
-        self._free_rows.push(key)
+            return NO_COUNTS
+        if self._lib.bpf_lookup_elem(self._rows.map_fd, ct.byref(ct.c_uint32(row - 1)), self._row_buffer) != 0:
+            return NO_COUNTS
+        values = memoryview(self._row_buffer).cast("B").cast("Q")  # count[ROW_SYSCALLS], then first_ns[ROW_SYSCALLS]
+        nrs = array("H", compress(range(ROW_SYSCALLS), values[:ROW_SYSCALLS]))
+        return RowCounts(
+            nrs, array("Q", (values[nr] for nr in nrs)), array("Q", (values[ROW_SYSCALLS + nr] for nr in nrs))
+        )
+
+    def harvest(self, row: int) -> RowCounts:
+        """What a released row counted; the row is cleared and reused."""
+        counts = self.row_counts(row)
+        if row != NO_ROW:
+            key = ct.c_uint32(row - 1)
+            self._rows[key] = self._empty_row
+            self._free_rows.push(key)
         return counts
 
     def observations(self) -> list[Observation]:
-        return [
-            Observation(
-                ObservationKind(key.kind),
-                key.serial,
-                key.image,
-                key.syscall_nr,
-                key.a,
-                key.b,
-                key.c,
-                key.d & 0xFFFF_FFFF_FFFF_FFFF,  # kernel addresses, read as unsigned
-                key.e,
-                value.value,
+        """Everything the observations table holds, left in place."""
+        return [observation for _, observation in self._read_observations()]
+
+    def reclaim_observations(self, serials: Collection[int]) -> list[Observation]:
+        """The observations of processes that have exited, removed from the table to make room for others.
+
+        Call it only for serials whose exit event user space saw a while ago: a process's last handlers may
+        still run on another CPU as its exit is reported, and an increment landing on an entry after it was
+        read would be lost. Exited processes are untraced in the kernel, so nothing adds to them later.
+        """
+        found = [(key, observation) for key, observation in self._read_observations() if observation.serial in serials]
+        if found:
+            keys = ct.create_string_buffer(b"".join(key for key, _ in found))
+            count = ct.c_uint32(len(found))
+            if self._lib.bpf_delete_batch(self._observations.map_fd, keys, ct.byref(count)) != 0:
+                raise TracingError(f"cannot delete from the kernel's observations table: {os.strerror(ct.get_errno())}")
+        return [observation for _, observation in found]
+
+    def _read_observations(self) -> Iterator[tuple[bytes, Observation]]:
+        """(raw key, observation) of every entry, read in batches."""
+        table = self._observations
+        key_size, capacity = ct.sizeof(table.Key), self.sizes.observations
+        keys = ct.create_string_buffer(key_size * capacity)
+        values = (ct.c_uint64 * capacity)()
+        batch, next_batch, total = ct.c_uint32(0), ct.c_uint32(0), 0
+        while total < capacity:
+            count = ct.c_uint32(capacity - total)
+            result = self._lib.bpf_lookup_batch(
+                table.map_fd,
+                ct.byref(batch) if total else None,
+                ct.byref(next_batch),
+                ct.byref(keys, key_size * total),
+                ct.byref(values, 8 * total),
+                ct.byref(count),
             )
-            for key, value in self._bpf[b"observations"].items()
-        ]
+            failure = ct.get_errno() if result != 0 else 0
+            total += count.value
+            if failure == errno.ENOENT:
+                break
+            if failure:
+                raise TracingError(f"cannot read the kernel's observations table: {os.strerror(failure)}")
+            batch.value = next_batch.value
+        raw = keys.raw[: key_size * total]
+        for index, fields in enumerate(self._observation_key.iter_unpack(raw)):
+            kind, serial, image, syscall_nr, a, b, c, d, e = fields
+            yield (
+                raw[index * key_size : (index + 1) * key_size],
+                # Kernel addresses (d) are read as unsigned.
+                Observation(
+                    ObservationKind(kind),
+                    serial,
+                    image,
+                    syscall_nr,
+                    a,
+                    b,
+                    c,
+                    d & 0xFFFF_FFFF_FFFF_FFFF,
+                    e,
+                    values[index],
+                ),
+            )
 
     def stack_symbols(self, stack_id: int) -> list[str]:
         """The symbolised kernel frames of a stack id, innermost first."""

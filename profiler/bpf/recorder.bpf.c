@@ -196,11 +196,11 @@ static __always_inline void count_syscall(struct proc *p, u64 nr)
 		u32 index = p->row - 1;
 		struct syscall_row *row = rows.lookup(&index);
 		if (row) {
-			/* A race between threads may report a first use twice; user space keeps the earliest. */
+			/* Threads racing on a first use may both stamp it, nanoseconds apart. */
 			u64 before = row->count[nr];
 			__sync_fetch_and_add(&row->count[nr], 1);
 			if (before == 0)
-				first_use(p, nr);
+				row->first_ns[nr] = bpf_ktime_get_ns();
 			return;
 		}
 	}

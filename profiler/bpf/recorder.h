@@ -33,8 +33,10 @@ struct proc {
 	__u32 compat;      /* runs 32-bit code: its syscall numbers are the compat ABI's */
 };
 
+/* A row holds the first-use times too, so that a syscall's first use costs no event. */
 struct syscall_row {
 	__u64 count[ROW_SYSCALLS];
+	__u64 first_ns[ROW_SYSCALLS];
 };
 
 enum drop_counter {
@@ -76,7 +78,7 @@ enum event_kind {
 	EVENT_EXEC = 2,     /* a traced process ran execve; image is the new image */
 	EVENT_EXIT = 3,     /* the last thread of a traced process exited */
 	EVENT_ATTACH = 4,   /* a running process was adopted (attach mode) */
-	EVENT_SYSCALL = 5,  /* first use of a syscall in an image */
+	EVENT_SYSCALL = 5,  /* first use of a syscall counted outside the dense rows */
 };
 
 struct event_header {

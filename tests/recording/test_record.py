@@ -360,6 +360,20 @@ def test_full_tables_are_counted_as_dropped_not_lost_silently(record_command: Re
     trace_module.parse(recording.trace.to_json(), "tiny")
 
 
+def test_observations_of_exited_processes_make_room_for_later_ones(record_command: RecordCommand) -> None:
+    """A long recording of many short processes: the kernel's observations table holds 512 entries, the run makes
+    about 900 (root's /bin/true and sleep check CAP_SYS_ADMIN in six places each), over some seconds. Entries of
+    processes that exited are taken out as the recording goes; without that, hundreds would be dropped."""
+    small = TableSizes(observations=512)
+    script = "for i in $(seq 80); do /bin/true; sleep 0.05; done"
+    trace = record_command("sh", "-c", script, options=RecordOptions(sizes=small)).trace
+    assert trace.run.dropped.total == 0
+    assert len(trace.capability_checks) > small.observations
+    runs_of_true = {p.id for p in trace.processes if p.images[-1].path == "/bin/true"}
+    assert len(runs_of_true) == 80
+    assert runs_of_true <= {check.process for check in trace.capability_checks}
+
+
 def test_kprobe_fallback_records_capability_checks(record_command: RecordCommand, tmp_path: Path) -> None:
     try:
         options = RecordOptions(capability_probe=CapabilityProbe.KPROBE)
