@@ -1,5 +1,6 @@
 """Recording a run: start or attach to the workload, follow it with the tracer, and build its Trace."""
 
+import ctypes
 import datetime
 import errno
 import os
@@ -11,9 +12,10 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 
@@ -21,6 +23,7 @@ from profiler import __version__, abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
 from profiler.errors import WorkloadError
 from profiler.kernel_features import CapabilityProbe, KernelFeatures, probe
+from profiler.terminal_relay import TerminalRelay
 from profiler.trace import (
     NAMESPACE_SYSCALLS,
     SOCKET_SYSCALLS,
@@ -50,11 +53,13 @@ from profiler.tracer import (
     TableSizes,
     Tracer,
 )
+from profiler.workload_cgroup import WorkloadCgroup, cgroup2_mounts
 
 # How long the recording goes on after Ctrl-C (to see the workload's own shutdown), and after --duration
-# has sent SIGTERM to the command, before it ends regardless.
+# has sent SIGTERM to the command, before the command's whole tree is killed.
 INTERRUPT_GRACE_S = 1.0
 DURATION_GRACE_S = 5.0
+KILL_WAIT_S = 5.0  # after SIGKILL, for the tree to be gone
 POLL_MS = 100
 LIVENESS_CHECK_S = 1.0
 # Observations of an exited process are taken out of the kernel's table this long after its exit event (looked
@@ -149,9 +154,7 @@ def resolve_program(argv: tuple[str, ...]) -> str:
 
 def resolve_cgroup(path: Path) -> Path:
     """A cgroup v2 directory, given absolute or relative to the cgroup2 mount."""
-    mounts = [
-        Path(line.split()[4]) for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line
-    ]
+    mounts = [mount for _, mount in cgroup2_mounts()]
     candidates = [path] if path.is_absolute() else [mount / path for mount in mounts]
     for candidate in candidates:
         if (candidate / "cgroup.procs").is_file() and any(candidate.is_relative_to(m) for m in mounts):
@@ -569,32 +572,53 @@ def _stack_error(error: int) -> str:
     return f"{reasons.get(-error, os.strerror(-error))} ({errno.errorcode.get(-error, str(error))})"
 
 
+class Delivery(Enum):
+    """Where a signal that ends the recording is passed on in the command's tree."""
+
+    NONE = "none"  # the command's terminal delivered it already (Ctrl-C typed into the relay)
+    FOREGROUND = "foreground"  # to the foreground process group, as a terminal sends Ctrl-C
+    TREE = "tree"  # to every process of the tree, as systemd stops a service
+
+
 class _Stop:
-    """Why and when the recording should end, set from signal handlers and the loop."""
+    """Why and when the recording ends, set from signal handlers and the loop, which acts on it."""
 
     def __init__(self) -> None:
         self.reason: EndReason | None = None
-        self.signal: int | None = None
-        self.deadline: float | None = None  # monotonic time at which recording ends regardless
+        self.signal: int | None = None  # the signal that ended it, in attach modes profiler's exit status
+        self.deadline: float | None = None  # the grace period's end: the command's tree is killed, recording ends
+        self.pending: tuple[int, Delivery] | None = None  # a signal the loop has still to pass on
 
-    def request(self, reason: EndReason, grace_s: float, signal_number: int | None = None) -> None:
+    def request(
+        self,
+        reason: EndReason,
+        grace_s: float,
+        signal_number: int | None = None,
+        deliver: tuple[int, Delivery] | None = None,
+    ) -> None:
         now = time.monotonic()
-        if self.reason is not None and signal_number is not None:
-            self.deadline = now  # a second Ctrl-C: stop now
+        if self.reason is not None:
+            if signal_number is not None:
+                self.deadline = now  # a second Ctrl-C, or any signal while stopping: stop at once
             return
-        self.reason, self.signal = reason, signal_number
+        self.reason, self.signal, self.pending = reason, signal_number, deliver
         self.deadline = now + grace_s
 
 
 @contextmanager
-def _signals_stop(stop: _Stop, forward_to: Callable[[int], None]) -> Iterator[None]:
+def _signals_stop(stop: _Stop, on_resize: Callable[[], None] | None) -> Iterator[None]:
     def handler(number: int, _frame: FrameType | None) -> None:
-        if number != signal.SIGINT:
-            forward_to(number)  # the terminal sends SIGINT to the command itself
-        stop.request(EndReason.INTERRUPTED, INTERRUPT_GRACE_S, number)
+        # Ctrl-C on profiler's terminal (or kill -INT) is passed on as the terminal would; a termination
+        # request goes to every process, which it is meant to end.
+        delivery = Delivery.FOREGROUND if number == signal.SIGINT else Delivery.TREE
+        stop.request(EndReason.INTERRUPTED, INTERRUPT_GRACE_S, number, (number, delivery))
 
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {number: signal.signal(number, handler) for number in handled}
+    handlers: dict[int, Callable[[int, FrameType | None], None]] = {
+        number: handler for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    if on_resize is not None:
+        handlers[signal.SIGWINCH] = lambda _number, _frame: on_resize()
+    previous = {number: signal.signal(number, action) for number, action in handlers.items()}
     try:
         yield
     finally:
@@ -626,9 +650,116 @@ def record(
     elif isinstance(target, CgroupTarget):
         target = CgroupTarget(resolve_cgroup(target.path))
     features = probe(options.capability_probe)
-    cgroup = target.path if isinstance(target, CgroupTarget) else None
-    with Tracer(features, cgroup=cgroup, sizes=options.sizes) as tracer:
-        return _Session(tracer, features, target, options, on_status).run()
+    # The command's cgroup and its watchdog come first, so that the watchdog holds none of the tracer's files.
+    contained = WorkloadCgroup.create() if isinstance(target, CommandTarget) else None
+    try:
+        cgroup = target.path if isinstance(target, CgroupTarget) else None
+        with Tracer(features, cgroup=cgroup, sizes=options.sizes) as tracer:
+            command = _Command(target, tracer, contained) if isinstance(target, CommandTarget) else None
+            return _Session(tracer, features, target, options, on_status, command).run()
+    finally:
+        if contained is not None:
+            contained.close()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+class _Command:
+    """The launched command: in a session of its own, on a terminal of its own where profiler's streams are
+    terminals, in a cgroup of its own where there is cgroup2. Its whole tree is signalled through the tracer,
+    which knows every process of it; killed through the cgroup where there is one."""
+
+    def __init__(self, target: CommandTarget, tracer: Tracer, cgroup: WorkloadCgroup | None):
+        self.target, self.tracer, self.cgroup = target, tracer, cgroup
+        self.relay = TerminalRelay.open()
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        target, user = self.target, self.target.user
+        environment = dict(os.environ)
+        if user is not None:
+            environment.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+        terminal = self.relay.child_terminal(user.uid if user else None) if self.relay else None
+
+        def in_child() -> None:  # after setsid and the change of user, before exec
+            if terminal is not None:
+                terminal.take()
+            # Without a cgroup, this is what ends the command (though not what it started) if profiler dies.
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+        with self.tracer.spawning(), self._in_cgroup():
+            try:
+                self.child = subprocess.Popen(
+                    target.argv,
+                    executable=target.program,
+                    env=environment,
+                    user=user.uid if user else None,
+                    group=user.gid if user else None,
+                    extra_groups=list(user.groups) if user else None,
+                    start_new_session=True,
+                    stdin=terminal.stdin if terminal else None,
+                    stdout=terminal.stdout if terminal else None,
+                    stderr=terminal.stderr if terminal else None,
+                    preexec_fn=in_child,
+                )
+            except OSError as error:
+                raise WorkloadError(f"{target.argv[0]}: cannot run: {error.strerror}") from None
+        if self.relay is not None:
+            self.relay.start()
+
+    @contextmanager
+    def _in_cgroup(self) -> Iterator[None]:
+        if self.cgroup is None:
+            yield
+            return
+        with self.cgroup.joined() as joined:
+            yield
+        if not joined:
+            self.cgroup = None  # the command is not in it: its tree is killed process by process
+
+    def running(self) -> bool:
+        return self.child is not None and self.child.poll() is None
+
+    def exit_status(self) -> int | None:
+        """The command's status as a shell reports it, or None while it runs."""
+        code = self.child.poll() if self.child is not None else None
+        return None if code is None else code if code >= 0 else 128 - code
+
+    def foreground_group(self) -> int | None:
+        """The process group a Ctrl-C goes to: the foreground one of its terminal, else its own."""
+        group = self.relay.foreground_group() if self.relay else None
+        return group or (self.child.pid if self.child else None)
+
+    def typed_suspends(self) -> int:
+        return self.relay.suspends if self.relay else 0
+
+    def suspend(self) -> None:
+        assert self.relay is not None
+        self.relay.suspend()
+
+    def typed_interrupts(self) -> int:
+        return self.relay.interrupts if self.relay else 0
+
+    def resize(self) -> None:
+        if self.relay is not None:
+            self.relay.resize()
+
+    def kill(self) -> bool:
+        """SIGKILL to the whole tree at once, where a cgroup holds it; False where there is none."""
+        if self.cgroup is None:
+            return False
+        self.cgroup.kill()
+        return True
+
+    def close(self) -> None:
+        """Once the tree has ended (or on the way out of an error): reap, relay the last output, restore."""
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()  # only on an error: the session ends the tree first
+            self.child.wait()
+        if self.relay is not None:
+            self.relay.close()
 
 
 class _Session:
@@ -639,70 +770,62 @@ class _Session:
         target: Target,
         options: RecordOptions,
         on_status: Callable[[Status], None] | None,
+        command: _Command | None,
     ):
         self.tracer, self.features, self.target, self.options = tracer, features, target, options
         self.on_status = on_status
+        self.command = command
         self.stop = _Stop()
-        self.child: subprocess.Popen[bytes] | None = None
+        self.killed_at: float | None = None  # when the command's tree was sent SIGKILL
+        self.interrupts_seen = 0
+        self.suspends_seen = 0
         self.collector = _Collector(tracer, time.monotonic_ns(), syscalls.native_abi(), features.init_user_ns)
 
     def run(self) -> Recording:
         started_wall, started = time.time(), time.monotonic()
-        with _signals_stop(self.stop, self._forward):
-            self._start()
-            next_liveness = started + LIVENESS_CHECK_S
-            next_status = started
-            while True:
-                for event in self.tracer.poll(POLL_MS):
-                    self.collector.apply(event)
-                now = time.monotonic()
-                if self.on_status and now >= next_status:
-                    self.on_status(self.collector.status(now - started))
-                    next_status = now + STATUS_EVERY_S
-                if now >= next_liveness:
-                    self.collector.forget_vanished()
-                    self.collector.reclaim(now)
-                    next_liveness = now + LIVENESS_CHECK_S
-                if self._finished(now, started):
-                    break
-            # Attached processes go on running. Read the tables first, then drain: every image they name has
-            # its exec event in the ring buffer by then, so none is left unnamed.
-            observations = self.tracer.observations()
-            for event in self._drain():
-                self.collector.apply(event)
+        command = self.command
+        with _signals_stop(self.stop, command.resize if command else None):
+            try:
+                self._start()
+                next_liveness = started + LIVENESS_CHECK_S
+                next_status = started
+                while True:
+                    self._apply(self.tracer.poll(POLL_MS))
+                    now = time.monotonic()
+                    if self.on_status and now >= next_status:
+                        self.on_status(self.collector.status(now - started))
+                        next_status = now + STATUS_EVERY_S
+                    if now >= next_liveness:
+                        self.collector.forget_vanished()
+                        self.collector.reclaim(now)
+                        next_liveness = now + LIVENESS_CHECK_S
+                    if self._finished(now, started):
+                        break
+                # Attached processes go on running. Read the tables first, then drain: every image they name
+                # has its exec event in the ring buffer by then, so none is left unnamed.
+                observations = self.tracer.observations()
+                self._apply(self._drain())
+            finally:
+                if command is not None:
+                    command.close()
         ended_wall = time.time()
         exit_status = self._exit_status()
         run = self._run_info(started_wall, ended_wall, exit_status)
         trace = self.collector.build(run, observations)
         return Recording(trace, exit_status, self.tracer.startup_s)
 
+    def _apply(self, events: Iterable[ProcessEvent | FirstUse]) -> None:
+        for event in events:
+            self.collector.apply(event)
+
     def _drain(self) -> Iterator[ProcessEvent | FirstUse]:
         while events := self.tracer.poll(0):
             yield from events
 
-    def _forward(self, number: int) -> None:
-        if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(number)
-
     def _start(self) -> None:
         target = self.target
-        if isinstance(target, CommandTarget):
-            user = target.user
-            environment = dict(os.environ)
-            if user is not None:
-                environment.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
-            with self.tracer.spawning():
-                try:
-                    self.child = subprocess.Popen(
-                        target.argv,
-                        executable=target.program,
-                        env=environment,
-                        user=user.uid if user else None,
-                        group=user.gid if user else None,
-                        extra_groups=list(user.groups) if user else None,
-                    )
-                except OSError as error:
-                    raise WorkloadError(f"{target.argv[0]}: cannot run: {error.strerror}") from None
+        if self.command is not None:
+            self.command.start()
         elif isinstance(target, CgroupTarget):
             # Processes joining later are adopted by the kernel at their first event; these are read now,
             # while they still run, so that a process that only exits is still named.
@@ -728,36 +851,81 @@ class _Session:
         return False
 
     def _finished(self, now: float, started: float) -> bool:
-        stop = self.stop
+        stop, command = self.stop, self.command
         duration = self.options.duration_s
+        if command is not None and command.typed_interrupts() > self.interrupts_seen:
+            self.interrupts_seen = command.typed_interrupts()
+            stop.request(EndReason.INTERRUPTED, INTERRUPT_GRACE_S, signal.SIGINT, (signal.SIGINT, Delivery.NONE))
         if stop.reason is None and duration is not None and now - started >= duration:
             # A command is asked to stop and recorded while it shuts down; an attached one is left running.
-            stop.request(EndReason.DURATION, DURATION_GRACE_S if self.child is not None else 0)
-            self._forward(signal.SIGTERM)
+            grace = DURATION_GRACE_S if command is not None else 0
+            stop.request(EndReason.DURATION, grace, deliver=(signal.SIGTERM, Delivery.TREE))
+        if command is None:
+            if stop.deadline is not None and now >= stop.deadline:
+                return True
+            if isinstance(self.target, PidTarget):
+                adopted = self.collector.adopted
+                return not self.collector.live and not any(os.path.exists(f"/proc/{pid}") for pid in adopted)
+            return False  # a cgroup is recorded until --duration or Ctrl-C
+        if command.typed_suspends() > self.suspends_seen:
+            self.suspends_seen = command.typed_suspends()
+            self._suspend()
+        if stop.pending is not None:
+            self._pass_on(*stop.pending)
+            stop.pending = None
         if stop.deadline is not None and now >= stop.deadline:
-            if self.child is not None and self.child.poll() is None and stop.reason is EndReason.DURATION:
-                self.child.kill()
-                self.child.wait()
-            return True
-        if isinstance(self.target, CommandTarget):
-            assert self.child is not None
-            if self.child.poll() is None:
-                return False
+            self._kill_tree(now)
+        if not command.running():
             # The command was reaped, so its events are all in the ring buffer: drain, then look.
-            for event in self._drain():
-                self.collector.apply(event)
-            return not self.collector.live
-        if isinstance(self.target, PidTarget):
-            adopted = self.collector.adopted
-            return not self.collector.live and not any(os.path.exists(f"/proc/{pid}") for pid in adopted)
-        return False  # a cgroup is recorded until --duration or Ctrl-C
+            self._apply(self._drain())
+            if not self.collector.live:
+                return True
+        # A process stuck in the kernel may not die even of SIGKILL: the recording ends without it.
+        return self.killed_at is not None and now >= self.killed_at + KILL_WAIT_S
+
+    def _suspend(self) -> None:
+        """Ctrl-Z typed: the command's terminal cannot stop it (its process group has no parent in its session,
+        so the kernel discards SIGTSTP), so profiler stops it (SIGSTOP, which no process can refuse) and itself,
+        and continues both when the operator's shell does (fg), as job control would."""
+        assert self.command is not None
+        self._pass_on(signal.SIGSTOP, Delivery.FOREGROUND)
+        self.command.suspend()
+        self._pass_on(signal.SIGCONT, Delivery.FOREGROUND)
+
+    def _pass_on(self, number: int, delivery: Delivery) -> None:
+        """Send a signal to the command's processes that the tracer knows to be running."""
+        assert self.command is not None
+        if delivery is Delivery.NONE:
+            return
+        self._apply(self._drain())  # processes forked since the last poll are known
+        group = self.command.foreground_group() if delivery is Delivery.FOREGROUND else None
+        for serial, pid in list(self.collector.live.items()):
+            with suppress(OSError):
+                if group is None or os.getpgid(pid) == group:
+                    self.tracer.signal_process(pid, serial, number)
+        if number in (signal.SIGTERM, signal.SIGHUP):
+            # As systemd does after its SIGTERM: a stopped process would not act on it until continued.
+            self._pass_on(signal.SIGCONT, Delivery.TREE)
+
+    def _kill_tree(self, now: float) -> None:
+        """SIGKILL to the whole tree: at once through the cgroup, else to each process the tracer knows, again on
+        every turn of the loop, until none is left (a fork between two rounds is caught by the next)."""
+        assert self.command is not None
+        if self.killed_at is None:
+            self.killed_at = now
+            if self.command.kill():
+                return
+        if self.command.cgroup is None:
+            self._pass_on(signal.SIGKILL, Delivery.TREE)
 
     def _exit_status(self) -> int:
-        if self.child is not None and (code := self.child.poll()) is not None:
-            return code if code >= 0 else 128 - code
+        if self.command is not None:
+            status = self.command.exit_status()
+            if status is not None:
+                return status
         if self.stop.signal is not None:
             return 128 + self.stop.signal
-        return 0
+        return 128 + signal.SIGKILL if self.killed_at is not None else 0
 
     def _run_info(self, started_wall: float, ended_wall: float, exit_status: int) -> RunInfo:
         target = self.target
@@ -795,7 +963,7 @@ class _Session:
             ended_at=_wall_clock(ended_wall),
             duration_s=round(ended_wall - started_wall, 3),
             end_reason=reason,
-            exit_status=exit_status if isinstance(target, CommandTarget) else None,
+            exit_status=self.command.exit_status() if self.command else None,
             capability_source=self.features.capability_source,
             dropped=DropCounters(**drops),
         )

@@ -392,6 +392,25 @@ class Tracer:
             nrs, array("Q", (values[nr] for nr in nrs)), array("Q", (values[ROW_SYSCALLS + nr] for nr in nrs))
         )
 
+    def signal_process(self, pid: int, serial: int, number: int) -> bool:
+        """Send a signal to a traced process; False if it has exited (its pid perhaps reused meanwhile)."""
+        try:
+            handle = os.pidfd_open(pid)
+        except OSError:
+            return False
+        try:
+            # The pidfd holds the process whose pid this was when it was opened: if that is still the traced
+            # process of this serial, the signal reaches it and no other.
+            entry = self._procs[ct.c_uint32(pid)]
+            if entry.state != H["PROC_ACTIVE"] or entry.serial != serial:
+                return False
+            signal.pidfd_send_signal(handle, number)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(handle)
+
     def harvest(self, row: int) -> RowCounts:
         """What a released row counted; the row is cleared and reused."""
         counts = self.row_counts(row)
