@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -49,8 +50,8 @@ def main() -> None:
 
 
 def _positive(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and value <= 0:
-        raise click.BadParameter("must be more than 0 seconds")
+    if value is not None and not (math.isfinite(value) and value > 0):  # nan and inf would never end it
+        raise click.BadParameter(f"must be a finite number of seconds more than 0, not {value}")
     return value
 
 
@@ -101,7 +102,7 @@ def record(
         return
     target: recorder.Target
     if command:
-        target = recorder.CommandTarget(command, recorder.User.lookup(user) if user else None)
+        target = recorder.CommandTarget(command, recorder.User.lookup(user) if user is not None else None)
     elif pid is not None:
         target = recorder.PidTarget(pid)
     else:

@@ -79,6 +79,9 @@ class User:
     @classmethod
     def lookup(cls, spec: str) -> "User":
         """A user by name or numeric uid, as in /etc/passwd."""
+        if not spec:
+            # What an unset variable gives (--user "$SERVICE_USER"): running as root instead would be silent.
+            raise WorkloadError("--user is empty (an unset variable?): give a user name or a numeric uid")
         try:
             entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
         except (KeyError, OverflowError):

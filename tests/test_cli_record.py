@@ -18,11 +18,12 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     ("args", "message"),
     [
         (["--user", "no-such-user", "--", "true"], "unknown user 'no-such-user': give a name from /etc/passwd"),
+        (["--user", "", "--", "true"], "--user is empty (an unset variable?): give a user name or a numeric uid"),
         (["--", "no-such-command"], "command not found: no-such-command; check the name or give its path"),
         (["--pid", "4194000", "--duration", "1"], "no process with pid 4194000"),
         (["--cgroup", "no/such/group", "--duration", "1"], "no/such/group: not a cgroup v2 directory"),
     ],
-    ids=["unknown-user", "command-not-found", "no-such-pid", "no-such-cgroup"],
+    ids=["unknown-user", "empty-user", "command-not-found", "no-such-pid", "no-such-cgroup"],
 )
 def test_a_target_that_cannot_be_recorded_is_one_line(args: list[str], message: str) -> None:
     result = run("record", *args)
@@ -37,9 +38,12 @@ def test_a_target_that_cannot_be_recorded_is_one_line(args: list[str], message: 
         ([], "give exactly one of COMMAND (after --), --pid or --cgroup"),
         (["--pid", "1", "--", "true"], "give exactly one of COMMAND"),
         (["--user", "nobody", "--pid", "1"], "--user applies to a COMMAND only"),
-        (["--duration", "0", "--pid", "1"], "must be more than 0 seconds"),
+        (["--duration", "0", "--pid", "1"], "must be a finite number of seconds more than 0, not 0.0"),
+        # A duration that never comes would record forever.
+        (["--duration", "nan", "--pid", "1"], "must be a finite number of seconds more than 0, not nan"),
+        (["--duration", "inf", "--pid", "1"], "must be a finite number of seconds more than 0, not inf"),
     ],
-    ids=["no-target", "two-targets", "user-with-pid", "zero-duration"],
+    ids=["no-target", "two-targets", "user-with-pid", "zero-duration", "nan-duration", "infinite-duration"],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = run("record", *args)
