@@ -85,8 +85,9 @@ def record(
       profiler record [-o FILE] [--component NAME] [--user USER] -- COMMAND [ARG...]
       profiler record [-o FILE] (--pid PID | --cgroup PATH) [--duration SECONDS]
 
-    The command's stdin, stdout and stderr pass through and its exit status becomes profiler's.
-    Ctrl-C ends the recording early; the trace is still saved.
+    The command's stdin, stdout and stderr pass through (on a terminal, through a terminal of its own) and
+    its exit status becomes profiler's. Ctrl-C ends the recording early; the trace is still saved. However
+    the recording ends, no process the command started is left running.
     """
     # Imported here so that `profiler show` and friends work where BCC is not installed.
     from profiler import kernel_features, recorder, tracer
