@@ -3,9 +3,10 @@
 A command on the operator's terminal could type into it (TIOCSTI, where dev.tty.legacy_tiocsti=1) or take it
 over with terminal ioctls, and run what it typed as the operator. Given a terminal of its own, in a session of
 its own, it can only type into itself: profiler copies the operator's keys in and the command's output out.
-The operator's terminal is in raw mode meanwhile, so that every key (Ctrl-C, Ctrl-Z, Ctrl-D) reaches the
-command's terminal, which acts on it with the settings the command chose; its settings and window size start
-as the operator's, and a resize of the operator's window is passed on.
+The operator's terminal is in raw mode meanwhile, so that every key (Ctrl-C, Ctrl-D) reaches the command's
+terminal, which acts on it with the settings the command chose; its settings and window size start as the
+operator's, and a resize of the operator's window is passed on. The interrupt and suspend keys are counted as
+they pass, for profiler to end the recording (Ctrl-C) or suspend the job (Ctrl-Z), as it would on its own.
 """
 
 import contextlib
@@ -142,6 +143,8 @@ class TerminalRelay:
             if self._master in readable:
                 try:
                     data = os.read(self._master, _CHUNK)
+                except BlockingIOError:
+                    continue
                 except OSError:  # EIO: every process of the command has closed the terminal
                     data = b""
                 if not data:
@@ -156,7 +159,10 @@ class TerminalRelay:
                 if now - idle_since >= DRAIN_S:
                     return
             if 0 in readable:
-                keys = os.read(0, _CHUNK)
+                try:
+                    keys = os.read(0, _CHUNK)
+                except OSError:
+                    keys = b""
                 if not keys:
                     relay_input = False  # the operator's terminal hung up
                 self._count_signal_keys(keys)
