@@ -421,19 +421,49 @@ def telling_values(conditions: Sequence[ArgCondition]) -> set[int]:
     """Values of one argument that fall, as far as can be, on each side of each comparison and mask the rules make.
 
     Comparisons cut the numbers at their value; a value just below, at and above each cut lands in every region
-    they make. Each value is then also tried with the bits of each mask set as the mask wants, and with one of
-    them flipped, so that a region of the comparisons is tried both matching and missing the masks.
+    they make. For each mask, the nearest value at or above and at or below each of those that has the bits the
+    mask wants, and the nearest that has one of them flipped, are tried too: setting the bits in place could move
+    a value across a cut (3 with bit 0 cleared is 2, the wrong side of `<= 2`), and miss a region.
     """
-    values = {0}
+    values = {0, UINT64_MAX}
     for condition in conditions:
         if condition.op != "SCMP_CMP_MASKED_EQ":
             values |= {condition.value - 1, condition.value, condition.value + 1}
+    values = {value for value in values if 0 <= value <= UINT64_MAX}
     for condition in conditions:
         if condition.op == "SCMP_CMP_MASKED_EQ":
-            lowest = condition.value & -condition.value
-            masked = {(value & ~condition.value) | (condition.value_two & condition.value) for value in values}
-            values |= masked | {value ^ lowest for value in masked if lowest}
-    return {value for value in values if 0 <= value <= UINT64_MAX}
+            mask = condition.value & UINT64_MAX
+            wanted = condition.value_two & mask
+            lowest = mask & -mask
+            patterns = (wanted, wanted ^ lowest) if lowest else (wanted,)
+            values |= {
+                found
+                for value in values
+                for pattern in patterns
+                for found in (_at_least_with(value, mask, pattern), _at_most_with(value, mask, pattern))
+                if found is not None
+            }
+    return values
+
+
+def _at_least_with(value: int, mask: int, pattern: int) -> int | None:
+    """The smallest 64-bit number at or above value whose bits under mask are pattern, or None."""
+    if value & mask == pattern:
+        return value
+    # The answer first exceeds value at a bit where value has 0: the lowest such bit that the pattern allows, with
+    # the bits above it as in value (their masked ones already as the pattern wants) and the lowest bits below.
+    for bit in range(64):
+        above = ~((2 << bit) - 1) & UINT64_MAX
+        settable = not value >> bit & 1 and (pattern >> bit & 1 or not mask >> bit & 1)
+        if settable and value & mask & above == pattern & above:
+            return (value & above) | 1 << bit | (pattern & ((1 << bit) - 1))
+    return None
+
+
+def _at_most_with(value: int, mask: int, pattern: int) -> int | None:
+    """The largest 64-bit number at or below value whose bits under mask are pattern, or None."""
+    found = _at_least_with(UINT64_MAX - value, mask, ~pattern & mask)
+    return None if found is None else UINT64_MAX - found
 
 
 def _errno_name(number: int | None) -> str | None:

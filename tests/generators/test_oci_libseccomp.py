@@ -169,3 +169,26 @@ def test_reader_agrees_with_the_filter_libseccomp_compiles(document: dict[str, A
     assume(not _ambiguous(document))
     policy = OciFormat(HOST).parse(json.dumps(document), "drawn.json")
     agree(policy, Oracle(document), NAMES)
+
+
+def test_a_mask_and_cuts_on_one_argument_leave_a_region_the_reader_finds() -> None:
+    """Found by the property above: refused where arg0 & 1 == 1, arg0 == 1 or arg0 <= 2 (runc splits the rule per
+    comparison), so read(4, ...) runs; setting the mask's bit on the values beside the cuts never reached 4."""
+    document = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {
+                "names": ["read"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [
+                    {"index": 0, "value": 1, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"},
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                    {"index": 0, "value": 2, "op": "SCMP_CMP_LE"},
+                ],
+            },
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+        ],
+    }
+    policy = OciFormat(HOST).parse(json.dumps(document), "drawn.json")
+    assert policy.syscalls is not None and policy.syscalls.allows("read")
+    agree(policy, Oracle(document), NAMES)
