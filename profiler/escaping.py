@@ -1,0 +1,54 @@
+"""How text from a trace or a policy is written out: visibly escaped for people, JSON-escaped for tools.
+
+Recorded paths, argv, host and user names, and the words of a policy file are untrusted: a path can hold ESC
+(a terminal escape), CR or a newline (a forged line of a report, or a directive in a policy's comment), NUL
+(systemd splits lines on it), U+2028 (a line break to YAML and JavaScript), bidi controls, or bytes that
+were not UTF-8 (held as lone surrogates, U+DC80 to U+DCFF, as Python's surrogateescape decodes them).
+
+    visible(text)     for people: every character that is not printable as an escape (\\n, \\x1b, \\u202e;
+                      a byte that was not UTF-8 as \\xNN), so that the text is one line that shows what it holds
+                      and cannot act on a terminal. A backslash stays as it is, which makes the function
+                      idempotent: text escaped once (a comment built from a path) can be escaped again when it is
+                      written, unchanged; the exact value is in the JSON outputs.
+    json_dumps(...)   for tools: json.dumps that also escapes DEL, C1, U+2028/2029 and lone surrogates as
+                      \\uXXXX, so the value stays exact, the text is valid UTF-8, and no raw control reaches a
+                      terminal that shows it
+"""
+
+import json
+import re
+from typing import Any
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Bytes that were not UTF-8, decoded with surrogateescape: U+DC80..U+DCFF stand for 0x80..0xFF.
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)
+# What json.dumps(ensure_ascii=False) leaves raw that must not be: DEL, C1 controls, the line and paragraph
+# separators, and surrogates (which no UTF-8 encoder writes).
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if code in _ESCAPED_BYTES:
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible(text: str) -> str:
+    """The text as one printable line: controls, separators, invisible and unpaired characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_dumps(value: Any, **options: Any) -> str:
+    """json.dumps(value, ensure_ascii=False, **options), with the characters above escaped: exact and safe."""
+    return _JSON_RAW.sub(_json_escape, json.dumps(value, ensure_ascii=False, **options))
