@@ -10,6 +10,8 @@ that is a drop-in whose every line adds to the unit's own setting, whatever form
     RestrictNamespaces=TYPE          merges into the permitted types, also after `yes`
 (systemd.exec(5); checked against systemd 252 with `systemd-analyze security --offline=true`.)
 A regenerated policy would do more than asked: it drops everything the traces did not use.
+Names are checked (generators.policy_names) and comments escaped, as in the formats' own renderers: the text
+is pasted into a policy.
 """
 
 import errno
@@ -21,7 +23,10 @@ from typing import assert_never
 
 from generators.diff import Comparison, ItemKind
 from generators.interface import ListMode, PolicyFormat
+from generators.k8s import yaml_scalar
+from generators.policy_names import check_profile_names
 from profiler import abi
+from profiler.escaping import visible
 
 # systemd names the ABIs its own way (SystemCallArchitectures=); libseccomp names are the Policy's.
 SYSTEMD_ARCHITECTURES: dict[str, str] = {
@@ -53,6 +58,7 @@ def correction(comparison: Comparison) -> Correction | None:
     """The correction of the compared policy, or None when it needs none."""
     if not comparison.fix:
         return None
+    check_profile_names(comparison.profile)
     match comparison.policy.format:
         case PolicyFormat.SYSTEMD:
             return _systemd(comparison)
@@ -117,7 +123,7 @@ def _systemd(comparison: Comparison) -> Correction:
     )
     for override in comparison.fix.undo:
         # No line of a list gives back what such a setting refuses; turned off, it gives back all of it.
-        lines.append(f"# {override.where} refuses what is missing, whatever the lists say; off, it allows:")
+        lines.append(f"# {visible(override.where)} refuses what is missing, whatever the lists say; off, it allows:")
         lines += ["#   " + line for line in textwrap.wrap(" ".join(sorted(override.syscalls | override.capabilities)))]
         lines.append(override.undo)
     if comparison.fix.portable:
@@ -192,7 +198,7 @@ def _oci(comparison: Comparison) -> Correction:
 
 
 def _yaml_list(items: list[str], indent: str) -> list[str]:
-    return [f"{indent}- {item}" for item in items]
+    return [f"{indent}- {yaml_scalar(item)}" for item in items]
 
 
 def _kubernetes(comparison: Comparison) -> Correction:

@@ -5,14 +5,17 @@ container_privileges(profile, min_runs)   the capabilities to add back after dro
 DockerFormat.render                       `exec docker run FLAGS "$@"`, each flag explained in a comment
 """
 
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from generators.evidence_text import describe_evidence
 from generators.interface import PolicyFormat, Renderer, RenderOptions
-from generators.oci import one_line
+from generators.policy_names import check_profile_names
 from generators.profile import CapabilityPath, CapabilityUse, Profile, merge_evidence
+from profiler.errors import ProfilerError
+from profiler.escaping import visible
 from profiler.trace import CapabilitySource, CheckClass
 
 # What no_new_privileges changes for the seccomp profile, whichever format sets it.
@@ -50,7 +53,11 @@ def _use_text(use: CapabilityUse, classification: CheckClass, profile: Profile, 
 
 
 def container_privileges(profile: Profile, min_runs: int) -> ContainerPrivileges:
-    """Drop every capability, add back those the traces needed; no-new-privileges unless it would take them."""
+    """Drop every capability, add back those the traces needed; no-new-privileges unless it would take them.
+
+    Reasons and notes are escaped visibly (comments hold no control character); NotANameError where the profile
+    holds a name that is not one."""
+    check_profile_names(profile)
     notes: list[str] = []
     if not profile.capabilities_known:
         blind = [run.source for run in profile.runs if run.capability_source is CapabilitySource.NONE]
@@ -63,7 +70,7 @@ def container_privileges(profile: Profile, min_runs: int) -> ContainerPrivileges
     added = tuple(
         (
             use.name.removeprefix("CAP_"),
-            one_line(
+            visible(
                 _use_text(
                     CapabilityUse(use.name, tuple(path for path in use.paths if path.initial_user_ns)),
                     CheckClass.NEEDED,
@@ -95,15 +102,28 @@ def container_privileges(profile: Profile, min_runs: int) -> ContainerPrivileges
             "program, file capabilities or ambient capabilities. Docker and Kubernetes raise no ambient "
             "capabilities for a non-root user, and no-new-privileges stops the other two."
         )
-    return ContainerPrivileges(added, no_new_privileges, tuple(one_line(note) for note in notes))
+    return ContainerPrivileges(added, no_new_privileges, tuple(visible(note) for note in notes))
+
+
+def seccomp_file_name(component: str) -> str:
+    """The default file of the OCI profile: the component's name made a plain file name (no path, no control)."""
+    return (re.sub(r"[^A-Za-z0-9_.-]+", "-", component).strip("-.") or "profile") + ".seccomp.json"
 
 
 class DockerFormat(Renderer):
+    """Every flag is quoted for sh (shlex.quote) and every comment escaped visibly, so that nothing recorded
+    (a capability name holding `$(...)`, a newline in a path) runs as a command when the script runs."""
+
     format = PolicyFormat.DOCKER
 
     def render(self, profile: Profile, options: RenderOptions) -> str:
         privileges = container_privileges(profile, options.min_runs)
-        seccomp_file = options.seccomp_file or f"{profile.component}.seccomp.json"
+        seccomp_file = options.seccomp_file or seccomp_file_name(profile.component)
+        if not seccomp_file.isprintable():
+            raise ProfilerError(
+                f"the seccomp file '{visible(seccomp_file)}' holds characters that are not printable (or bytes that "
+                "are not UTF-8): give a plain file name"
+            )
         flags: list[tuple[str, str]] = []
         if privileges.capabilities is not None:
             flags.append(
@@ -124,7 +144,7 @@ class DockerFormat(Renderer):
             )
         flags.append(
             (
-                shlex.quote(f"--security-opt=seccomp={seccomp_file}"),
+                f"--security-opt=seccomp={seccomp_file}",
                 f"seccomp={seccomp_file}: the OCI profile of `profiler generate --format oci`; docker reads it "
                 "from this path when the container starts",
             )
@@ -139,8 +159,8 @@ class DockerFormat(Renderer):
                 *(why for _, why in flags),
                 *privileges.notes,
             ]
-            lines += [f"# {one_line(comment)}" for comment in comments]
+            lines += [f"# {visible(comment)}" for comment in comments]
         lines.append("exec docker run \\")
-        lines += [f"  {flag} \\" for flag, _ in flags]
+        lines += [f"  {shlex.quote(flag)} \\" for flag, _ in flags]
         lines.append('  "$@"')
         return "\n".join(lines) + "\n"

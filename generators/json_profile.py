@@ -4,7 +4,8 @@
     parse_profile / load_profile   the profile back from that file (TraceFormatError, one line, when it is not one)
 
 "profile" is generators.profile.Profile as pydantic dumps it: every syscall, capability path, family and
-namespace type with its evidence (runs, as indexes into "runs", count, programs, first use). "policy" is what
+namespace type with its evidence (runs, as indexes into "runs", count, programs, first use). Strings are
+exact: JSON escapes them (profiler.escaping.json_dumps). "policy" is what
 the other formats derive from it under the options given, so that tools need not redo it: the syscall plan
 (allowed, added though unseen, and why; refused with ENOSYS), the capability bounding set, the denied
 capabilities and the items seen in fewer than min_runs runs.
@@ -18,9 +19,11 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from generators.interface import PolicyFormat, Renderer, RenderOptions
+from generators.policy_names import check_profile_names
 from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
 from profiler.errors import TraceFormatError
+from profiler.escaping import json_dumps
 from profiler.trace import error_location, read_input
 
 SCHEMA_NAME: Final = "profiler-profile"
@@ -62,6 +65,7 @@ class JsonProfileFormat(Renderer):
     format = PolicyFormat.JSON
 
     def render(self, profile: Profile, options: RenderOptions) -> str:
+        check_profile_names(profile)
         document = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
@@ -73,7 +77,7 @@ class JsonProfileFormat(Renderer):
 
 
 def _inline(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return json_dumps(value, separators=(", ", ": "))
 
 
 def _layout(value: object, indent: str) -> str:
@@ -82,7 +86,7 @@ def _layout(value: object, indent: str) -> str:
     if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
         return "[\n" + ",\n".join(inner + _inline(item) for item in value) + "\n" + indent + "]"
     if isinstance(value, dict) and len(_inline(value)) + len(indent) > 100:
-        members = [f"{inner}{json.dumps(key)}: {_layout(item, inner)}" for key, item in value.items()]
+        members = [f"{inner}{json_dumps(key)}: {_layout(item, inner)}" for key, item in value.items()]
         return "{\n" + ",\n".join(members) + "\n" + indent + "}"
     return _inline(value)
 
@@ -117,7 +121,9 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
             f"{source}: profile schema_version {data.get('schema_version')!r}; this profiler reads {SCHEMA_VERSION}"
         )
     try:
-        profile = _adapter().validate_json(json.dumps(data.get("profile")))
+        # From the decoded value, not its JSON: pydantic's JSON parser refuses the lone surrogates (\udcXX) that
+        # stand for bytes of a path that were not UTF-8.
+        profile = _adapter().validate_python(data.get("profile"), strict=False)
     except ValidationError as error:
         first = error.errors()[0]
         raise TraceFormatError(

@@ -5,9 +5,12 @@
                               comments so that `kubectl apply -f` takes the file as it is
     KubernetesFormat.read     the SeccompProfile of a manifest, read as the OCI profile SPO installs from it
 
-The YAML is written by hand, not dumped, so that every syscall carries its comment; every scalar in it is a
-name, a constant or a number, which YAML reads plainly. SPO's spec has no defaultErrnoRet (the default errno
-is then EPERM, as the runtime-spec says) and no comment field, which the API server would refuse.
+The YAML is laid out by hand, so that every syscall carries its comment, but every string in it goes through
+PyYAML's serializer (yaml_scalar), plain where YAML reads it back as that string and double-quoted with
+escapes otherwise, and every comment is escaped visibly: no line break (LF, CR, NEL, U+2028) or other control
+from a trace reaches the file, so nothing recorded can add a key or a rule. SPO's spec has no defaultErrnoRet
+(the default errno is then EPERM, as the runtime-spec says) and no comment field, which the API server would
+refuse.
 """
 
 import re
@@ -33,13 +36,13 @@ from generators.oci import (
     JsonPath,
     SeccompRule,
     SeccompSpec,
-    one_line,
     policy_text,
     read_seccomp_spec,
     seccomp_spec,
 )
 from generators.profile import Profile
 from profiler.errors import ProfilerError
+from profiler.escaping import visible
 from profiler.trace import read_input
 
 API_GROUP = "security-profiles-operator.x-k8s.io"
@@ -50,6 +53,21 @@ KIND = "SeccompProfile"
 LOCALHOST_PREFIX = "operator"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+# What may be written plain: a plain scalar of these characters, starting with a letter, holds no indicator,
+# comment or line break; PyYAML's resolver then says whether it reads back as a string (yes and null do not),
+# and y and n are booleans to go-yaml v2, which Kubernetes decodes with, though not to PyYAML.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_GO_YAML_BOOLEANS = frozenset({"y", "Y", "n", "N"})
+_STRING_TAG = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()  # the one SafeLoader reads with
+
+
+def yaml_scalar(value: str) -> str:
+    """The string as one YAML scalar on one line: plain where YAML reads it back as this string, else quoted."""
+    plain = _PLAIN.fullmatch(value) and value not in _GO_YAML_BOOLEANS
+    if plain and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STRING_TAG:  # type: ignore[no-untyped-call]
+        return value
+    return yaml.safe_dump(value, default_style='"', allow_unicode=True, width=float("inf")).rstrip("\n")
 
 
 def object_name(component: str) -> str:
@@ -76,14 +94,14 @@ class KubernetesFormat(Renderer, PolicyReader):
         name = object_name(profile.component)
         lines: list[str] = []
         if options.comments:
-            lines += [f"# {note}" for note in spec.notes]
+            lines += [_comment(note) for note in spec.notes]
             lines.append(
                 "# kubectl apply -f this file; the Security Profiles Operator installs it on every node for the "
                 "pods that name it (see the securityContext at the end)"
             )
-        lines += [f"apiVersion: {API_VERSION}", f"kind: {KIND}", "metadata:", f"  name: {name}"]
+        lines += [f"apiVersion: {API_VERSION}", f"kind: {KIND}", "metadata:", f"  name: {yaml_scalar(name)}"]
         if options.namespace:
-            lines.append(f"  namespace: {options.namespace}")
+            lines.append(f"  namespace: {yaml_scalar(options.namespace)}")
         if options.base_profile is not None and not _DNS_SUBDOMAIN.fullmatch(options.base_profile):
             raise ProfilerError(
                 f"{options.base_profile!r} is not the name of a SeccompProfile (lowercase letters, digits, '-' and '.')"
@@ -124,7 +142,7 @@ class KubernetesFormat(Renderer, PolicyReader):
 
 def _spec_lines(spec: SeccompSpec, comments: bool, base_profile: str | None) -> list[str]:
     assert spec.default_errno_ret == EPERM, "SPO's spec has no defaultErrnoRet: the runtime's default is EPERM"
-    lines = ["spec:", f"  defaultAction: {spec.default_action}"]
+    lines = ["spec:", f"  defaultAction: {yaml_scalar(spec.default_action)}"]
     if base_profile is not None:
         if comments:
             lines += [
@@ -132,9 +150,9 @@ def _spec_lines(spec: SeccompSpec, comments: bool, base_profile: str | None) -> 
                 "  # the runtime's own calls between loading the filter and the exec, which this profile leaves out",
                 "  # (SPO ships them as examples/baseprofile-runc.yaml and baseprofile-crun.yaml: apply one first)",
             ]
-        lines.append(f"  baseProfileName: {base_profile}")
+        lines.append(f"  baseProfileName: {yaml_scalar(base_profile)}")
     lines.append("  architectures:")
-    lines += [f"    - {arch}" for arch in spec.architectures]
+    lines += [f"    - {yaml_scalar(arch)}" for arch in spec.architectures]
     lines.append("  syscalls:")
     plain = [rule for rule in spec.rules if rule.action == ALLOW and not rule.args]
     if plain:
@@ -146,24 +164,28 @@ def _spec_lines(spec: SeccompSpec, comments: bool, base_profile: str | None) -> 
     return lines
 
 
+def _comment(text: str) -> str:
+    return f"# {visible(text)}"
+
+
 def _item(value: str, comment: str | None, comments: bool, indent: str) -> str:
-    return f"{indent}- {value}" + (f"  # {comment}" if comments and comment else "")
+    return f"{indent}- {yaml_scalar(value)}" + (f"  {_comment(comment)}" if comments and comment else "")
 
 
 def _rule_lines(rule: SeccompRule, comments: bool) -> list[str]:
-    lines = [f"    # {rule.comment}"] if comments and rule.comment else []
-    lines.append(f"    - action: {rule.action}")
+    lines = [f"    {_comment(rule.comment)}"] if comments and rule.comment else []
+    lines.append(f"    - action: {yaml_scalar(rule.action)}")
     if rule.errno_ret is not None:
         lines.append(f"      errnoRet: {rule.errno_ret}")
     lines.append("      names:")
-    lines += [f"        - {name}" for name in rule.names]
+    lines += [f"        - {yaml_scalar(name)}" for name in rule.names]
     if rule.args:
         lines.append("      args:")
         for condition in rule.args:
             lines += [f"        - index: {condition.index}", f"          value: {condition.value}"]
             if condition.value_two:
                 lines.append(f"          valueTwo: {condition.value_two}")
-            lines.append(f"          op: {condition.op}")
+            lines.append(f"          op: {yaml_scalar(condition.op)}")
     return lines
 
 
@@ -183,12 +205,12 @@ def _security_context(privileges: ContainerPrivileges, name: str, namespace: str
         if privileges.capabilities:
             block.append("    add:")
             block += [_item(cap, why, comments, "      ") for cap, why in privileges.capabilities]
-    block += ["  seccompProfile:", "    type: Localhost", f"    localhostProfile: {localhost}"]
+    block += ["  seccompProfile:", "    type: Localhost", f"    localhostProfile: {yaml_scalar(localhost)}"]
     lines = ["#", "# The securityContext of the containers that run it (paste under spec.containers[]):"]
     if comments and namespace is None:
         lines.append("# (NAMESPACE: the namespace the SeccompProfile is applied in; its status.localhostProfile says)")
     if comments:
-        lines += [f"# {note}" for note in privileges.notes]
+        lines += [_comment(note) for note in privileges.notes]
     return lines + [f"#   {line}" for line in block]
 
 
@@ -207,7 +229,7 @@ def _documents(text: str, source: str) -> Iterator[tuple[object, dict[JsonPath, 
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else None
         where = f"{source}:{line}" if line else source
-        raise PolicyParseError(f"{where}: not valid YAML ({one_line(error.problem or 'unreadable')})") from None
+        raise PolicyParseError(f"{where}: not valid YAML ({visible(error.problem or 'unreadable')})") from None
     except yaml.reader.ReaderError as error:
         raise PolicyParseError(
             f"{source}: not valid YAML (character {error.character:#x} at offset {error.position}: {error.reason})"

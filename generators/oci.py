@@ -39,9 +39,11 @@ from generators.interface import (
     RenderOptions,
     SyscallFilter,
 )
+from generators.policy_names import check_profile_names
 from generators.profile import NAMESPACE_TYPES, Profile
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
+from profiler.escaping import json_dumps, visible
 from profiler.trace import read_input
 
 ALLOW = "SCMP_ACT_ALLOW"
@@ -116,11 +118,6 @@ def scmp_arch(abi_name: str) -> str:
     return "SCMP_ARCH_" + abi_name.upper()
 
 
-def one_line(text: str) -> str:
-    """Text safe to put in a one-line comment: control characters (a newline in a path) escaped."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
-
-
 # --- the filter built from a profile ---------------------------------------------------------------------------------
 
 
@@ -155,7 +152,10 @@ class SeccompSpec:
 
 
 def seccomp_spec(profile: Profile, options: RenderOptions) -> SeccompSpec:
-    """The tightest filter that lets the profile's runs make every syscall they made, started by the runtimes."""
+    """The tightest filter that lets the profile's runs make every syscall they made, started by the runtimes; its
+    comments escaped visibly, so that they hold no control character; NotANameError where the profile holds a name
+    that is not one."""
+    check_profile_names(profile)
     clone_limit = _clone_limit(profile) if options.argument_filters else None
     plan = plan_syscalls(
         profile,
@@ -190,12 +190,12 @@ def seccomp_spec(profile: Profile, options: RenderOptions) -> SeccompSpec:
             enosys[name] = comment
     rules: list[SeccompRule] = []
     for name in sorted(allowed):
-        rules.extend(conditional.get(name, (SeccompRule((name,), ALLOW, comment=one_line(allowed[name])),)))
+        rules.extend(conditional.get(name, (SeccompRule((name,), ALLOW, comment=visible(allowed[name])),)))
     for why in sorted(set(enosys.values())):
         names = tuple(sorted(name for name, reason in enosys.items() if reason == why))
-        rules.append(SeccompRule(names, ERRNO, ENOSYS, comment=one_line(why)))
+        rules.append(SeccompRule(names, ERRNO, ENOSYS, comment=visible(why)))
     return SeccompSpec(
-        notes=tuple(one_line(note) for note in notes),
+        notes=tuple(visible(note) for note in notes),
         default_action=ERRNO,
         default_errno_ret=EPERM,
         architectures=tuple(scmp_arch(name) for name in profile.abis()),
@@ -275,7 +275,7 @@ def _argument_limits(
                     ("socket",),
                     ALLOW,
                     args=(ArgCondition(0, "SCMP_CMP_EQ", family.number),),
-                    comment=one_line(f"{family.name}: {describe_evidence(family.evidence, profile, min_runs)}"),
+                    comment=visible(f"{family.name}: {describe_evidence(family.evidence, profile, min_runs)}"),
                 )
                 for family in families
             )
@@ -305,7 +305,7 @@ def _namespace_rule(syscall: str, refused_mask: int, comment: str) -> SeccompRul
         (syscall,),
         ALLOW,
         args=(ArgCondition(0, "SCMP_CMP_MASKED_EQ", refused_mask, 0),),
-        comment=one_line(f"only without {'|'.join(refused)} (namespace types not seen): {comment}"),
+        comment=visible(f"only without {'|'.join(refused)} (namespace types not seen): {comment}"),
     )
 
 
@@ -1046,13 +1046,13 @@ def render_seccomp_json(spec: SeccompSpec, comments: bool) -> str:
         merged = SeccompRule(tuple(sorted(name for rule in plain for name in rule.names)), ALLOW)
         rules = ([merged] if plain else []) + [rule for rule in rules if rule not in plain]
     fields = [
-        ("defaultAction", json.dumps(spec.default_action)),
-        ("defaultErrnoRet", json.dumps(spec.default_errno_ret)),
-        ("architectures", json.dumps(list(spec.architectures))),
+        ("defaultAction", json_dumps(spec.default_action)),
+        ("defaultErrnoRet", json_dumps(spec.default_errno_ret)),
+        ("architectures", json_dumps(list(spec.architectures))),
         ("syscalls", _json_list([_json_rule(rule, comments) for rule in rules])),
     ]
     if comments and spec.notes:
-        fields.insert(0, ("comment", _json_list([json.dumps(note, ensure_ascii=False) for note in spec.notes])))
+        fields.insert(0, ("comment", _json_list([json_dumps(note) for note in spec.notes])))
     return "{\n" + ",\n".join(f'  "{key}": {value}' for key, value in fields) + "\n}\n"
 
 
@@ -1068,7 +1068,7 @@ def _json_rule(rule: SeccompRule, comments: bool) -> str:
         data["args"] = [_json_condition(condition) for condition in rule.args]
     if comments and rule.comment:
         data["comment"] = rule.comment
-    return json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+    return json_dumps(data, separators=(", ", ": "))
 
 
 def _json_condition(condition: ArgCondition) -> dict[str, object]:

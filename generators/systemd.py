@@ -33,12 +33,14 @@ from generators.interface import (
     RenderOptions,
     SyscallFilter,
 )
+from generators.policy_names import check_profile_names
 from generators.profile import ANY_NAMESPACE, NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
 from generators.systemd_dropins import unit_files
 from generators.systemd_groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGroups, syscall_groups
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
+from profiler.escaping import visible
 from profiler.trace import CapabilitySource, CheckClass
 
 # SystemCallArchitectures= identifiers of systemd 252 (seccomp_arch_from_string), as libseccomp ABI names.
@@ -222,9 +224,15 @@ class _DropIn:
         self.lines: list[str] = []
 
     def comment(self, text: str, indent: str = "") -> None:
-        """A comment, wrapped; its continuation lines indented by two more spaces."""
+        """A comment, wrapped; its continuation lines indented by two more spaces.
+
+        systemd 252 ends a line at LF, CR and NUL (read_line() in src/basic/fileio.c): the text is escaped
+        visibly, so that nothing in it (a recorded path) ends the comment and starts a setting.
+        """
         if self.comments:
-            wrapped = textwrap.wrap(text, _COMMENT_WIDTH - len(indent), break_long_words=False, break_on_hyphens=False)
+            wrapped = textwrap.wrap(
+                visible(text), _COMMENT_WIDTH - len(indent), break_long_words=False, break_on_hyphens=False
+            )
             self.lines += [f"# {indent}{wrapped[0]}", *(f"# {indent}  {line}" for line in wrapped[1:])]
 
     def comment_list(self, header: str, entries: Iterable[str]) -> None:
@@ -253,6 +261,7 @@ class _DropIn:
 
 def render_systemd_dropin(profile: Profile, options: RenderOptions, groups: SyscallGroups) -> str:
     """The [Service] drop-in that confines the profiled component; the same profile gives the same bytes."""
+    check_profile_names(profile)
     out = _DropIn(options.comments)
     _header(out, profile, groups)
     out.lines.append("[Service]")
