@@ -6,6 +6,12 @@
     MarkdownReport  for a pull-request comment
     JsonReport      for other tools: stable keys, described below
 
+Every string from a trace or a policy (paths, names, lint messages that quote a file) is escaped for the
+format's reader: text through profiler.escaping.visible, line by line, so that no control character reaches a
+terminal or forges a line; Markdown also with its own syntax escaped (markdown_text, markdown_code), so that
+nothing recorded adds a table cell, a link or an image to a pull-request comment; JSON exactly, with JSON's
+escapes (profiler.escaping.json_dumps).
+
 JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
     component, runs [{source, started_at, hostname, user, command}], policy {source, format},
     passed (nothing missing), passed_strict (nothing missing and nothing in excess),
@@ -24,10 +30,10 @@ runtime's calls, restart_syscall after a timed sleep, clone where clone3 answers
 because names the syscalls that imply it, whose evidence count, runs and programs are.
 """
 
-import json
+import re
 import textwrap
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, assert_never
 
@@ -36,6 +42,7 @@ from generators.diff import Comparison, Drift, Excess, Missing, Need
 from generators.evidence_text import describe_evidence
 from generators.explain import path_origin
 from generators.profile import Evidence, Profile
+from profiler.escaping import json_dumps, visible
 
 COMPARISON_SCHEMA = "profiler-comparison"
 DRIFT_SCHEMA = "profiler-drift"
@@ -124,6 +131,11 @@ def _summary(comparison: Comparison) -> str:
 # --- text -----------------------------------------------------------------------------------------------------------
 
 
+def _text(lines: Iterable[str]) -> str:
+    """Lines for a terminal, each escaped whole: a field that holds a newline or ESC cannot break or act."""
+    return "".join(visible(line) + "\n" for line in lines)
+
+
 class TextReport(Report):
     def comparison(self, comparison: Comparison) -> str:
         profile, policy = comparison.profile, comparison.policy
@@ -161,7 +173,7 @@ class TextReport(Report):
         if fix is not None:
             lines += self._fix(fix)
         lines.append(_summary(comparison))
-        return "\n".join(lines) + "\n"
+        return _text(lines)
 
     @staticmethod
     def _missing(item: Missing, comparison: Comparison) -> list[str]:
@@ -194,24 +206,62 @@ class TextReport(Report):
                 lines.append(f"  {need.kind.label} {need.name}: {_where(need.evidence, profile, 1)}{detail}")
             lines.append("")
         lines += [f"note: {note}" for note in drift.notes]
-        return "\n".join(lines).rstrip("\n") + "\n"
+        while lines and not lines[-1]:
+            lines.pop()
+        return _text(lines)
 
 
 # --- Markdown -------------------------------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# What Markdown (CommonMark and GitHub's tables and strikethrough) acts on inside a line: escapes, code, emphasis,
+# links and images, HTML, table cells. A backslash before any of them shows it as it is.
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*_\[\]<>|~!]")
+
+
+def markdown_text(text: str) -> str:
+    """Text for a line or a table cell of Markdown: escaped visibly, then with every character that Markdown would
+    act on escaped, so that a recorded path can neither end the cell nor add a link, an image or HTML."""
+    return _MARKDOWN_ACTIVE.sub(lambda match: "\\" + match.group(), visible(text))
+
+
+def markdown_code(text: str, *, in_table: bool = False) -> str:
+    """Text as inline code, escaped visibly: delimited by one backtick more than the longest run of them inside
+    (where a code span ends), padded where it starts or ends with one; in a table cell | is escaped too, since
+    GitHub ends a cell at | even inside code."""
+    shown = visible(text)
+    if in_table:
+        shown = shown.replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", shown)), default=0) + 1)
+    padded = shown[:1] == "`" or shown[-1:] == "`" or (shown[:1] == " " and shown[-1:] == " ") or not shown
+    return f"{fence} {shown} {fence}" if padded else f"{fence}{shown}{fence}"
+
+
+def _code_block(text: str, language: str) -> list[str]:
+    """A fenced code block of our own text, with a fence longer than any run of backticks in it."""
+    lines = [visible(line) for line in text.rstrip("\n").split("\n")]
+    fence = "`" * max(3, max((len(run) + 1 for line in lines for run in re.findall("`+", line)), default=0))
+    return [f"{fence}{language}", *lines, fence]
+
+
+def _markdown(lines: list[str]) -> str:
+    while lines and not lines[-1]:
+        lines.pop()
+    return "".join(line + "\n" for line in lines)
 
 
 class MarkdownReport(Report):
+    """Every line is built from escaped parts: markdown_text for prose, markdown_code for names and paths."""
+
     def comparison(self, comparison: Comparison) -> str:
         profile, policy = comparison.profile, comparison.policy
         mark = "passes" if comparison.passed() else "fails"
+        runs = ", ".join(markdown_code(run.source) for run in profile.runs)
         lines = [
-            f"### profiler check {mark}: `{profile.component}` against `{policy.source}` ({policy.format.value})",
+            f"### profiler check {mark}: {markdown_code(profile.component)} against {markdown_code(policy.source)} "
+            f"({policy.format.value})",
             "",
-            f"{_summary(comparison)}. Runs: {', '.join(f'`{run.source}`' for run in profile.runs)}.",
+            f"{markdown_text(_summary(comparison))}. Runs: {runs}.",
             "",
         ]
         if comparison.missing:
@@ -221,10 +271,12 @@ class MarkdownReport(Report):
                 where = (
                     _because(need) + _where(need.evidence, profile, comparison.min_runs) if need.evidence.runs else ""
                 )
-                where = "; ".join(part for part in (where, need.detail) if part)
-                for path_where, origin in _path_line(need):
-                    where += f"<br>{path_where}: {origin}"
-                lines.append(f"| {need.kind.label} `{need.name}` | {_cell(item.refused)} | {_cell(where)} |")
+                parts = ["; ".join(part for part in (where, need.detail) if part)]
+                parts += [f"{path_where}: {origin}" for path_where, origin in _path_line(need)]
+                lines.append(
+                    f"| {need.kind.label} {markdown_code(need.name, in_table=True)} | {markdown_text(item.refused)} | "
+                    f"{'<br>'.join(map(markdown_text, parts))} |"
+                )
             lines.append("")
         if comparison.excess:
             lines += [
@@ -235,31 +287,31 @@ class MarkdownReport(Report):
             ]
             for first, names in _excess_groups(comparison.excess):
                 why = "; ".join(part for part in (first.rating.why, first.note) if part)
-                items = " ".join(f"`{name}`" for name in names)
-                lines.append(f"| {first.rating.danger.label} | {first.kind.label} {items} | {_cell(why)} |")
+                items = " ".join(markdown_code(name, in_table=True) for name in names)
+                lines.append(f"| {first.rating.danger.label} | {first.kind.label} {items} | {markdown_text(why)} |")
             lines.append("")
         if comparison.advisories:
             lines += ["#### Warnings", ""]
             for advisory in comparison.advisories:
-                subject = f"`{advisory.subject}`: " if advisory.subject else ""
-                lines.append(f"- **{advisory.topic.value}** {subject}{advisory.message}")
+                subject = f"{markdown_code(advisory.subject)}: " if advisory.subject else ""
+                lines.append(f"- **{advisory.topic.value}** {subject}{markdown_text(advisory.message)}")
             lines.append("")
         if policy.findings:
             lines += ["#### Policy lint", ""]
             for finding in policy.findings:
                 location = f"{finding.source}:{finding.line}" if finding.line else finding.source
-                lines.append(f"- `{location}`: {finding.message}")
+                lines.append(f"- {markdown_code(location)}: {markdown_text(finding.message)}")
             lines.append("")
         fix = correction(comparison)
         if fix is not None:
-            lines += ["#### Fix", "", fix.how, ""]
+            lines += ["#### Fix", "", markdown_text(fix.how), ""]
             if fix.text:
-                lines += [f"```{fix.language}", fix.text.rstrip("\n"), "```", ""]
-            lines += [f"- and {note}" for note in fix.notes]
-        return "\n".join(lines).rstrip("\n") + "\n"
+                lines += [*_code_block(fix.text, fix.language), ""]
+            lines += [f"- and {markdown_text(note)}" for note in fix.notes]
+        return _markdown(lines)
 
     def drift(self, drift: Drift) -> str:
-        lines = [f"### profiler diff: {_runs(drift.old)} → {_runs(drift.new)}", ""]
+        lines = [f"### profiler diff: {markdown_text(_runs(drift.old))} → {markdown_text(_runs(drift.new))}", ""]
         for title, items, profile in (
             ("Started to need", drift.started, drift.new),
             ("Stopped using", drift.stopped, drift.old),
@@ -269,10 +321,12 @@ class MarkdownReport(Report):
                 lines += ["| item | where |", "|---|---|"]
                 for need in items:
                     where = _where(need.evidence, profile, 1) + (f"; {need.detail}" if need.detail else "")
-                    lines.append(f"| {need.kind.label} `{need.name}` | {_cell(where)} |")
+                    lines.append(
+                        f"| {need.kind.label} {markdown_code(need.name, in_table=True)} | {markdown_text(where)} |"
+                    )
                 lines.append("")
-        lines += [f"- note: {note}" for note in drift.notes]
-        return "\n".join(lines).rstrip("\n") + "\n"
+        lines += [f"- note: {markdown_text(note)}" for note in drift.notes]
+        return _markdown(lines)
 
 
 # --- JSON -----------------------------------------------------------------------------------------------------------
@@ -372,7 +426,7 @@ class JsonReport(Report):
                 "notes": list(fix.notes),
             },
         }
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json_dumps(data, indent=2) + "\n"
 
     def drift(self, drift: Drift) -> str:
         data = {
@@ -384,4 +438,4 @@ class JsonReport(Report):
             "stopped": [_need_json(need) for need in drift.stopped],
             "notes": list(drift.notes),
         }
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json_dumps(data, indent=2) + "\n"

@@ -3,6 +3,8 @@
 An item is a syscall (openat, or the number of one the traces could not name), a capability (CAP_CHOWN),
 an address family (AF_NETLINK) or a namespace type (user, or CLONE_NEWUSER). An item the traces never used
 is one line saying so, and what a generated policy does with it; a name that is none of these is an error.
+Each line is escaped whole (profiler.escaping.visible): a recorded path or argv cannot break a line or act on
+the terminal.
 """
 
 import re
@@ -15,6 +17,7 @@ from generators.profile import NAMESPACE_TYPES, CapabilityPath, CapabilityUse, E
 from generators.syscall_plan import FALLS_BACK, plan_syscalls
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
+from profiler.escaping import visible
 from profiler.trace import CheckClass
 
 
@@ -41,6 +44,10 @@ def describe_run(run: RunRef) -> str:
 
 def explain(profile: Profile, item: str, *, min_runs: int = 1, portability: bool = True) -> str:
     """The full explanation of one item, as lines of text; UnknownItemError for a name that is no item."""
+    return "".join(visible(line) + "\n" for line in _explanation(profile, item, min_runs, portability))
+
+
+def _explanation(profile: Profile, item: str, min_runs: int, portability: bool) -> list[str]:
     upper = item.upper()
     if upper.startswith("CAP_"):
         return _capability(profile, item)
@@ -76,14 +83,12 @@ def _evidence_lines(profile: Profile, evidence: Evidence, min_runs: int) -> list
     return lines
 
 
-def _with_runs(lines: list[str], profile: Profile, runs: Iterable[int]) -> str:
+def _with_runs(lines: list[str], profile: Profile, runs: Iterable[int]) -> list[str]:
     """The lines, then the runs they refer to by number."""
-    lines = [*lines, "runs:"]
-    lines += [f"  {index + 1}  {describe_run(profile.runs[index])}" for index in sorted(set(runs))]
-    return "\n".join(lines) + "\n"
+    return [*lines, "runs:", *(f"  {index + 1}  {describe_run(profile.runs[index])}" for index in sorted(set(runs)))]
 
 
-def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> str:
+def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> list[str]:
     need = next((need for need in profile.syscalls if need.name == name), None)
     plan = plan_syscalls(profile, portability)
     # As deployed: a policy that answers clone3 (and its kin) with ENOSYS, loaded by an OCI runtime.
@@ -106,7 +111,7 @@ def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> s
             verdict = "a generated policy refuses it with ENOSYS, so that a C library that tries it falls back"
         else:
             verdict = "a generated policy refuses it"
-        return f"{name}: syscall not called in the {_runs_of(profile)}; {verdict}\n"
+        return [f"{name}: syscall not called in the {_runs_of(profile)}; {verdict}"]
     lines = [f"{name}: syscall, allowed by a generated policy", *_evidence_lines(profile, need.evidence, min_runs)]
     lines.append(f"  ABIs: {', '.join(need.abis)}")
     if name in runtime:
@@ -114,7 +119,7 @@ def _syscall(profile: Profile, name: str, min_runs: int, portability: bool) -> s
     return _with_runs(lines, profile, need.evidence.runs)
 
 
-def _syscall_number(profile: Profile, number: int, min_runs: int, portability: bool) -> str:
+def _syscall_number(profile: Profile, number: int, min_runs: int, portability: bool) -> list[str]:
     unresolved = [item for item in profile.unresolved if item.nr == number]
     if not unresolved:
         name, reason = syscalls.syscall_name(profile.native_abi, number)
@@ -148,16 +153,16 @@ _CLASS_WORDS = {
 }
 
 
-def _capability(profile: Profile, item: str) -> str:
+def _capability(profile: Profile, item: str) -> list[str]:
     number = abi.capability_number(item)
     known = [use for use in profile.capabilities if use.name.upper() == item.upper()]
     if number is None and not known:
         raise UnknownItemError(f"{item}: not a capability profiler knows (see capabilities(7)); check the spelling")
     name = known[0].name if known else abi.CAPABILITIES[number or 0]
     if not profile.capabilities_known:
-        return f"{name}: the traces recorded no capability checks (a kernel without the probes)\n"
+        return [f"{name}: the traces recorded no capability checks (a kernel without the probes)"]
     if not known:
-        return f"{name}: capability never checked in the {_runs_of(profile)}; a generated policy leaves it out\n"
+        return [f"{name}: capability never checked in the {_runs_of(profile)}; a generated policy leaves it out"]
     use = known[0]
     lines = [f"{name}: capability, {_capability_verdict(profile, use)}"]
     for path in use.paths:
@@ -173,13 +178,13 @@ def _capability(profile: Profile, item: str) -> str:
     return _with_runs(lines, profile, (run for path in use.paths for run in path.evidence.runs))
 
 
-def _family(profile: Profile, item: str, min_runs: int) -> str:
+def _family(profile: Profile, item: str, min_runs: int) -> list[str]:
     known = [use for use in profile.families if use.name.upper() == item.upper()]
     if not known:
         name = next((family for family in abi.ADDRESS_FAMILIES if family.upper() == item.upper()), None)
         if name is None:
             raise UnknownItemError(f"{item}: not an address family profiler knows (see address_families(7))")
-        return f"{name}: no socket of this family in the {_runs_of(profile)}; a generated policy refuses it\n"
+        return [f"{name}: no socket of this family in the {_runs_of(profile)}; a generated policy refuses it"]
     use = known[0]
     verdict = (
         "allowed by a generated policy"
@@ -196,12 +201,12 @@ def _family(profile: Profile, item: str, min_runs: int) -> str:
     return _with_runs(lines, profile, use.evidence.runs)
 
 
-def _namespace(profile: Profile, name: str, min_runs: int) -> str:
+def _namespace(profile: Profile, name: str, min_runs: int) -> list[str]:
     need = next((need for need in profile.namespaces if need.name == name), None)
     if need is None:
-        return (
-            f"{name}: namespace type not created or joined in the {_runs_of(profile)}; a generated policy refuses it\n"
-        )
+        return [
+            f"{name}: namespace type not created or joined in the {_runs_of(profile)}; a generated policy refuses it"
+        ]
     what = "joined with setns() without a type" if name == "any" else "created or joined"
     lines = [f"{name}: namespace type {what}, allowed by a generated policy"]
     lines += [*_evidence_lines(profile, need.evidence, min_runs), f"  through {', '.join(need.syscalls)}"]

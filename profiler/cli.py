@@ -18,12 +18,14 @@ from generators.oci_runtimes import OCI_RUNTIMES
 from profiler import __version__, explore, show, trace
 from profiler.atomic_write import write_text_atomically
 from profiler.errors import OutputError, ProfilerError
+from profiler.escaping import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"profiler: error: {message}", err=True)
+    """The message as one line on stderr (escaped: it can quote a path or an argument), and exit status 2."""
+    click.echo(f"profiler: error: {visible(message)}", err=True)
     sys.exit(2)
 
 

@@ -21,7 +21,6 @@ table names on every start and should not pay for pandas.
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from collections import Counter
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from profiler import trace as trace_model
 from profiler.capability_paths import asking_function
+from profiler.escaping import json_dumps, visible
 from profiler.trace import Trace
 
 if TYPE_CHECKING:
@@ -332,15 +332,25 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_csv(tables: TraceTables, table: Table) -> str:
-    """One table as CSV with a header line; a missing value is an empty field."""
-    text: str = tables.table(table).to_csv(index=False, lineterminator="\n")
+    """One table as CSV with a header line; a missing value is an empty field.
+
+    CSV is for tools but gets printed on terminals: its text is escaped as `profiler show` prints it
+    (profiler.escaping.visible), so that no control character reaches a terminal and each row is one line;
+    to_json keeps the exact values.
+    """
+    frame = tables.table(table).copy()
+    for name, dtype in COLUMNS[table]:
+        if dtype == "str":
+            frame[name] = frame[name].map(visible, na_action="ignore")
+    text: str = frame.to_csv(index=False, lineterminator="\n")
     return text
 
 
 def to_json(tables: TraceTables, which: Iterable[Table] = tuple(Table)) -> str:
-    """Tables as one JSON object: each table's name maps to its rows, a missing value is null."""
+    """Tables as one JSON object: each table's name maps to its rows, a missing value is null; strings exact,
+    with JSON's escapes for every control character (profiler.escaping.json_dumps)."""
     document = {table.value: records(tables.table(table)) for table in which}
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(document, indent=2) + "\n"
 
 
 def process_tree(processes: pd.DataFrame) -> Any:

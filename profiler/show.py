@@ -1,9 +1,14 @@
-"""Readable summaries of traces: the process tree, syscalls per program, capabilities, families, drops."""
+"""Readable summaries of traces: the process tree, syscalls per program, capabilities, families, drops.
+
+Each line is escaped whole (profiler.escaping.visible) as it is joined: a recorded path, argv or host name
+that holds ESC, CR or a newline shows as an escape, and cannot act on the terminal or forge a line.
+"""
 
 from collections import defaultdict
 from collections.abc import Iterable
 
 from profiler.capability_paths import asking_function
+from profiler.escaping import visible
 from profiler.trace import CapabilityCheck, CheckClass, Process, Trace
 
 
@@ -112,7 +117,11 @@ def render_summary(trace: Trace, source: str) -> str:
     lines += _capability_lines(trace) or ["  none"]
     lines += ["", "socket families", *(_family_lines(trace) or ["  none"])]
     lines += ["", "namespaces", *(_namespace_lines(trace) or ["  none created or joined"])]
-    return "\n".join(lines) + "\n"
+    return _text(lines)
+
+
+def _text(lines: Iterable[str]) -> str:
+    return "".join(visible(line) + "\n" for line in lines)
 
 
 def short_summary(trace: Trace) -> str:
@@ -131,7 +140,7 @@ def short_summary(trace: Trace) -> str:
         f"WARNING: dropped {count} {name}; the trace is incomplete (see docs/trace-format.md, dropped)"
         for name, count in trace.run.dropped.nonzero().items()
     ]
-    return "\n".join(lines)
+    return _text(lines).removesuffix("\n")
 
 
 def render_summaries(traces: Iterable[tuple[str, Trace]]) -> str:

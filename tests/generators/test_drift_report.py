@@ -89,7 +89,7 @@ def test_markdown_cells_escape_pipes(git_comparison: Comparison) -> None:
     odd = LintFinding("svc.service", None, "a | b")
     policy = make_policy(syscalls=allow("read"), findings=(odd,), policy_format=PolicyFormat.OCI)
     text = ReportFormat.MARKDOWN.report().comparison(compare(git_comparison.profile, policy))
-    assert "- `svc.service`: a | b" in text
+    assert "- `svc.service`: a \\| b" in text
     missing_rows = [line for line in text.splitlines() if line.startswith("| syscall")]
     assert missing_rows and all(line.count(" | ") == 2 for line in missing_rows)
 
