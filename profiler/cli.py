@@ -1,11 +1,12 @@
 """The `profiler` command: a thin click front over the library; every error is one line and exit 2."""
 
+import contextlib
 import functools
 import json
 import math
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -29,6 +30,44 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def _usage_message(error: click.ClickException) -> str:
+    """click's message in our form: lower case, one line, with where the usage is described."""
+    message = " ".join(error.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = error.ctx if isinstance(error, click.UsageError) else None
+    if context is None:
+        return message
+    # The root's name is the program's (main under click's test runner): the command people type is profiler.
+    path = ["profiler", *context.command_path.split()[1:]]
+    command = f"{path[-1]}: " if len(path) > 1 else ""
+    return f"{command}{message} (see {' '.join(path)} --help)"
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # `profiler` alone: the help is what was asked for
+    except click.ClickException as error:
+        fail(_usage_message(error))
+
+
+class _Group(click.Group):
+    """click's usage errors (an unknown option, a missing argument, a bad value) as one line and exit 2, like
+    every other error, rather than click's four lines of usage, hint and message."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
 def one_line_errors(command: F) -> F:
     """Turns any ProfilerError into one line on stderr and exit status 2."""
 
@@ -45,7 +84,7 @@ def one_line_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="profiler")
 def main() -> None:
     """Learn the syscalls, capabilities and socket families a component really uses."""

@@ -114,7 +114,7 @@ def test_min_runs_marks_uncertain_needs() -> None:
         (["diff", "--policy-format", "oci", *GIT_TRACES[:2]], "--policy-format applies to --policy"),
         (["diff", "--runtime", "runc", *GIT_TRACES[:2]], "--runtime applies to --policy"),
         (["check", "--policy", str(UNIT), "--runtime", "runc", *GIT_TRACES], "--runtime applies to seccomp profiles"),
-        (["check", *GIT_TRACES], "Missing option '--policy'"),
+        (["check", *GIT_TRACES], "check: missing option '--policy' (see profiler check --help)"),
         (["check", "--policy", str(UNIT), "--format", "html", *GIT_TRACES], "'html' is not one of"),
         (["check", "--policy", str(UNIT), "--min-runs", "0", *GIT_TRACES], "0 is not in the range x>=1"),
         (["check", "--policy", str(UNIT), "--component", "cargo", *GIT_TRACES], "no trace of component 'cargo'"),
@@ -133,6 +133,7 @@ def test_min_runs_marks_uncertain_needs() -> None:
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = invoke(*args)
     assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1
 
 
 def test_exit_statuses_in_a_real_process() -> None:

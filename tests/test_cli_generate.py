@@ -95,7 +95,7 @@ def test_a_generated_policy_passes_check_on_its_own_trace(
     [
         (["--format", "oci", "--groups"], "--groups applies to --format systemd"),
         (["--format", "systemd", "--args"], "--args applies to --format oci and k8s"),
-        ([], "Missing option '--format'"),
+        ([], "generate: missing option '--format'. Choose from: systemd, oci"),
         (["--format", "yaml"], "'yaml' is not one of"),
         (["--format", "systemd", "--runtime", "runc"], "--runtime applies to --format oci and k8s"),
         (["--format", "oci", "--base-profile", "runc-v1.2.3"], "--base-profile applies to --format k8s"),
@@ -116,6 +116,7 @@ def test_a_generated_policy_passes_check_on_its_own_trace(
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = invoke("generate", *args, *GIT)
     assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1
 
 
 def test_several_components_need_one_chosen() -> None:
