@@ -10,10 +10,11 @@ Every string from a trace or a policy (paths, names, lint messages that quote a 
 format's reader: text through profiler.escaping.visible, line by line, so that no control character reaches a
 terminal or forges a line; Markdown also with its own syntax escaped (markdown_text, markdown_code), so that
 nothing recorded adds a table cell, a link or an image to a pull-request comment; JSON exactly, with JSON's
-escapes (profiler.escaping.json_dumps).
+escapes (profiler.escaping.json_dumps). A run is named by its program, never its command line: reports get
+published, and arguments can hold secrets.
 
-JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
-    component, runs [{source, started_at, hostname, user, command}], policy {source, format},
+JSON of a comparison ("schema": "profiler-comparison", "schema_version": 2):
+    component, runs [{source, started_at, hostname, user, program}], policy {source, format},
     passed (nothing missing), passed_strict (nothing missing and nothing in excess),
     missing [{kind, name, refused, uncertain, because, count, runs, programs, first_s, detail,
               paths [{program, syscall, via, frames, inferred, count, runs}]}],
@@ -21,13 +22,14 @@ JSON of a comparison ("schema": "profiler-comparison", "schema_version": 1):
     warnings [{topic, subject, message}], lint [{source, line, message}],
     fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], undo [{setting, source, line, undo}],
           how, text, language, notes}
-JSON of a drift ("schema": "profiler-drift", "schema_version": 1):
+JSON of a drift ("schema": "profiler-drift", "schema_version": 2):
     old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
 KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
 into the runs of the profile the item comes from; frames are innermost first; inferred is null, or why a need
 no check showed was inferred; first_s is null when unknown. A syscall no run made but a rule makes a need (the
 runtime's calls, restart_syscall after a timed sleep, clone where clone3 answers ENOSYS) says why in detail;
-because names the syscalls that imply it, whose evidence count, runs and programs are.
+because names the syscalls that imply it, whose evidence count, runs and programs are. Version 2 holds each
+run's program where version 1 held its whole command.
 """
 
 import re
@@ -46,7 +48,7 @@ from profiler.escaping import json_dumps, visible
 
 COMPARISON_SCHEMA = "profiler-comparison"
 DRIFT_SCHEMA = "profiler-drift"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TEXT_WIDTH = 120  # long lists of names wrap; the lines that say where an item is needed do not
 
 
@@ -354,7 +356,7 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
                 "started_at": run.started_at,
                 "hostname": run.hostname,
                 "user": run.user,
-                "command": list(run.command),
+                "program": run.program,
             }
             for run in profile.runs
         ],

@@ -75,6 +75,9 @@ class RenderOptions:
     # oci, k8s: the OCI runtimes whose own calls (between loading the filter and the exec) are allowed
     runtimes: tuple[str, ...] = OCI_RUNTIMES
     base_profile: str | None = None  # k8s: an SPO base profile holding the runtime's calls, named by baseProfileName
+    # Name each run's whole command line, not only its program: arguments can hold secrets, and policies and
+    # profiles get committed.
+    command_lines: bool = False
 
 
 class Renderer(ABC):

@@ -4,13 +4,15 @@
     parse_profile / load_profile   the profile back from that file (TraceFormatError, one line, when it is not one)
 
 "profile" is generators.profile.Profile as pydantic dumps it: every syscall, capability path, family and
-namespace type with its evidence (runs, as indexes into "runs", count, programs, first use). Strings are
-exact: JSON escapes them (profiler.escaping.json_dumps). "policy" is what
+namespace type with its evidence (runs, as indexes into "runs", count, programs, first use). A run's command
+holds only its program unless options.command_lines says it is whole (arguments can hold secrets, and
+profiles get committed). Strings are exact: JSON escapes them (profiler.escaping.json_dumps). "policy" is what
 the other formats derive from it under the options given, so that tools need not redo it: the syscall plan
 (allowed, added though unseen, and why; refused with ENOSYS), the capability bounding set, the denied
 capabilities and the items seen in fewer than min_runs runs.
 """
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -66,10 +68,17 @@ class JsonProfileFormat(Renderer):
 
     def render(self, profile: Profile, options: RenderOptions) -> str:
         check_profile_names(profile)
+        if not options.command_lines:
+            runs = tuple(dataclasses.replace(run, command=run.command[:1]) for run in profile.runs)
+            profile = dataclasses.replace(profile, runs=runs)
         document = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
-            "options": {"portability": options.portability, "min_runs": options.min_runs},
+            "options": {
+                "portability": options.portability,
+                "min_runs": options.min_runs,
+                "command_lines": options.command_lines,
+            },
             "policy": _policy(profile, options),
             "profile": _adapter().dump_python(profile, mode="json"),
         }

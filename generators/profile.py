@@ -45,6 +45,12 @@ class RunRef:
     command: tuple[str, ...]
     capability_source: CapabilitySource
 
+    @property
+    def program(self) -> str:
+        """The program the run started (argv[0]): what an output names by default, since arguments can hold
+        secrets (--password=...)."""
+        return self.command[0] if self.command else ""
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:

@@ -280,6 +280,12 @@ _policy_format_option = click.option(
 )
 @_portability_option
 @click.option("--no-comments", is_flag=True, help="Leave out the comments that say where each item came from.")
+@click.option(
+    "--command-lines",
+    is_flag=True,
+    help="Name each run by its whole command line, not only its program (arguments can hold secrets, and "
+    "policies get committed).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @one_line_errors
 def generate(
@@ -296,6 +302,7 @@ def generate(
     base_profile: str | None,
     no_portability: bool,
     no_comments: bool,
+    command_lines: bool,
     force: bool,
 ) -> None:
     """Generate the tightest policy that lets every TRACE run, in one format."""
@@ -325,6 +332,7 @@ def generate(
         namespace=namespace,
         runtimes=() if base_profile else OCI_RUNTIMES if runtimes is None else runtimes,
         base_profile=base_profile,
+        command_lines=command_lines,
     )
     text = chosen.renderer().render(diff.load_profile(traces, component), options)
     if output is None:

@@ -1,5 +1,6 @@
 """`profiler generate`: to stdout, or atomically to -o (never over a file without --force); it passes check."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,34 @@ def test_several_components_need_one_chosen() -> None:
     assert result.exit_code == 2
     assert "the traces hold several components (curl, git-clone): choose one with --component" in result.stderr
     assert invoke("generate", "--format", "systemd", "--component", "curl", *mixed).exit_code == 0
+
+
+SECRET = "--password=hunter2"
+
+
+@pytest.fixture
+def trace_with_a_secret(tmp_path: Path) -> Path:
+    """A real trace whose command line holds a password, as the attacker of issue 13 recorded it."""
+    data = json.loads((REPOSITORY / "traces" / "curl-fetch.trace.json").read_text())
+    data["run"]["command"] = [*data["run"]["command"], SECRET]
+    path = tmp_path / "curl-secret.trace.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("policy_format", [each.value for each in PolicyFormat])
+def test_no_policy_holds_the_arguments_unless_asked(trace_with_a_secret: Path, policy_format: str) -> None:
+    policy = invoke("generate", "--format", policy_format, str(trace_with_a_secret))
+    assert policy.exit_code == 0 and "curl" in policy.stdout and "hunter2" not in policy.stdout
+    asked = invoke("generate", "--format", policy_format, "--command-lines", str(trace_with_a_secret))
+    assert asked.exit_code == 0
+    assert (SECRET in asked.stdout) is (policy_format in ("systemd", "json")), "the formats that name runs"
+
+
+@pytest.mark.parametrize("report_format", ["text", "markdown", "json"])
+def test_no_report_holds_the_arguments(trace_with_a_secret: Path, report_format: str) -> None:
+    unit = REPOSITORY / "examples" / "git-clone.service"
+    check = invoke("check", "--policy", str(unit), "--format", report_format, str(trace_with_a_secret))
+    drift = invoke("diff", "--format", report_format, str(trace_with_a_secret), str(trace_with_a_secret))
+    for result in (check, drift):
+        assert result.exit_code in (0, 1) and "curl" in result.stdout and "hunter2" not in result.stdout

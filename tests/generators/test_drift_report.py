@@ -64,7 +64,8 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
         "schema", "schema_version", "component", "runs", "policy", "passed", "passed_strict",
         "missing", "excess", "warnings", "lint", "fix",
     ]  # fmt: skip
-    assert (data["schema"], data["schema_version"]) == ("profiler-comparison", 1)
+    assert (data["schema"], data["schema_version"]) == ("profiler-comparison", 2)
+    assert [set(run) for run in data["runs"]] == [{"source", "started_at", "hostname", "user", "program"}] * 3
     assert set(data["missing"][0]) == {
         "kind", "name", "refused", "uncertain", "because", "count", "runs", "programs", "first_s", "detail", "paths",
     }  # fmt: skip

@@ -26,7 +26,7 @@ def test_the_policy_part_says_what_the_other_formats_derive(committed_profile: L
     profile = committed_profile("git-clone", "git-clone-bare", "git-clone-shallow")
     document = json.loads(JsonProfileFormat().render(profile, RenderOptions(min_runs=3)))
     policy = document["policy"]
-    assert document["options"] == {"portability": True, "min_runs": 3}
+    assert document["options"] == {"portability": True, "min_runs": 3, "command_lines": False}
     assert policy["capability_bounding_set"] == [] and policy["denied_capabilities"] == ["CAP_DAC_OVERRIDE"]
     assert {"name": "gettimeofday", "why": "answered by the vDSO where the clocksource allows"} in policy["syscalls"][
         "added"
@@ -48,8 +48,18 @@ def test_render_then_read_gives_the_same_profile(profile: Profile, min_runs: int
 def test_a_committed_profile_survives_a_file(committed_profile: LoadTraces, tmp_path: Path) -> None:
     profile = committed_profile("curl-fetch")
     path = tmp_path / "curl.profile.json"
-    path.write_text(JsonProfileFormat().render(profile, RenderOptions()))
+    path.write_text(JsonProfileFormat().render(profile, RenderOptions(command_lines=True)))
     assert load_profile(path) == profile
+
+
+def test_a_profile_names_each_run_by_its_program_unless_asked(committed_profile: LoadTraces) -> None:
+    profile = committed_profile("curl-fetch")
+    assert len(profile.runs[0].command) > 1
+    document = json.loads(JsonProfileFormat().render(profile, RenderOptions()))
+    assert document["options"]["command_lines"] is False
+    assert [run["command"] for run in document["profile"]["runs"]] == [["curl"]]
+    whole = json.loads(JsonProfileFormat().render(profile, RenderOptions(command_lines=True)))
+    assert whole["profile"]["runs"][0]["command"] == list(profile.runs[0].command)
 
 
 def _document(**changes: object) -> str:
