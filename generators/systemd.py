@@ -41,7 +41,7 @@ from generators.systemd_groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGro
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
 from profiler.escaping import visible
-from profiler.trace import CapabilitySource, CheckClass
+from profiler.trace import CapabilitySource, CheckClass, read_input
 
 # SystemCallArchitectures= identifiers of systemd 252 (seccomp_arch_from_string), as libseccomp ABI names.
 SYSTEMD_ARCHITECTURES: dict[str, str] = {
@@ -83,6 +83,8 @@ _FAMILIES_BY_UPPER_NAME = {name.upper(): name for name in SYSTEMD_FAMILIES}
 CAPABILITY_MASK_BITS = 64
 ALL_CAPABILITIES = (1 << CAPABILITY_MASK_BITS) - 1
 ERRNO_MAX = 4095
+# conf-parser.c reads lines with read_line(f, LONG_LINE_MAX) and joins continuations up to it: 1 MiB.
+LONG_LINE_MAX = 1 << 20
 
 EXEC_SECTIONS: dict[str, str] = {".service": "Service", ".socket": "Socket", ".mount": "Mount", ".swap": "Swap"}
 # Sandboxing settings that refuse syscalls (EPERM) and take capabilities out of the bounding set on their own,
@@ -150,7 +152,7 @@ class SystemdFormat(Renderer, PolicyReader):
 # ---------------------------------------------------------------------------------------------- names
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1 << 12)  # bounded: the names come from untrusted unit files
 def libseccomp_knows(name: str) -> bool:
     """Whether libseccomp resolves a syscall name at all: systemd ignores a name it cannot resolve."""
     return any(_number(each, name) is not None for each in LIBSECCOMP_ABIS)
@@ -582,14 +584,7 @@ class Assignment:
 
 def _read_unit_text(path: Path) -> str:
     """The text of a unit file; PolicyParseError where systemd would not load it at all."""
-    if path.is_dir():
-        raise PolicyParseError(
-            f"{path}: is a directory: give the unit file (its {path.name}.d/*.conf drop-ins are read with it)"
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise PolicyParseError(f"{path}: cannot read: {error.strerror}") from None
+    data = read_input(path, "systemd unit", PolicyParseError)
     if b"\0" in data:
         raise PolicyParseError(f"{path}: holds NUL bytes: a binary file, not a systemd unit")
     try:
@@ -602,30 +597,46 @@ def _read_unit_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _ends_escaped(text: str) -> bool:
-    """Whether the last character is an unescaped backslash: the line continues on the next one."""
-    escaped = False
-    for char in text:
-        escaped = not escaped and char == "\\"
-    return escaped
+def _byte_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines as conf-parser.c sees them: comments dropped (also inside continuations), continuations joined."""
-    continuation: str | None = None
+def _logical_lines(text: str, source: str) -> Iterator[tuple[int, str]]:
+    """Lines as conf-parser.c sees them: comments dropped (also inside continuations), continuations joined.
+
+    A line continues when it ends in an odd run of backslashes (reading escapes left to right ends on a
+    backslash exactly then); only the newest physical line can hold that run, since each earlier part ends
+    in the space that replaced its backslash, so the parts are joined once, in linear time. systemd refuses
+    the whole unit ("Line too long", "Continuation line too long") where a physical line reaches
+    LONG_LINE_MAX bytes or a joined line passes it.
+    """
+    parts: list[str] = []
+    joined = 0  # bytes in parts
     number = 0
     for number, raw in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        size = _byte_length(raw)
+        if size >= LONG_LINE_MAX:
+            raise PolicyParseError(
+                f"{source}:{number}: a line of {size} bytes: systemd refuses the unit (Line too long)"
+            )
         if raw.lstrip(_WHITESPACE).startswith(_COMMENT_START):
             continue
-        line = raw if continuation is None else continuation + raw
-        if _ends_escaped(line):
-            continuation = line[:-1] + " "
+        if parts and joined + size > LONG_LINE_MAX:
+            raise PolicyParseError(
+                f"{source}:{number}: a line continued past {LONG_LINE_MAX} bytes: systemd refuses the unit "
+                "(Continuation line too long)"
+            )
+        if (len(raw) - len(raw.rstrip("\\"))) % 2:
+            parts.append(raw[:-1] + " ")
+            joined += size
             continue
-        continuation = None
-        if line.strip(_WHITESPACE):
-            yield number, line.strip(_WHITESPACE)
-    if continuation is not None and continuation.strip(_WHITESPACE):
-        yield number, continuation.strip(_WHITESPACE)
+        line = "".join([*parts, raw]).strip(_WHITESPACE)
+        parts, joined = [], 0
+        if line:
+            yield number, line
+    line = "".join(parts).strip(_WHITESPACE)
+    if line:
+        yield number, line
 
 
 @dataclasses.dataclass(slots=True)
@@ -639,7 +650,7 @@ def _parse_unit_text(text: str, source: str, exec_sections: frozenset[str]) -> _
     known = exec_sections | {"Unit", "Install"}
     parsed = _UnitText()
     section: str | None = None
-    for line, content in _logical_lines(text):
+    for line, content in _logical_lines(text, source):
         if content.startswith("["):
             if not content.endswith("]"):
                 raise PolicyParseError(f"{source}:{line}: invalid section header '{content}': systemd refuses the unit")

@@ -6,6 +6,7 @@ must flag every line verify warns about, and agree with every check security mak
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generators.interface import PolicyFormat, PolicyParseError
-from generators.systemd import SystemdFormat
+from generators.systemd import LONG_LINE_MAX, SystemdFormat, _logical_lines
 from profiler import syscalls
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import allow, deny
@@ -293,7 +294,7 @@ def test_no_new_privileges_is_implied_for_a_user_without_cap_sys_admin_under_sec
 
 
 def test_a_directory_or_a_missing_file_is_one_clear_line(tmp_path: Path, systemd: SystemdFormat) -> None:
-    with pytest.raises(PolicyParseError, match=r"is a directory: give the unit file"):
+    with pytest.raises(PolicyParseError, match=r"is a directory; give a systemd unit file$"):
         systemd.read(tmp_path)
     with pytest.raises(PolicyParseError, match=r"missing.service: cannot read: No such file or directory"):
         systemd.read(tmp_path / "missing.service")
@@ -400,3 +401,72 @@ def _read_or_one_line_error(data: bytes, systemd: SystemdFormat) -> None:
             assert "\n" not in str(error) and str(error).startswith(str(unit))
         else:
             assert all("\n" not in finding.message for finding in policy.findings)
+
+
+# ------------------------------------------------------------------------------------------ long lines
+
+
+def _joined_as_conf_parser_joins(text: str) -> list[tuple[int, str]]:
+    """conf-parser.c's joining written the plain way (each line appended to the continuation and the whole
+    line rescanned for a final backslash): the reference the linear reading must agree with."""
+    found: list[tuple[int, str]] = []
+    continuation: str | None = None
+    number = 0
+    for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if raw.lstrip(" \t\n\r").startswith(("#", ";")):
+            continue
+        line = raw if continuation is None else continuation + raw
+        escaped = False
+        for char in line:
+            escaped = not escaped and char == "\\"
+        if escaped:
+            continuation = line[:-1] + " "
+            continue
+        continuation = None
+        if line.strip(" \t\n\r"):
+            found.append((number, line.strip(" \t\n\r")))
+    if continuation is not None and continuation.strip(" \t\n\r"):
+        found.append((number, continuation.strip(" \t\n\r")))
+    return found
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="ab =\\#;\t\n\r", max_size=120))
+def test_continuations_join_as_conf_parser_joins_them(text: str) -> None:
+    assert list(_logical_lines(text, "u.service")) == _joined_as_conf_parser_joins(text)
+
+
+def _continued_unit(directory: Path, total: int) -> Path:
+    """A unit whose SystemCallFilter= line is continued over three lines, `total` bytes joined (systemd-analyze
+    itself slows down on many short continued lines)."""
+    first = "SystemCallFilter=read " + "write " * ((total // 2) // 6) + "\\"
+    middle = "openat \\"
+    last = "close" + " " * (total - len(first) - len(middle) - len("close"))
+    unit = directory / "long.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\n" + "\n".join([first, middle, last]) + "\n")
+    return unit
+
+
+@pytest.mark.parametrize("total", [LONG_LINE_MAX, LONG_LINE_MAX + 1])
+def test_a_line_continued_past_systemds_limit_is_refused_as_systemd_refuses_it(
+    total: int, tmp_path: Path, systemd: SystemdFormat
+) -> None:
+    unit = _continued_unit(tmp_path, total)
+    if total > LONG_LINE_MAX:
+        with pytest.raises(PolicyParseError, match=r"long.service:\d+: a line continued past 1048576 bytes"):
+            systemd.read(unit)
+    else:
+        policy = systemd.read(unit)
+        assert policy.syscalls is not None and {"read", "write", "openat", "close"} <= policy.syscalls.rules.names
+    if shutil.which("systemd-analyze"):
+        refused = any("No buffer space" in warning.message for warning in systemd_analyze.verify_warnings(unit))
+        assert refused is (total > LONG_LINE_MAX)
+
+
+def test_a_physical_line_of_systemds_limit_is_refused(tmp_path: Path, systemd: SystemdFormat) -> None:
+    unit = tmp_path / "wide.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\n# " + "x" * (LONG_LINE_MAX - 2) + "\n")
+    with pytest.raises(PolicyParseError, match=r"wide.service:3: a line of 1048576 bytes: systemd refuses the unit"):
+        systemd.read(unit)
+    if shutil.which("systemd-analyze"):
+        assert any("No buffer space" in warning.message for warning in systemd_analyze.verify_warnings(unit))
