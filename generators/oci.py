@@ -13,13 +13,14 @@ compares one argument twice into one rule per comparison). libseccomp keeps the 
 a syscall, and an unconditional rule overrides conditional ones.
 """
 
-import bisect
 import difflib
 import errno
+import functools
 import itertools
 import json
 import os
 import re
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -505,8 +506,9 @@ class _SeccompReader:
 
     def line(self, path: JsonPath) -> int | None:
         while path:
-            if self.at + path in self.lines:
-                return self.lines[self.at + path]
+            line = self.lines.get(self.at + path)
+            if line is not None:
+                return line
             path = path[:-1]
         return self.lines.get(self.at)
 
@@ -890,6 +892,7 @@ def _name_set(allowed: set[str], universe: Sequence[str]) -> NameSet:
     )
 
 
+@functools.lru_cache(maxsize=1 << 12)  # bounded: the names come from untrusted profiles
 def _known_syscall(name: str) -> bool:
     return any(syscalls.syscall_number(arch, name) is not None for arch in ARCHITECTURES)
 
@@ -925,49 +928,143 @@ def read_seccomp_spec(
 
 # --- JSON with the line of every value -------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+# A JSON token: a string (unrolled, so a long one is one linear match), punctuation, or a number or literal.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+# A line without these, even inside strings, holds only scalars and commas.
+_STRUCTURE = re.compile(r"[{}\[\]:]")
+
+
+@dataclass(slots=True)
+class _ObjectLines:
+    line: int  # where the member or item holding the object starts
+    members: dict[str, "int | _ObjectLines | _ListLines"]  # a scalar member's key line, or the nested lines
+
+
+@dataclass(slots=True)
+class _ListLines:
+    line: int
+    items: "array[int]"  # the line each item starts on: four bytes an item, however long the list
+    children: "list[_ObjectLines | _ListLines | None] | None" = None  # per item, where any item is a container
+
+
+_Lines = _ObjectLines | _ListLines
+
+
+class _LineTree(Mapping[JsonPath, int]):
+    """The line of each path of a document, held as a tree shaped like it rather than as a key per path."""
+
+    def __init__(self, root: _Lines | int | None):
+        self.root = root
+
+    def __getitem__(self, path: JsonPath) -> int:
+        node: _Lines | int | None = self.root
+        for part in path:
+            if isinstance(node, _ObjectLines) and isinstance(part, str) and part in node.members:
+                node = node.members[part]
+            elif isinstance(node, _ListLines) and isinstance(part, int) and 0 <= part < len(node.items):
+                child = node.children[part] if node.children is not None else None
+                node = child if child is not None else node.items[part]
+            else:
+                raise KeyError(path)
+        if node is None:
+            raise KeyError(path)
+        return node if isinstance(node, int) else node.line
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        pending: list[tuple[JsonPath, _Lines | int | None]] = [((), self.root)]
+        while pending:
+            path, node = pending.pop()
+            if node is None:
+                continue
+            yield path
+            if isinstance(node, _ObjectLines):
+                pending += [((*path, key), member) for key, member in node.members.items()]
+            elif isinstance(node, _ListLines):
+                children = node.children or [None] * len(node.items)
+                for index, (line, child) in enumerate(zip(node.items, children, strict=True)):
+                    pending.append(((*path, index), child or line))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, slots=True)
 class JsonLines:
     """Where each key and array item of a JSON text starts, and the keys given twice in one object."""
 
-    lines: dict[JsonPath, int]
+    lines: Mapping[JsonPath, int]
     repeated: tuple[tuple[JsonPath, int], ...]  # (path, line of the later key): Go and Python keep its value
 
 
 def json_value_lines(text: str) -> JsonLines:
-    """The lines of a JSON text that json.loads accepted; RecursionError where it is nested very deeply."""
-    starts = [0] + [match.end() for match in re.finditer("\n", text)]
-    tokens = [(match.group(), bisect.bisect_right(starts, match.start())) for match in _TOKEN.finditer(text)]
-    lines: dict[JsonPath, int] = {}
+    """The lines of a JSON text that json.loads accepted, in one pass over its tokens with a stack of the open
+    containers: linear time, and memory for a tree of lines rather than for the tokens or every path.
+
+    JSON strings hold no raw line break, so the text is read line by line, each line's tokens at once; a line of
+    a list that holds only scalars (the names of a pretty-printed profile) is counted, not walked. A key given
+    twice keeps the line of its first occurrence and the nested lines of its later value, which is the one Go
+    and Python keep.
+    """
+    root: _Lines | int | None = None
+    stack: list[_Lines] = []
+    parts: list[str | int] = []  # the path of the innermost open container
     repeated: list[tuple[JsonPath, int]] = []
-    position = 0
-
-    def value(path: JsonPath) -> None:
-        nonlocal position
-        token, line = tokens[position]
-        position += 1
-        lines.setdefault(path, line)
-        closing = {"{": "}", "[": "]"}.get(token)
-        index = 0
-        while closing and tokens[position][0] != closing:
-            position += tokens[position][0] == ","
-            if closing == "]":
-                value((*path, index))
-                index += 1
+    top: _Lines | None = None
+    key: str | None = None
+    key_line = 0
+    for line, physical in enumerate(text.split("\n"), start=1):
+        tokens = _TOKEN.findall(physical)
+        if isinstance(top, _ListLines) and not _STRUCTURE.search(physical):
+            scalars = len(tokens) - tokens.count(",")
+            top.items.extend([line] * scalars)
+            if top.children is not None:
+                top.children.extend([None] * scalars)
+            continue
+        for token in tokens:
+            first = token[0]
+            if first == "," or first == ":":
                 continue
-            key, key_line = tokens[position]
-            member = (*path, json.loads(key))
-            if member in lines:
-                repeated.append((member, key_line))
-            lines[member] = lines.get(member, key_line)
-            position += 2  # the key and its colon
-            value(member)
-        position += bool(closing)
-
-    value(())
-    return JsonLines(lines, tuple(repeated))
+            if first == "}" or first == "]":
+                stack.pop()
+                top = stack[-1] if stack else None
+                if stack:
+                    parts.pop()
+                continue
+            if key is None and isinstance(top, _ObjectLines):
+                key = json.loads(token) if "\\" in token else token[1:-1]
+                key_line = line
+                continue
+            node: _Lines | None = None
+            if first == "{":
+                node = _ObjectLines(line, {})
+            elif first == "[":
+                node = _ListLines(line, array("I"))
+            part: str | int
+            if isinstance(top, _ObjectLines):
+                assert key is not None
+                earlier = top.members.get(key)
+                if earlier is not None:
+                    repeated.append(((*parts, key), key_line))
+                    key_line = earlier if isinstance(earlier, int) else earlier.line
+                if node is not None:
+                    node.line = key_line
+                top.members[key] = node or key_line
+                part, key = key, None
+            elif isinstance(top, _ListLines):
+                part = len(top.items)
+                top.items.append(line)
+                if node is not None and top.children is None:
+                    top.children = [None] * part
+                if top.children is not None:
+                    top.children.append(node)
+            else:
+                root, part = node or line, 0
+            if node is not None:
+                if top is not None:
+                    parts.append(part)
+                stack.append(node)
+                top = node
+    return JsonLines(_LineTree(root), tuple(repeated))
 
 
 def _reject_constant(name: str) -> object:

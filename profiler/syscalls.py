@@ -70,7 +70,9 @@ def syscall_name(abi: str, number: int) -> tuple[str | None, str | None]:
     return name.decode(), None
 
 
-@functools.cache
+# Bounded: names come from untrusted policy files, and a file of millions of distinct names must not grow a cache
+# of millions of entries per ABI; every real name on every ABI fits many times over.
+@functools.lru_cache(maxsize=1 << 15)
 def syscall_number(abi: str, name: str) -> int | None:
     """Number of a syscall on an ABI, or None where the ABI has no such syscall."""
     number: int = _seccomp().resolve_syscall(_arch(abi), name)

@@ -1,6 +1,7 @@
 """Reading OCI seccomp profiles: the consumers' semantics, lint findings, bad files, fuzzing and round trips."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generators.interface import UNRESTRICTED, ListMode, NameSet, PolicyFormat, PolicyParseError, RenderOptions
-from generators.oci import DOCKER_DEFAULT_CAPABILITIES, IncludeContext, OciFormat, seccomp_spec
+from generators.oci import (
+    DOCKER_DEFAULT_CAPABILITIES,
+    IncludeContext,
+    JsonPath,
+    OciFormat,
+    json_value_lines,
+    seccomp_spec,
+)
 from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
 from profiler import abi
@@ -342,3 +350,72 @@ def test_render_then_read_gives_the_same_sets(
         if need.name != "any" and set(need.syscalls) & {"unshare", "clone", "clone3"} & set(plan.allowed):
             assert policy.namespaces.allows(need.name)
     assert all(name in abi.ADDRESS_FAMILIES for name in policy.address_families.names)
+
+
+# --- the line of every value ---------------------------------------------------------------------------------------
+
+
+def _lines_walking_every_path(text: str) -> tuple[dict[JsonPath, int], list[tuple[JsonPath, int]]]:
+    """The reference: every token listed, then each path's line recorded by walking them recursively (the
+    member of a key given twice keeps its first key's line and takes the nested lines of its later value)."""
+    tokens: list[tuple[str, int]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        tokens += [(token, number) for token in re.findall(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+', line)]
+    lines: dict[JsonPath, int] = {}
+    repeated: list[tuple[JsonPath, int]] = []
+    position = 0
+
+    def value(path: JsonPath) -> None:
+        nonlocal position
+        token, line = tokens[position]
+        position += 1
+        lines.setdefault(path, line)
+        closing = {"{": "}", "[": "]"}.get(token)
+        index = 0
+        while closing and tokens[position][0] != closing:
+            position += tokens[position][0] == ","
+            if closing == "]":
+                value((*path, index))
+                index += 1
+                continue
+            key, key_line = tokens[position]
+            member = (*path, json.loads(key))
+            if member in lines:
+                repeated.append((member, key_line))
+                for nested in [each for each in lines if each[: len(member)] == member and each != member]:
+                    del lines[nested]
+            lines.setdefault(member, key_line)
+            position += 2
+            value(member)
+        position += bool(closing)
+
+    value(())
+    return lines, repeated
+
+
+SPACE = st.sampled_from(["", " ", "\n", "\n  ", " \n"])
+KEYS = st.sampled_from(['"a"', '"b"', '"na\\"me"', '"syscalls"', '"\\u00e9"'])
+SCALARS = st.sampled_from(["1", "-2.5e3", "true", "null", '"x"', '"a, [b]: {c}"', '"\\\\"'])
+JSON_TEXT = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(st.tuples(SPACE, inner, SPACE), max_size=4).map(
+            lambda items: "[" + ",".join(f"{a}{item}{b}" for a, item, b in items) + "]"
+        ),
+        st.lists(st.tuples(SPACE, KEYS, SPACE, inner, SPACE), max_size=4).map(
+            lambda members: "{" + ",".join(f"{a}{key}:{b}{item}{c}" for a, key, b, item, c in members) + "}"
+        ),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=JSON_TEXT)
+def test_every_path_has_the_line_a_walk_over_every_token_finds(text: str) -> None:
+    json.loads(text)
+    located = json_value_lines(text)
+    lines, repeated = _lines_walking_every_path(text)
+    assert dict(located.lines) == lines
+    assert list(located.repeated) == repeated
+    assert all(located.lines.get(path) == line for path, line in lines.items())
