@@ -630,8 +630,8 @@ def load_profile(paths: Sequence[Path], component: str | None = None) -> Profile
 
 def _schema_of(path: Path) -> object:
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(trace.read_input(path, "trace or profile"))
+    except (ProfilerError, ValueError, RecursionError):
         return None  # the reader that follows says what is wrong, in one line
     return data.get("schema") if isinstance(data, dict) else None
 

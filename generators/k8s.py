@@ -60,6 +60,13 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _GO_YAML_BOOLEANS = frozenset({"y", "Y", "n", "N"})
 _STRING_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()  # the one SafeLoader reads with
+# Kubernetes stores no object over 1.5 MiB (etcd's request limit): a manifest is refused past this, before YAML
+# (about 100 bytes of memory a byte once composed) is parsed.
+MAX_MANIFEST_BYTES = 2 << 20
+# What the reading of one document may cost once its aliases are expanded (go-yaml refuses such documents too).
+MAX_EXPANDED_NODES = 1_000_000
+_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
+_LIBYAML_SAFE_DEPTH = 5000
 
 
 def yaml_scalar(value: str) -> str:
@@ -117,6 +124,12 @@ class KubernetesFormat(Renderer, PolicyReader):
 
     def parse(self, text: str | bytes, source: str) -> Policy:
         """Read the one SeccompProfile of a manifest (other documents are left alone)."""
+        size = len(text) if isinstance(text, bytes) else len(text.encode(errors="surrogateescape"))
+        if size > MAX_MANIFEST_BYTES:
+            raise PolicyParseError(
+                f"{source}: {size} bytes: larger than any manifest Kubernetes stores (etcd takes at most 1.5 MiB an "
+                f"object); profiler reads manifests of up to {MAX_MANIFEST_BYTES >> 20} MiB"
+            )
         profiles = [
             (document, lines)
             for document, lines in _documents(policy_text(text, source, "a manifest with a SeccompProfile"), source)
@@ -214,17 +227,37 @@ def _security_context(privileges: ContainerPrivileges, name: str, namespace: str
     return lines + [f"#   {line}" for line in block]
 
 
+def _loader(text: str) -> type[yaml.SafeLoader] | type[yaml.CSafeLoader]:
+    """libyaml's loader, seven times faster, unless the text could nest deeper than its composer survives (it
+    recurses in C, and crashes the process near 100,000 levels); PyYAML's own then raises RecursionError.
+
+    Block collections nest no deeper than the columns of a line, flow ones no deeper than their brackets: their
+    sum bounds the depth (brackets in strings or comments only make it more careful)."""
+    if not yaml.__with_libyaml__:
+        return yaml.SafeLoader
+    widest = max(map(len, text.split("\n")), default=0)
+    depth = deepest = 0
+    for bracket in _FLOW_BRACKETS.findall(text):
+        depth = max(depth + (1 if bracket in "[{" else -1), 0)
+        deepest = max(deepest, depth)
+    return yaml.CSafeLoader if widest + deepest < _LIBYAML_SAFE_DEPTH else yaml.SafeLoader
+
+
 def _documents(text: str, source: str) -> Iterator[tuple[object, dict[JsonPath, int]]]:
     """Each YAML document with the line of each of its keys and items; a YAML error is one PolicyParseError."""
-    loader: yaml.SafeLoader | None = None
+    loader: yaml.SafeLoader | yaml.CSafeLoader | None = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _loader(text)(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 break
             lines: dict[JsonPath, int] = {}
-            _node_lines(node, (), lines, set())
+            if _node_lines(node, (), lines, {}) > MAX_EXPANDED_NODES:
+                raise PolicyParseError(
+                    f"{source}:{node.start_mark.line + 1}: its aliases make the document more than "
+                    f"{MAX_EXPANDED_NODES} nodes; Kubernetes (go-yaml) refuses such excessive aliasing too"
+                )
             yield loader.construct_document(node), lines
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else None
@@ -234,24 +267,32 @@ def _documents(text: str, source: str) -> Iterator[tuple[object, dict[JsonPath, 
         raise PolicyParseError(
             f"{source}: not valid YAML (character {error.character:#x} at offset {error.position}: {error.reason})"
         ) from None
-    except (yaml.YAMLError, RecursionError):
+    except RecursionError:
+        raise PolicyParseError(f"{source}: not valid YAML (nested too deeply)") from None
+    except yaml.YAMLError:
         raise PolicyParseError(f"{source}: not valid YAML") from None
     finally:
         if loader is not None:
             loader.dispose()
 
 
-def _node_lines(node: yaml.Node, path: JsonPath, lines: dict[JsonPath, int], seen: set[int]) -> None:
-    # An alias repeats a node: walk each node once, or a "billion laughs" document would take forever.
+def _node_lines(node: yaml.Node, path: JsonPath, lines: dict[JsonPath, int], sizes: dict[int, int]) -> int:
+    """Records the line of each path; returns the number of nodes the node stands for, its aliases expanded.
+
+    An alias repeats a node: each node is walked once, its size remembered, or a "billion laughs" document
+    would take forever; the size says what reading the constructed document would cost.
+    """
     lines.setdefault(path, node.start_mark.line + 1)
-    if id(node) in seen:
-        return
-    seen.add(id(node))
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = size = 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 lines.setdefault((*path, key.value), key.start_mark.line + 1)
-                _node_lines(value, (*path, key.value), lines, seen)
+                size += 1 + _node_lines(value, (*path, key.value), lines, sizes)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _node_lines(item, (*path, index), lines, seen)
+            size += _node_lines(item, (*path, index), lines, sizes)
+    sizes[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
+    return size
