@@ -10,21 +10,17 @@ were not UTF-8 (held as lone surrogates, U+DC80 to U+DCFF, as Python's surrogate
                       and cannot act on a terminal. A backslash stays as it is, which makes the function
                       idempotent: text escaped once (a comment built from a path) can be escaped again when it is
                       written, unchanged; the exact value is in the JSON outputs.
-    json_dumps(...)   for tools: json.dumps that also escapes DEL, C1, U+2028/2029 and lone surrogates as
-                      \\uXXXX, so the value stays exact, the text is valid UTF-8, and no raw control reaches a
-                      terminal that shows it
+    json_dumps(...)   for tools: json.dumps that escapes, as \\uXXXX, every character that is not printable
+                      (DEL, C1, U+2028, bidi controls, lone surrogates; json.dumps escapes only C0), so the value
+                      stays exact, the text is valid UTF-8, and nothing in it acts on a terminal that shows it
 """
 
 import json
-import re
 from typing import Any
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Bytes that were not UTF-8, decoded with surrogateescape: U+DC80..U+DCFF stand for 0x80..0xFF.
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)
-# What json.dumps(ensure_ascii=False) leaves raw that must not be: DEL, C1 controls, the line and paragraph
-# separators, and surrogates (which no UTF-8 encoder writes).
-_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def _escape(char: str) -> str:
@@ -45,10 +41,24 @@ def visible(text: str) -> str:
     return "".join(char if char.isprintable() else _escape(char) for char in text)
 
 
-def _json_escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
+def _json_escaped(line: str) -> str:
+    """A line of JSON with each character that is not printable as a \\u escape (a pair of them beyond the BMP,
+    as JSON spells those). Outside strings JSON holds only printable characters and spaces, so only string
+    contents change."""
+    if line.isprintable():
+        return line
+    escaped = []
+    for char in line:
+        if char.isprintable():
+            escaped.append(char)
+        elif ord(char) < 0x10000:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            high, low = divmod(ord(char) - 0x10000, 0x400)
+            escaped.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+    return "".join(escaped)
 
 
 def json_dumps(value: Any, **options: Any) -> str:
-    """json.dumps(value, ensure_ascii=False, **options), with the characters above escaped: exact and safe."""
-    return _JSON_RAW.sub(_json_escape, json.dumps(value, ensure_ascii=False, **options))
+    """json.dumps(value, ensure_ascii=False, **options), with every character that is not printable escaped."""
+    return "\n".join(map(_json_escaped, json.dumps(value, ensure_ascii=False, **options).split("\n")))
