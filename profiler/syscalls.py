@@ -75,6 +75,8 @@ def syscall_name(abi: str, number: int) -> tuple[str | None, str | None]:
 @functools.lru_cache(maxsize=1 << 15)
 def syscall_number(abi: str, name: str) -> int | None:
     """Number of a syscall on an ABI, or None where the ABI has no such syscall."""
+    if not name.isascii() or "\0" in name:
+        return None  # the binding encodes names as ASCII (a UnicodeEncodeError), and C would stop at a NUL
     number: int = _seccomp().resolve_syscall(_arch(abi), name)
     # libseccomp answers -1 for an unknown name and a negative pseudo-number for a syscall
     # that exists on other ABIs only (socketcall on x86_64).

@@ -419,3 +419,17 @@ def test_every_path_has_the_line_a_walk_over_every_token_finds(text: str) -> Non
     assert dict(located.lines) == lines
     assert list(located.repeated) == repeated
     assert all(located.lines.get(path) == line for path, line in lines.items())
+
+
+def test_a_name_that_is_not_ascii_or_holds_nul_is_unknown_not_a_traceback() -> None:
+    """libseccomp's binding encodes names as ASCII (UnicodeEncodeError otherwise), and C stops at a NUL."""
+    document = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["café", "read\x00x"], "action": "SCMP_ACT_ALLOW"}],
+    }
+    policy = OciFormat(HOST).parse(json.dumps(document), "p.json")
+    assert policy.syscalls is not None and not policy.syscalls.rules.names
+    assert [finding.message.split(":")[1] for finding in policy.findings] == [
+        " libseccomp 2.5.4 knows no syscall 'café' on any architecture",
+        " libseccomp 2.5.4 knows no syscall 'read\\x00x' on any architecture",
+    ]

@@ -470,3 +470,12 @@ def test_a_physical_line_of_systemds_limit_is_refused(tmp_path: Path, systemd: S
         systemd.read(unit)
     if shutil.which("systemd-analyze"):
         assert any("No buffer space" in warning.message for warning in systemd_analyze.verify_warnings(unit))
+
+
+def test_a_name_that_is_not_ascii_is_one_systemd_ignores(tmp_path: Path, systemd: SystemdFormat) -> None:
+    unit = tmp_path / "svc.service"
+    unit.write_text("[Service]\nSystemCallFilter=read café\n")
+    policy = systemd.read(unit)
+    assert [finding.message for finding in policy.findings] == [
+        "no syscall 'café' in libseccomp's tables: systemd ignores the name"
+    ]
