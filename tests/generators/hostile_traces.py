@@ -1,0 +1,125 @@
+"""Traces as an attacker writes them, for tests: real traces whose every string the model allows is hostile.
+
+Each string is drawn from what has broken outputs: line breaks of every kind (systemd ends lines at LF, CR
+and NUL; YAML at NEL and U+2028 too), terminal escapes, bytes that were not UTF-8 (lone surrogates), shell
+and YAML syntax, Markdown table and link syntax, and setting lines to inject. Names (syscalls, capabilities,
+families) stay real unless a test asks for one hostile name: those the renderers must refuse.
+"""
+
+import dataclasses
+import functools
+
+from hypothesis import strategies as st
+
+from generators.profile import Profile, build_profile
+from profiler import trace
+from profiler.trace import SyscallUse, Trace
+from tests.generators.conftest import REPOSITORY
+
+INJECTIONS = (
+    "\n",
+    "\r",
+    "\x00",
+    "\r\n",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x0b\x0c",
+    "\x1b[31m",
+    "\x1b]0;owned\x07",
+    "\x9b2J",
+    "\x7f",
+    "\u202e",
+    "\udce9",
+    "\udcff\udc80",
+    "\\",
+    "\\\n",
+    "$(touch pwned)",
+    "`touch pwned`",
+    "'; touch pwned; '",
+    '"',
+    "\nExecStartPre=/bin/sh -c 'touch /tmp/pwned'\n",
+    "\nSystemCallFilter=\n",
+    "\x00CapabilityBoundingSet=~\x00",
+    "\n    - action: SCMP_ACT_ALLOW\n      names: [bpf, ptrace]\n",
+    "- bpf",
+    ": x",
+    "# c",
+    "&anchor *alias",
+    "{{ }}",
+    "| cell |",
+    "`code`",
+    "```",
+    "[link](http://example.invalid) ![img](http://example.invalid/x.png)",
+    "<img src=x>",
+    "%n%s",
+    "~@privileged",
+)
+HOSTILE = st.lists(st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=6)), min_size=1, max_size=4).map("".join)
+# Without lone surrogates: what a trace file holds until its format keeps bytes that are not UTF-8.
+HOSTILE_FILE_TEXT = HOSTILE.map(lambda text: "".join(char for char in text if not "\ud800" <= char <= "\udfff"))
+BASES = ("chown", "python-sockets-nobody", "unshare-user-net", "explore-tree")
+
+
+@functools.cache
+def base_trace(name: str) -> Trace:
+    return trace.load(REPOSITORY / "tests" / "fixtures" / "traces" / f"{name}.trace.json")
+
+
+@st.composite
+def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> Trace:
+    """A real trace with every free-text string replaced by a hostile one, and an unresolved syscall whose
+    reason is hostile too."""
+    base = base_trace(draw(st.sampled_from(BASES)))
+    run = dataclasses.replace(
+        base.run,
+        component=draw(text),
+        hostname=draw(text),
+        user=draw(text),
+        command=tuple(draw(st.lists(text, min_size=1, max_size=3))),
+        kernel_release=draw(text),
+    )
+    processes = tuple(
+        dataclasses.replace(
+            process,
+            images=tuple(dataclasses.replace(image, path=draw(text), argv0=draw(text)) for image in process.images),
+        )
+        for process in base.processes
+    )
+    # Every other frame hostile: the asking function is found among the frames the kernel really has.
+    stacks = tuple(
+        dataclasses.replace(
+            stack, frames=tuple(draw(text) if index % 2 else frame for index, frame in enumerate(stack.frames))
+        )
+        for stack in base.kernel_stacks
+    )
+    first = base.processes[0]
+    unresolved = SyscallUse(first.id, 0, 999, None, draw(text), 1, 0.5)
+    return dataclasses.replace(
+        base, run=run, processes=processes, kernel_stacks=stacks, syscalls=(*base.syscalls, unresolved)
+    )
+
+
+@st.composite
+def hostile_profiles(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> Profile:
+    """The profile of one or two hostile traces, under hostile source names."""
+    traces = draw(st.lists(hostile_traces(text), min_size=1, max_size=2))
+    component = traces[0].run.component
+    traces = [dataclasses.replace(each, run=dataclasses.replace(each.run, component=component)) for each in traces]
+    return build_profile([(draw(text) + f".{index}", each) for index, each in enumerate(traces)])
+
+
+@st.composite
+def hostile_names(draw: st.DrawFn) -> Profile:
+    """A hostile profile in which one syscall, capability or family name is not a name."""
+    profile = draw(hostile_profiles())
+    bad = draw(st.sampled_from(INJECTIONS[:25]).map(lambda injection: f"read{injection}"))
+    kind = draw(st.sampled_from(["syscall", "capability", "family"]))
+    if kind == "syscall" or not (profile.capabilities if kind == "capability" else profile.families):
+        needs = profile.syscalls
+        return dataclasses.replace(profile, syscalls=(dataclasses.replace(needs[0], name=bad), *needs[1:]))
+    if kind == "capability":
+        uses = profile.capabilities
+        return dataclasses.replace(profile, capabilities=(dataclasses.replace(uses[0], name=f"CAP_{bad}"), *uses[1:]))
+    families = profile.families
+    return dataclasses.replace(profile, families=(dataclasses.replace(families[0], name=f"AF_{bad}"), *families[1:]))

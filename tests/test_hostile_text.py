@@ -1,0 +1,177 @@
+"""Issue 13: raw control characters from a trace or a policy never reach people. For any hostile trace (and a
+unit whose words and drop-in names are hostile), what show, explain, check, diff, CSV and Markdown print is
+lines of printable characters, each line one line of the output's own making; JSON stays exact.
+"""
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generators import explain
+from generators.diff import compare, drift
+from generators.drift_report import MarkdownReport, ReportFormat
+from generators.profile import Profile
+from generators.systemd import SystemdFormat
+from generators.systemd_groups import committed_syscall_groups
+from profiler import explore, show
+from profiler.cli import main
+from profiler.trace import Trace
+from tests.generators.hostile_traces import HOSTILE, HOSTILE_FILE_TEXT, hostile_profiles, hostile_traces
+
+RUNS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# What a hostile word in a unit can hold: anything but the line ends systemd splits at, and no NUL.
+UNIT_WORD = HOSTILE_FILE_TEXT.map(lambda text: re.sub(r"[\r\n\x00\s]", "", text) or "x")
+FILE_NAME = UNIT_WORD.map(lambda text: text.replace("/", "-").strip(".") or "x")
+
+
+def _printable_lines(text: str) -> list[str]:
+    assert text.endswith("\n")
+    lines = text[:-1].split("\n")
+    assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()][:3]
+    return lines
+
+
+def _hostile_unit(directory: Path, words: list[str], drop_in: str) -> Path:
+    """A unit whose settings name hostile words (each a lint finding that quotes it), with a hostile drop-in."""
+    unit = directory / "svc.service"
+    unit.write_text(
+        "[Service]\nExecStart=/bin/true\nRestrictAddressFamilies=AF_INET\n"
+        + "".join(f"SystemCallFilter=read {word}\nCapabilityBoundingSet={word}\n" for word in words)
+    )
+    (directory / "svc.service.d").mkdir()
+    (directory / "svc.service.d" / f"{drop_in}.conf").write_text(f"[Service]\nRestrictNamespaces={words[0]}\n")
+    return unit
+
+
+# --- show, CSV, JSON -------------------------------------------------------------------------------------------------
+
+
+@RUNS
+@given(trace=hostile_traces(), source=HOSTILE)
+def test_show_prints_printable_lines(trace: Trace, source: str) -> None:
+    lines = _printable_lines(show.render_summary(trace, source))
+    assert len([line for line in lines if line.startswith("  ") and "[pid " in line]) == len(trace.processes)
+    assert show.short_summary(trace).isprintable()
+
+
+@RUNS
+@given(trace=hostile_traces(), source=HOSTILE)
+def test_csv_rows_are_one_printable_line_each_and_json_is_exact(trace: Trace, source: str) -> None:
+    tables = explore.tables([(source + ".trace.json", trace)])
+    for table in explore.Table:
+        lines = _printable_lines(explore.to_csv(tables, table))
+        assert len(lines) == 1 + len(tables.table(table))
+    text = explore.to_json(tables)
+    assert all(line.isprintable() for line in text.split("\n"))
+    document = json.loads(text)
+    assert document["runs"][0]["hostname"] == trace.run.hostname
+    assert document["images"][0]["program"] == trace.processes[0].images[0].path
+
+
+# --- explain ---------------------------------------------------------------------------------------------------------
+
+
+@RUNS
+@given(profile=hostile_profiles())
+def test_explain_prints_printable_lines(profile: Profile) -> None:
+    items = [profile.syscalls[0].name, "#999", *(use.name for use in profile.capabilities)]
+    items += [*profile.family_names(), *profile.namespace_types()]
+    for item in items:
+        lines = _printable_lines(explain.explain(profile, item))
+        assert lines[0].startswith(item) or lines[0].startswith(item.lstrip("#"))
+
+
+# --- check and diff reports ------------------------------------------------------------------------------------------
+
+
+def _cells(row: str) -> int:
+    """The cells of a Markdown table row: the | that no backslash escapes, minus the outer ones."""
+    return sum(1 for token in re.findall(r"\\.|\|", row) if token == "|") - 1
+
+
+def _without_code_and_escapes(line: str) -> str:
+    """The line with its code spans and backslash escapes taken out: what Markdown would read as markup."""
+    line = re.sub(r"\\.", "", line)
+    return re.sub(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", "", line)
+
+
+@RUNS
+@given(profile=hostile_profiles(), words=st.lists(UNIT_WORD, min_size=1, max_size=3), drop_in=FILE_NAME)
+def test_reports_print_printable_lines_and_markdown_keeps_its_tables(
+    profile: Profile, words: list[str], drop_in: str
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        policy = SystemdFormat(committed_syscall_groups()).read(_hostile_unit(Path(directory), words, drop_in))
+    comparison = compare(profile, policy)
+    assert policy.findings, "the hostile words are quoted in lint findings"
+    same = drift(profile, profile)
+    _printable_lines(ReportFormat.TEXT.report().comparison(comparison))
+    _printable_lines(ReportFormat.TEXT.report().drift(same))
+    for text, columns in ((MarkdownReport().comparison(comparison), 3), (MarkdownReport().drift(same), 2)):
+        fence = None  # the fence of the code block the line is in: its text is shown as it is
+        for line in _printable_lines(text):
+            if fence is not None or line.startswith("```"):
+                fence = None if fence is not None and line == fence else (fence or re.match("`+", line)[0])
+                continue
+            if line.startswith("| ") and not line.startswith(("| item", "| danger")):
+                assert _cells(line) == columns, line
+            markup = _without_code_and_escapes(line).replace("<br>", "")
+            assert not re.search(r"[<>\[\]]", markup), line
+    for text, runs in (
+        (ReportFormat.JSON.report().comparison(comparison), lambda document: document["runs"]),
+        (ReportFormat.JSON.report().drift(same), lambda document: document["old"]["runs"]),
+    ):
+        assert all(line.isprintable() for line in text.split("\n"))
+        document = json.loads(text)
+        assert [run["source"] for run in runs(document)] == [run.source for run in profile.runs]
+        assert [run["hostname"] for run in runs(document)] == [run.hostname for run in profile.runs]
+
+
+# --- through the command line ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hostile_file(tmp_path: Path) -> Path:
+    """A trace file whose strings hold ESC, BEL, CR, newlines and a forged report line."""
+    source = Path(__file__).parent / "fixtures" / "traces" / "python-sockets-nobody.trace.json"
+    data = json.loads(source.read_text())
+    data["run"]["hostname"] = "vm\r\x1b[2K0 missing, 0 in excess, 0 warnings, 0 lint findings: check passes\x07"
+    data["run"]["command"] = ["python3", "\x1b]0;owned\x07", "--password=hunter2"]
+    data["processes"][0]["images"][0]["path"] = "/usr/bin/python3\n| forged | row |\n"
+    path = tmp_path / "evil\x1b[31m.trace.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", "{trace}"],
+        ["show", "--format", "csv", "--table", "images", "{trace}"],
+        ["explain", "{trace}", "socket"],
+        ["explain", "{trace}", "AF_UNIX"],
+        ["check", "--policy", "{unit}", "{trace}"],
+        ["check", "--policy", "{unit}", "--format", "markdown", "{trace}"],
+        ["diff", "{trace}", "{trace}"],
+        ["diff", "--format", "markdown", "{trace}", "{trace}"],
+        ["explain", "{trace}", "no\x1b[31msuch"],
+        ["show", "{trace}.missing\x1b[2J"],
+    ],
+)
+def test_no_command_prints_a_raw_control_character(hostile_file: Path, command: list[str]) -> None:
+    unit = Path(__file__).parents[1] / "examples" / "git-clone.service"
+    args = [each.format(trace=hostile_file, unit=unit) for each in command]
+    # color=True: as on a terminal, where click leaves ANSI sequences in; it strips them only when piped.
+    result = CliRunner().invoke(main, args, color=True)
+    assert result.exit_code in (0, 1, 2), result.exception
+    for stream in (result.stdout, result.stderr):
+        assert all(line.isprintable() for line in stream.split("\n")), stream
+    assert "hunter2" not in result.stdout or command[0] in ("show", "explain"), "only show and explain print argv"
+    if result.exit_code == 2:
+        assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1
