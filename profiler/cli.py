@@ -37,8 +37,13 @@ def _usage_message(error: click.ClickException) -> str:
     context = error.ctx if isinstance(error, click.UsageError) else None
     if context is None:
         return message
-    # The root's name is the program's (main under click's test runner): the command people type is profiler.
-    path = ["profiler", *context.command_path.split()[1:]]
+    # The root's name is how it was started (main under click's test runner, python -m profiler.cli): the command
+    # people type is profiler.
+    path: list[str] = []
+    while context.parent is not None:
+        path.insert(0, context.info_name or "")
+        context = context.parent
+    path.insert(0, "profiler")
     command = f"{path[-1]}: " if len(path) > 1 else ""
     return f"{command}{message} (see {' '.join(path)} --help)"
 
