@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python benchmarks/record_storm.py
 	$(BIN)/python benchmarks/generate_speed.py
 	$(BIN)/python benchmarks/explore_load.py
+	$(BIN)/python benchmarks/policy_read.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
