@@ -628,21 +628,22 @@ def load_profile(paths: Sequence[Path], component: str | None = None) -> Profile
     return build_profile([(str(path), trace.load(path)) for path in paths], component)
 
 
-def _schema_of(path: Path) -> object:
+def _schema_of(data: bytes) -> object:
     try:
-        data = json.loads(trace.read_input(path, "trace or profile"))
-    except (ProfilerError, ValueError, RecursionError):
+        document = json.loads(data)
+    except (ValueError, RecursionError):
         return None  # the reader that follows says what is wrong, in one line
-    return data.get("schema") if isinstance(data, dict) else None
+    return document.get("schema") if isinstance(document, dict) else None
 
 
 def load_drift_side(path: Path, component: str | None = None) -> Profile:
     """OLD or NEW of a drift: a trace file, or a profile that `generate --format json` wrote."""
     from generators import json_profile  # a format module, imported on use like those of PolicyFormat
 
-    if _schema_of(path) != json_profile.SCHEMA_NAME:
-        return load_profile([path], component)
-    profile = json_profile.load_profile(path)
+    data = trace.read_input(path, "trace")
+    if _schema_of(data) != json_profile.SCHEMA_NAME:
+        return build_profile([(str(path), trace.parse(data, str(path)))], component)
+    profile = json_profile.parse_profile(data, str(path))
     if component is not None and profile.component != component:
         raise ProfilerError(f"{path}: a profile of {profile.component}, not of {component}")
     return profile

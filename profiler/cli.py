@@ -5,7 +5,6 @@ import functools
 import json
 import math
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -17,8 +16,8 @@ from generators.drift_report import ReportFormat
 from generators.interface import PolicyFormat, RenderOptions
 from generators.oci_runtimes import OCI_RUNTIMES
 from profiler import __version__, explore, show, trace
-from profiler.atomic_write import write_text_atomically
-from profiler.errors import OutputError, ProfilerError
+from profiler.atomic_write import check_output, write_text_atomically
+from profiler.errors import ProfilerError
 from profiler.escaping import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -155,8 +154,8 @@ def record(
     else:
         assert cgroup is not None
         target = recorder.CgroupTarget(cgroup)
-    if output is not None and output.exists() and not force:
-        raise OutputError(f"{output}: already exists; use --force to overwrite it or choose another -o")
+    if output is not None:
+        check_output(output, overwrite=force)
     options = recorder.RecordOptions(component=component, duration_s=duration)
     on_status = recorder.print_status if sys.stderr.isatty() else None
     try:
@@ -165,12 +164,9 @@ def record(
         if on_status:
             sys.stderr.write("\r\033[K")
     path = output or Path(recorder.default_trace_name(result.trace.run.component))
-    try:
-        result.trace.save(path, overwrite=force)
-    except OutputError as error:
-        rescue = Path(tempfile.gettempdir()) / recorder.default_trace_name(result.trace.run.component)
-        result.trace.save(rescue, overwrite=True)
-        fail(f"{error}; the trace was saved to {rescue} instead")
+    saved = trace.save_or_rescue(result.trace, path, overwrite=force)
+    if saved.failures:
+        fail(f"{'; '.join(saved.failures)}; the trace was saved to {saved.path} instead")
     click.echo(f"profiler: {show.short_summary(result.trace)}", err=True)
     click.echo(f"profiler: trace saved to {path}", err=True)
     sys.exit(result.exit_status)

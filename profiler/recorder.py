@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import FrameType
@@ -169,7 +169,7 @@ def resolve_cgroup(path: Path) -> Path:
 def _proc_stat(pid: int) -> tuple[int, str] | None:
     """(parent pid, command name) of a running process, from /proc/PID/stat."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "surrogateescape")
     except OSError:
         return None
     name = stat[stat.index("(") + 1 : stat.rindex(")")]
@@ -181,7 +181,7 @@ def _proc_command(pid: int) -> tuple[str, ...]:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ()
-    return tuple(part.decode(errors="replace") for part in raw.split(b"\0")[:-1])
+    return tuple(part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0")[:-1])
 
 
 def _proc_exe(pid: int) -> str | None:
@@ -359,7 +359,7 @@ class _Collector:
 
     def _attach(self, event: ProcessEvent) -> None:
         parent_pid, image = self.adopted.get(event.pid) or _running_image(event.pid, self.native_abi)
-        image = replace(image, abi=self._event_abi(event))
+        image = image._replace(abi=self._event_abi(event))
         self.processes[event.serial] = _ProcessState(
             event.serial, event.pid, None, parent_pid, None, True, [image], event.row
         )
@@ -446,10 +446,7 @@ class _Collector:
         return self.processes[serial].images[image].abi
 
     def _syscall_name(self, serial: int, image: int, nr: int) -> tuple[str | None, str | None]:
-        image_abi = self._abi(serial, image)
-        if image_abi == "x86_64" and nr & syscalls.X32_SYSCALL_BIT:
-            return syscalls.syscall_name("x32", nr)
-        return syscalls.syscall_name(image_abi, nr)
+        return syscalls.image_syscall_name(self._abi(serial, image), nr)
 
     def _syscalls(self, ids: dict[int, int], observations: list[Observation]) -> tuple[SyscallUse, ...]:
         """The rows in trace order, image by image: a 10,000-process run has 240,000 of them, so no sorting."""

@@ -29,18 +29,17 @@ def _tree_lines(trace: Trace) -> list[str]:
     for process in trace.processes:
         children[process.parent].append(process)
     lines: list[str] = []
-
-    def walk(process: Process, prefix: str, branch: str) -> None:
+    # Depth first with a stack of our own, not recursion: a chain of processes can be thousands deep.
+    pending: list[tuple[Process, str, str]] = [(root, "", "") for root in reversed(children.get(None, []))]
+    while pending:
+        process, prefix, branch = pending.pop()
         chain = " → ".join(image.path for image in process.images)
-        start = "attached" if process.attached else f"{process.start_s:.3f}s"
+        start = "attached" if process.start_s is None else f"{process.start_s:.3f}s"
         lines.append(f"  {prefix}{branch}{process.id} {chain}  [pid {process.pid}, {start}, {_outcome(process)}]")
         kids = children.get(process.id, [])
-        for index, child in enumerate(kids):
-            last = index == len(kids) - 1
-            walk(child, prefix + ("   " if branch in ("└─ ", "") else "│  "), "└─ " if last else "├─ ")
-
-    for root in children.get(None, []):
-        walk(root, "", "")
+        below = prefix + ("   " if branch in ("└─ ", "") else "│  ")
+        for index in reversed(range(len(kids))):
+            pending.append((kids[index], below, "└─ " if index == len(kids) - 1 else "├─ "))
     return lines
 
 

@@ -70,6 +70,16 @@ def syscall_name(abi: str, number: int) -> tuple[str | None, str | None]:
     return name.decode(), None
 
 
+def naming_abi(image_abi: str, number: int) -> str:
+    """The table that names a number an image of this ABI made: x32's for an x86_64 number with the x32 bit."""
+    return "x32" if image_abi == "x86_64" and number >= 0 and number & X32_SYSCALL_BIT else image_abi
+
+
+def image_syscall_name(image_abi: str, number: int) -> tuple[str | None, str | None]:
+    """syscall_name for a number an image of this ABI made."""
+    return syscall_name(naming_abi(image_abi, number), number)
+
+
 # Bounded: names come from untrusted policy files, and a file of millions of distinct names must not grow a cache
 # of millions of entries per ABI; every real name on every ABI fits many times over.
 @functools.lru_cache(maxsize=1 << 15)

@@ -347,8 +347,8 @@ class Tracer:
                 exit_signal=event.exit_signal,
                 first_exec=bool(event.first_exec),
                 compat=None if event.compat == H["COMPAT_UNKNOWN"] else event.compat == H["COMPAT_YES"],
-                path=event.path.decode(errors="replace"),
-                argv0=event.argv0.decode(errors="replace"),
+                path=event.path.decode("utf-8", "surrogateescape"),
+                argv0=event.argv0.decode("utf-8", "surrogateescape"),
             )
         )
 

@@ -80,17 +80,12 @@ def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> T
         kernel_release=draw(text),
     )
     processes = tuple(
-        dataclasses.replace(
-            process,
-            images=tuple(dataclasses.replace(image, path=draw(text), argv0=draw(text)) for image in process.images),
-        )
+        process._replace(images=tuple(image._replace(path=draw(text), argv0=draw(text)) for image in process.images))
         for process in base.processes
     )
     # Every other frame hostile: the asking function is found among the frames the kernel really has.
     stacks = tuple(
-        dataclasses.replace(
-            stack, frames=tuple(draw(text) if index % 2 else frame for index, frame in enumerate(stack.frames))
-        )
+        stack._replace(frames=tuple(draw(text) if index % 2 else frame for index, frame in enumerate(stack.frames)))
         for stack in base.kernel_stacks
     )
     first = base.processes[0]
