@@ -1,5 +1,7 @@
 """A component's needs, merged from the traces of its runs: what a policy must allow, and the evidence for each."""
 
+import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -252,6 +254,20 @@ def _select_component(traces: Sequence[tuple[str, Trace]], component: str | None
     return component
 
 
+def _in_run_order(traces: list[tuple[str, Trace]]) -> list[tuple[str, Trace]]:
+    """Traces in the order their runs are numbered: by start, host and source, and traces alike in those by
+    content (compared only where needed: writing a large trace out takes a while)."""
+
+    def when(item: tuple[str, Trace]) -> tuple[str, str, str]:
+        return item[1].run.started_at, item[1].run.hostname, item[0]
+
+    ordered: list[tuple[str, Trace]] = []
+    for _, alike in itertools.groupby(sorted(traces, key=when), key=when):
+        group = list(alike)
+        ordered += sorted(group, key=lambda item: item[1].to_json()) if len(group) > 1 else group
+    return ordered
+
+
 def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = None) -> Profile:
     """Merge the traces (source name, trace) of one component into its profile.
 
@@ -260,10 +276,7 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
     if not traces:
         raise ProfilerError("no trace given: pass at least one trace file")
     name = _select_component(traces, component)
-    chosen = sorted(
-        ((source, trace) for source, trace in traces if trace.run.component == name),
-        key=lambda item: (item[1].run.started_at, item[1].run.hostname, item[0], item[1].to_json()),
-    )
+    chosen = _in_run_order([(source, trace) for source, trace in traces if trace.run.component == name])
     abis = {trace.run.abi for _, trace in chosen}
     if len(abis) > 1:
         raise ProfilerError(f"the traces of {name} come from machines of different ABIs ({', '.join(sorted(abis))})")
@@ -278,14 +291,26 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
     family_syscalls: dict[tuple[str, int], set[str]] = defaultdict(set)
     namespace_syscalls: dict[str, set[str]] = defaultdict(set)
     for run, (_, trace) in enumerate(chosen):
-        for use in trace.syscalls:
-            image = trace.image(use.process, use.image)
-            if use.name is None:
-                unresolved.add((use.nr, image.abi), run, use.count, image.path, use.first_s)
-                reasons[(use.nr, image.abi)] = use.unresolved or "unresolved"
+        images = {
+            (p.id, index): (image.path, image.abi) for p in trace.processes for index, image in enumerate(p.images)
+        }
+        # Rows are summed per program first: a trace of many processes has many rows and few programs.
+        totals: dict[tuple[str | None, int, str, str], int] = defaultdict(int)
+        firsts: dict[tuple[str | None, int, str, str], float] = {}
+        for process, image_index, nr, syscall, reason, count, first_s in trace.syscalls:
+            used = (syscall, nr, *images[process, image_index])
+            totals[used] += count
+            if first_s is not None and first_s < firsts.get(used, math.inf):
+                firsts[used] = first_s
+            if syscall is None:
+                reasons[(nr, used[3])] = reason or "unresolved"
+        for used, count in totals.items():
+            syscall, nr, path, image_abi = used
+            if syscall is None:
+                unresolved.add((nr, image_abi), run, count, path, firsts.get(used))
             else:
-                syscalls.add(use.name, run, use.count, image.path, use.first_s)
-                syscall_abis[use.name].add(image.abi)
+                syscalls.add(syscall, run, count, path, firsts.get(used))
+                syscall_abis[syscall].add(image_abi)
         for socket in trace.sockets:
             family = (socket.family or f"AF_{socket.family_nr}", socket.family_nr)
             families.add(family, run, socket.count, trace.program(socket.process, socket.image))
@@ -307,19 +332,16 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
                     SETFCAP_FOR_USER_NAMESPACE,
                 )
                 checks.add(setfcap, run, operation.count, program)
+        check_totals: dict[tuple[str, CheckClass, bool, str, str, int | None], int] = defaultdict(int)
         for check in trace.capability_checks:
-            stack = trace.stack(check.stack)
-            program = trace.program(check.process, check.image)
-            path = (
-                check.capability or f"CAP_{check.cap}",
-                check.classification,
-                check.initial_user_ns,
-                program,
-                check.syscall or "",
-                stack.frames if stack else (),
-                "",
-            )
-            checks.add(path, run, check.count, program)
+            program = images[check.process, check.image][0]
+            capability = check.capability or f"CAP_{check.cap}"
+            kind = (capability, check.classification, check.initial_user_ns, program, check.syscall or "", check.stack)
+            check_totals[kind] += check.count
+        for (capability, check_class, initial, program, syscall, stack_id), count in check_totals.items():
+            stack = trace.stack(stack_id)
+            way = (capability, check_class, initial, program, syscall, stack.frames if stack else (), "")
+            checks.add(way, run, count, program)
     paths_by_capability: dict[str, list[CapabilityPath]] = defaultdict(list)
     for key in checks.sorted_keys():
         capability, classification, initial, program, syscall, frames, inferred = key

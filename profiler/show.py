@@ -43,6 +43,13 @@ def _tree_lines(trace: Trace) -> list[str]:
     return lines
 
 
+def _programs(trace: Trace) -> dict[tuple[int, int], str]:
+    """The program path of each (process, image)."""
+    return {
+        (process.id, index): image.path for process in trace.processes for index, image in enumerate(process.images)
+    }
+
+
 def syscalls_by_program(trace: Trace) -> dict[str, set[str]]:
     """Syscall names (numbers where unresolved) used by each program path."""
     programs: dict[str, set[str]] = defaultdict(set)
@@ -63,10 +70,27 @@ def describe_check(trace: Trace, check: CapabilityCheck) -> str:
 
 
 def _capability_lines(trace: Trace) -> list[str]:
-    grouped: dict[tuple[str, CheckClass], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # Checks that read the same are described once: the 10,000 processes of a storm make the same few checks.
+    programs = _programs(trace)
+    alike: dict[tuple[object, ...], CapabilityCheck] = {}
+    counts: dict[tuple[object, ...], int] = defaultdict(int)
     for check in trace.capability_checks:
+        program = programs[check.process, check.image]
+        key = (
+            program,
+            check.cap,
+            check.classification,
+            check.syscall,
+            check.initial_user_ns,
+            check.stack,
+            check.stack_error,
+        )
+        alike.setdefault(key, check)
+        counts[key] += check.count
+    grouped: dict[tuple[str, CheckClass], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for same, check in alike.items():
         name = check.capability or f"capability {check.cap}"
-        grouped[(name, check.classification)][describe_check(trace, check)] += check.count
+        grouped[(name, check.classification)][describe_check(trace, check)] += counts[same]
     order = {CheckClass.NEEDED: 0, CheckClass.DENIED: 1, CheckClass.PROBE: 2}
     lines = []
     for (name, check_class), paths in sorted(grouped.items(), key=lambda item: (order[item[0][1]], item[0][0])):

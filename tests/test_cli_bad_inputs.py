@@ -2,6 +2,7 @@
 hang."""
 
 import copy
+import gc
 import json
 import os
 import resource
@@ -370,3 +371,9 @@ def test_every_command_over_a_damaged_trace_gives_its_output_or_one_line(
     assert result.exit_code in (0, 1, 2)
     if result.exit_code == 2:
         assert result.stderr.startswith("profiler: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_command_gives_the_cyclic_collector_back_to_its_caller() -> None:
+    for args in (["show", str(TRACE)], ["check", "--policy", str(UNIT), str(TRACE)]):
+        CliRunner().invoke(main, args)
+        assert gc.isenabled(), args
