@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/generate_speed.py
 	$(BIN)/python benchmarks/explore_load.py
 	$(BIN)/python benchmarks/policy_read.py
+	$(BIN)/python benchmarks/trace_scale.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
