@@ -355,6 +355,7 @@ _COUNTER = integer(0, INT64_MAX)
 _ISO_TIME = Text(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "a UTC time such as 2026-01-31T12:00:00Z")
 
 
+@functools.cache
 def _run_fields(escaped: bool) -> tuple[Column, ...]:
     name = ByteString(PATH_LIMIT, escaped)
     return (
@@ -972,18 +973,15 @@ def _read_v1(data: dict[str, Any]) -> Trace:
     processes = builder.processes(process_columns, image_columns)
 
     # Syscall names, from the syscalls table and the capability checks, become version 2's syscall_names.
-    claims: dict[tuple[str, int], tuple[str | None, str | None, str]] = {}
+    claims: dict[tuple[str, int], tuple[str | None, str | None, str, int]] = {}  # name, reason, where it came from
 
     def claim(table: str, row: int, image_abi: str, nr: int, name: str | None, reason: str | None) -> None:
-        earlier = claims.setdefault(
-            (image_abi, nr), (name, reason, locate(table, row, "name" if table == "syscalls" else "syscall"))
-        )
+        earlier = claims.setdefault((image_abi, nr), (name, reason, table, row))
         if earlier[0] != name:
+            column = "name" if table == "syscalls" else "syscall"
+            at = locate(earlier[2], earlier[3], "name" if earlier[2] == "syscalls" else "syscall")
             builder.fail(
-                table,
-                row,
-                "name" if table == "syscalls" else "syscall",
-                f"{name!r} for syscall {nr} on {image_abi}, which {earlier[2]} names {earlier[0]!r}",
+                table, row, column, f"{name!r} for syscall {nr} on {image_abi}, which {at} names {earlier[0]!r}"
             )
 
     *syscall_columns, syscall_names, reasons = _v1_table(data["syscalls"], "syscalls", _V1_SYSCALL)
@@ -1006,13 +1004,15 @@ def _read_v1(data: dict[str, Any]) -> Trace:
             builder.fail("capability_checks", row, "syscall", "a syscall name without a syscall_nr")
         if nr is not None:
             claim("capability_checks", row, where[0], nr, name, None if name else "not named when recorded")
-    names_at.extend(at for _, _, at in claims.values())
+    names_at.extend(
+        locate(table, row, "name" if table == "syscalls" else "syscall") for *_, table, row in claims.values()
+    )
     builder.syscall_names(
         [
             [image_abi for image_abi, _ in claims],
             [nr for _, nr in claims],
-            [name for name, _, _ in claims.values()],
-            [reason for _, reason, _ in claims.values()],
+            [name for name, *_ in claims.values()],
+            [reason for _, reason, *_ in claims.values()],
         ]
     )
     stacks = builder.kernel_stacks(_v1_table(data["kernel_stacks"], "kernel_stacks", KERNEL_STACK_COLUMNS))
