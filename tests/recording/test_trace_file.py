@@ -50,12 +50,19 @@ def test_a_chain_of_a_thousand_processes_is_shown(tmp_path: Path) -> None:
 
 
 # In a mount namespace of its own (nothing outside sees it), the output directory and every rescue directory are
-# file systems of two pages, full before the recording ends, but for those the case gives room.
+# file systems of two pages, full before the recording ends, but for those the case gives room. The checkout that
+# runs the test (a clone in /tmp, say) is bound back where it was, so that covering its directory does not hide it.
 FULL_DISKS = r"""
 set -e
-fill() { mount -t tmpfs -o size=8k tmpfs "$1"; cat /dev/zero > "$1/filler" 2>/dev/null || true; }
+repository=$(pwd)
+fill() {
+    mount -t tmpfs -o size=8k tmpfs "$1"
+    case "$repository/" in "$1"/*) mkdir -p "$repository" && mount --bind /mnt/repository "$repository";; esac
+    cat /dev/zero > "$1/filler" 2>/dev/null || true
+}
 mount -t tmpfs tmpfs /mnt
-mkdir /mnt/out
+mkdir /mnt/out /mnt/repository
+mount --bind "$repository" /mnt/repository
 for where in /mnt/out /tmp /var/tmp /dev/shm; do fill "$where"; done
 for where in $ROOM; do umount "$where"; mount -t tmpfs -o size=16m tmpfs "$where"; done
 exec "$@"
