@@ -18,7 +18,7 @@ from generators.interface import PolicyFormat, RenderOptions
 from generators.oci_runtimes import OCI_RUNTIMES
 from profiler import __version__, explore, show, trace
 from profiler.atomic_write import check_output, write_text_atomically
-from profiler.errors import ProfilerError
+from profiler.errors import OutputError, ProfilerError
 from profiler.escaping import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -162,8 +162,14 @@ def record(
     else:
         assert cgroup is not None
         target = recorder.CgroupTarget(cgroup)
+    # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
+    # is gone): where the trace goes is fixed before the recording starts.
+    try:
+        directory = Path.cwd()
+    except FileNotFoundError:
+        raise OutputError("the working directory no longer exists: cd to one, or give -o an absolute path") from None
     if output is not None:
-        check_output(output, overwrite=force)
+        check_output(directory / output, overwrite=force)
     options = recorder.RecordOptions(component=component, duration_s=duration)
     on_status = recorder.print_status if sys.stderr.isatty() else None
     try:
@@ -172,7 +178,7 @@ def record(
         if on_status:
             sys.stderr.write("\r\033[K")
     path = output or Path(recorder.default_trace_name(result.trace.run.component))
-    saved = trace.save_or_rescue(result.trace, path, overwrite=force)
+    saved = trace.save_or_rescue(result.trace, directory / path, overwrite=force)
     if saved.failures:
         fail(f"{'; '.join(saved.failures)}; the trace was saved to {saved.path} instead")
     click.echo(f"profiler: {show.short_summary(result.trace)}", err=True)

@@ -99,3 +99,21 @@ def test_when_no_place_has_room_every_failure_is_named() -> None:
         assert f" {place}" in line
     assert line.count("No space left on device") == 4
     assert line.endswith("; the trace could not be saved anywhere")
+
+
+def test_a_working_directory_that_is_gone_is_one_line_before_recording(tmp_path: Path) -> None:
+    """Else libbcc, which compiles in the kernel headers directory, would leave the relative trace name there."""
+    gone = tmp_path / "gone"
+    script = (
+        f"mkdir {gone} && cd {gone} && rmdir {gone} && exec {sys.executable} -m profiler.cli record -o t.json -- true"
+    )
+    result = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "profiler: error: the working directory no longer exists: cd to one, or give -o an absolute path\n",
+    )
