@@ -15,10 +15,11 @@ from pathlib import Path
 
 from timing import ROUNDS, median_seconds
 
-from generators.diff import compare, read_policy
+from generators.diff import compare
 from generators.interface import PolicyFormat, RenderOptions
 from generators.profile import build_profile
 from profiler import trace
+from profiler.pipeline import read_policy
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 UNIT = REPOSITORY / "examples" / "git-clone.service"
@@ -48,7 +49,7 @@ def main() -> None:
         profile_s = median_seconds(partial(build_profile, loaded))
         ratios = []
         for chosen in formats:
-            render_s = median_seconds(partial(chosen.renderer().render, profile, options))
+            render_s = median_seconds(partial(formats.renderer(chosen).render, profile, options))
             ratios.append(f"{(profile_s + render_s) / load_s:>7.2f}×")
         check_s = median_seconds(partial(compare, profile, policy))
         name = path.name.removesuffix(".trace.json")

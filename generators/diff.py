@@ -1,8 +1,5 @@
 """What traced runs need against what a deployed policy allows (missing, excess), and drift between two profiles.
 
-    read_policy(path)         the deployed policy, its format told by --policy-format or its file name
-    load_profile(paths)       the profile of traces
-    load_drift_side(path)     the profile of a trace, or of a file `generate --format json` wrote
     compare(profile, policy)  Comparison: missing (the workload would break), excess (allowed, never used,
                               most dangerous first), advisories, the policy's lint findings, the fix
     drift(old, new)           Drift: what NEW started to need and what it stopped using
@@ -11,11 +8,9 @@ Every item is a Need of one ItemKind; the comparison is set algebra per kind, wi
 kept so that a report can say where it is needed.
 """
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 from generators.danger import (
     ABI_DANGER,
@@ -27,12 +22,11 @@ from generators.danger import (
     Rating,
     rating,
 )
-from generators.interface import ListMode, NameSet, Override, Policy, PolicyFormat, PolicyParseError
+from generators.interface import ListMode, NameSet, Override, Policy, PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
-from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, build_profile, merge_evidence
+from generators.profile import NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, merge_evidence
 from generators.syscall_plan import FALLS_BACK, Addition, Consequence, SyscallPlan, plan_syscalls
-from profiler import abi, syscalls, trace
-from profiler.errors import ProfilerError
+from profiler import abi, syscalls
 from profiler.trace import CheckClass
 
 
@@ -600,50 +594,3 @@ def drift(old: Profile, new: Profile) -> Drift:
         stopped=tuple(need for key, need in old_needs.items() if key not in new_needs),
         notes=tuple(notes),
     )
-
-
-# --- inputs ---------------------------------------------------------------------------------------------------------
-
-# File name endings of the policies people deploy; anything else needs --policy-format.
-POLICY_SUFFIXES: Mapping[str, PolicyFormat] = {
-    **dict.fromkeys((".service", ".socket", ".mount", ".swap", ".conf"), PolicyFormat.SYSTEMD),
-    ".json": PolicyFormat.OCI,
-    **dict.fromkeys((".yaml", ".yml"), PolicyFormat.K8S),
-}
-
-
-def read_policy(path: Path, policy_format: PolicyFormat | None = None) -> Policy:
-    """Read a deployed policy; without a format, its file name tells (PolicyParseError when it cannot)."""
-    if policy_format is None:
-        policy_format = POLICY_SUFFIXES.get(path.suffix)
-        if policy_format is None:
-            raise PolicyParseError(
-                f"{path}: cannot tell the policy format from the file name; give --policy-format systemd, oci or k8s"
-            )
-    return policy_format.reader().read(path)
-
-
-def load_profile(paths: Sequence[Path], component: str | None = None) -> Profile:
-    """The profile of one component from trace files."""
-    return build_profile([(str(path), trace.load(path)) for path in paths], component)
-
-
-def _schema_of(data: bytes) -> object:
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return None  # the reader that follows says what is wrong, in one line
-    return document.get("schema") if isinstance(document, dict) else None
-
-
-def load_drift_side(path: Path, component: str | None = None) -> Profile:
-    """OLD or NEW of a drift: a trace file, or a profile that `generate --format json` wrote."""
-    from generators import json_profile  # a format module, imported on use like those of PolicyFormat
-
-    data = trace.read_input(path, "trace")
-    if _schema_of(data) != json_profile.SCHEMA_NAME:
-        return build_profile([(str(path), trace.parse(data, str(path)))], component)
-    profile = json_profile.parse_profile(data, str(path))
-    if component is not None and profile.component != component:
-        raise ProfilerError(f"{path}: a profile of {profile.component}, not of {component}")
-    return profile

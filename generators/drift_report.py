@@ -39,10 +39,11 @@ from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, assert_never
 
-from generators.correction import Correction, correction
+from generators.correction import Correction
 from generators.diff import Comparison, Drift, Excess, Missing, Need
 from generators.evidence_text import describe_evidence
 from generators.explain import path_origin
+from generators.formats import correction
 from generators.profile import Evidence, Profile
 from profiler.escaping import json_dumps, visible
 

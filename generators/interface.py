@@ -1,6 +1,7 @@
 """The one small interface every policy format implements, and the model of a deployed policy.
 
-PolicyFormat    the formats; .renderer() and .reader() map each to its module, exhaustively
+PolicyFormat    the formats (generators.formats maps each to its module: this one imports no format)
+RenderOptions   how to render, and which options a format takes (misuse)
 Renderer        renders a Profile as the text of one format
 PolicyReader    reads a deployed policy of one format into a Policy
 Policy          what a deployed policy allows, normalised to sets, with what a linter found in it
@@ -11,7 +12,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import assert_never
 
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import Profile
@@ -29,39 +29,6 @@ class PolicyFormat(StrEnum):
     DOCKER = "docker"  # docker run flags
     JSON = "json"  # the profile itself, with its evidence, for other tools
 
-    def renderer(self) -> "Renderer":
-        """The format's module: every format renders a profile; some also read deployed policies."""
-        match self:
-            case PolicyFormat.SYSTEMD:
-                from generators.systemd import SystemdFormat
-
-                return SystemdFormat()
-            case PolicyFormat.OCI:
-                from generators.oci import OciFormat
-
-                return OciFormat()
-            case PolicyFormat.K8S:
-                from generators.k8s import KubernetesFormat
-
-                return KubernetesFormat()
-            case PolicyFormat.DOCKER:
-                from generators.docker import DockerFormat
-
-                return DockerFormat()
-            case PolicyFormat.JSON:
-                from generators.json_profile import JsonProfileFormat
-
-                return JsonProfileFormat()
-            case _:
-                assert_never(self)
-
-    def reader(self) -> "PolicyReader":
-        """The reader of deployed policies in this format; PolicyParseError for formats nobody deploys."""
-        implementation = self.renderer()
-        if not isinstance(implementation, PolicyReader):
-            raise PolicyParseError(f"{self.value} output is not a deployed policy: compare a systemd unit or OCI JSON")
-        return implementation
-
 
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
@@ -78,6 +45,26 @@ class RenderOptions:
     # Name each run's whole command line, not only its program: arguments can hold secrets, and policies and
     # profiles get committed.
     command_lines: bool = False
+
+    def misuse(self, policy_format: PolicyFormat) -> str | None:
+        """The first option set that the format does not take, as the line that says so; None when all apply.
+
+        Options are named as the command line names them (--groups), where people meet them.
+        """
+        seccomp = (PolicyFormat.OCI, PolicyFormat.K8S)
+        applies: tuple[tuple[bool, str, tuple[PolicyFormat, ...]], ...] = (
+            (self.groups, "--groups", (PolicyFormat.SYSTEMD,)),
+            (self.argument_filters, "--args", seccomp),
+            (self.seccomp_file is not None, "--seccomp-file", (PolicyFormat.DOCKER,)),
+            (self.namespace is not None, "--namespace", (PolicyFormat.K8S,)),
+            # an SPO base profile holds the runtime's calls: no runtime of its own
+            (self.runtimes != OCI_RUNTIMES and self.base_profile is None, "--runtime", seccomp),
+            (self.base_profile is not None, "--base-profile", (PolicyFormat.K8S,)),
+        )
+        for given, option, formats in applies:
+            if given and policy_format not in formats:
+                return f"{option} applies to --format {' and '.join(each.value for each in formats)}"
+        return None
 
 
 class Renderer(ABC):

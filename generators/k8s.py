@@ -13,12 +13,15 @@ from a trace reaches the file, so nothing recorded can add a key or a rule. SPO'
 refuse.
 """
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
+from generators.correction import Correction, Corrector
+from generators.diff import Comparison
 from generators.docker import SECCOMP_AND_NO_NEW_PRIVILEGES, ContainerPrivileges, container_privileges
 from generators.interface import (
     Policy,
@@ -41,6 +44,7 @@ from generators.oci import (
     seccomp_spec,
 )
 from generators.profile import Profile
+from generators.seccomp_correction import granted_capabilities, seccomp_changes
 from profiler.errors import ProfilerError
 from profiler.escaping import visible
 from profiler.trace import read_input
@@ -83,7 +87,7 @@ def object_name(component: str) -> str:
     return name or "profile"
 
 
-class KubernetesFormat(Renderer, PolicyReader):
+class KubernetesFormat(Renderer, PolicyReader, Corrector):
     """SPO SeccompProfile manifests; reading takes the native ABI from `context` (default: this host's)."""
 
     format = PolicyFormat.K8S
@@ -118,6 +122,33 @@ class KubernetesFormat(Renderer, PolicyReader):
             container_privileges(profile, options.min_runs), name, options.namespace, options.comments
         )
         return "\n".join(lines) + "\n"
+
+    def correct(self, comparison: Comparison) -> Correction:
+        rules, notes = seccomp_changes(comparison)
+        lines: list[str] = []
+        if rules:
+            lines.append("# under spec.syscalls of the SeccompProfile")
+        for rule in rules:
+            lines.append(f"- action: {rule['action']}")
+            names = rule["names"]
+            assert isinstance(names, list)
+            lines.append("  names:")
+            lines += _yaml_list([str(name) for name in names], "  ")
+            if "errnoRet" in rule:
+                lines.append(f"  errnoRet: {rule['errnoRet']}")
+            if "args" in rule:
+                lines.append(f"  args: {json.dumps(rule['args'])}")
+        capabilities = granted_capabilities(comparison)
+        if capabilities:
+            # Kubernetes names capabilities without the CAP_ prefix.
+            lines += ["# in the container's securityContext", "capabilities:", "  add:"]
+            lines += _yaml_list([name.removeprefix("CAP_") for name in capabilities], "  ")
+        return Correction(
+            how=f"Add to {comparison.policy.source}:",
+            text="\n".join(lines) + "\n" if lines else "",
+            language="yaml",
+            notes=tuple(notes),
+        )
 
     def read(self, path: Path) -> Policy:
         return self.parse(read_input(path, "policy", PolicyParseError), str(path))
@@ -296,3 +327,7 @@ def _node_lines(node: yaml.Node, path: JsonPath, lines: dict[JsonPath, int], siz
             size += _node_lines(item, (*path, index), lines, sizes)
     sizes[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
     return size
+
+
+def _yaml_list(items: list[str], indent: str) -> list[str]:
+    return [f"{indent}- {yaml_scalar(item)}" for item in items]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from generators.correction import Correction, Corrector
+from generators.diff import Comparison
 from generators.evidence_text import describe_evidence
 from generators.interface import (
     UNRESTRICTED,
@@ -42,6 +44,7 @@ from generators.interface import (
 )
 from generators.policy_names import check_profile_names
 from generators.profile import NAMESPACE_TYPES, Profile
+from generators.seccomp_correction import granted_capabilities, seccomp_changes
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
 from profiler.escaping import json_dumps, visible
@@ -1105,7 +1108,7 @@ def decode_json(content: str | bytes, source: str, what: str) -> object:
 # --- the format ------------------------------------------------------------------------------------------------------
 
 
-class OciFormat(Renderer, PolicyReader):
+class OciFormat(Renderer, PolicyReader, Corrector):
     """OCI/Docker seccomp JSON. Reading evaluates Docker's includes/excludes in `context` (default: Docker's
     default capabilities on this host's ABI and kernel)."""
 
@@ -1133,6 +1136,22 @@ class OciFormat(Renderer, PolicyReader):
             for path, line in located.repeated
         ]
         return reading.policy(source, PolicyFormat.OCI, repeated)
+
+    def correct(self, comparison: Comparison) -> Correction:
+        rules, notes = seccomp_changes(comparison)
+        capabilities = granted_capabilities(comparison)
+        if capabilities:
+            notes.append(
+                f"grant {', '.join(capabilities)} in the container's capabilities "
+                f"(docker run {' '.join(f'--cap-add={name}' for name in capabilities)})"
+            )
+        text = ",\n".join(json.dumps(rule) for rule in rules)
+        return Correction(
+            how=f'Add to the "syscalls" array of {comparison.policy.source}:' if rules else "Change the profile:",
+            text=text + "\n" if text else "",
+            language="json",
+            notes=tuple(notes),
+        )
 
 
 def render_seccomp_json(spec: SeccompSpec, comments: bool) -> str:

@@ -18,6 +18,8 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from generators.correction import Correction, Corrector
+from generators.diff import Comparison
 from generators.evidence_text import describe_evidence
 from generators.interface import (
     UNRESTRICTED,
@@ -36,6 +38,7 @@ from generators.interface import (
 from generators.policy_names import check_profile_names
 from generators.profile import ANY_NAMESPACE, NAMESPACE_TYPES, CapabilityPath, Evidence, Profile, merge_evidence
 from generators.syscall_plan import plan_syscalls
+from generators.systemd_correction import systemd_correction
 from generators.systemd_dropins import unit_files
 from generators.systemd_groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGroups, syscall_groups
 from profiler import abi, syscalls
@@ -129,7 +132,7 @@ _SHOWN_NAMES = 8
 _COMMENT_WIDTH = 116
 
 
-class SystemdFormat(Renderer, PolicyReader):
+class SystemdFormat(Renderer, PolicyReader, Corrector):
     """Renders a profile as a drop-in and reads deployed units, both with one systemd version's syscall groups."""
 
     format = PolicyFormat.SYSTEMD
@@ -147,6 +150,9 @@ class SystemdFormat(Renderer, PolicyReader):
 
     def read(self, path: Path) -> Policy:
         return read_systemd_unit(path, self.groups)
+
+    def correct(self, comparison: Comparison) -> Correction:
+        return systemd_correction(comparison)
 
 
 # ---------------------------------------------------------------------------------------------- names

@@ -12,11 +12,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from generators import diff, explain
+from generators.diff import Comparison
 from generators.drift_report import ReportFormat
-from generators.interface import PolicyFormat, RenderOptions
+from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
-from profiler import __version__, explore, show, trace
+from profiler import __version__, explore, pipeline, show, trace
 from profiler.atomic_write import check_output, write_text_atomically
 from profiler.errors import OutputError, ProfilerError
 from profiler.escaping import visible
@@ -80,6 +80,8 @@ def one_line_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except pipeline.OptionError as error:
+            raise click.UsageError(str(error)) from None
         except ProfilerError as error:
             fail(str(error))
         except KeyboardInterrupt:  # before a recording starts, or while reading files: nothing to save
@@ -249,20 +251,12 @@ _report_option = click.option(
     show_default=True,
     help="text for a terminal, markdown for a pull-request comment, json for other tools.",
 )
-NO_RUNTIME = "none"
 _runtime_option = click.option(
     "--runtime",
-    type=click.Choice([*OCI_RUNTIMES, NO_RUNTIME]),
+    type=click.Choice([*OCI_RUNTIMES, pipeline.NO_RUNTIME]),
     help="oci, k8s: the OCI runtime that starts the container, whose own calls between loading the filter "
     "and the exec a seccomp profile must allow; none: only the workload's [default: both crun and runc].",
 )
-
-
-def _runtimes(runtime: str | None) -> tuple[str, ...] | None:
-    """The runtimes --runtime names: None when not given (every one), () for none."""
-    if runtime is None:
-        return None
-    return () if runtime == NO_RUNTIME else (runtime,)
 
 
 _policy_format_option = click.option(
@@ -322,22 +316,8 @@ def generate(
 ) -> None:
     """Generate the tightest policy that lets every TRACE run, in one format."""
     chosen = PolicyFormat(policy_format)
-    if groups and chosen is not PolicyFormat.SYSTEMD:
-        raise click.UsageError("--groups applies to --format systemd")
-    if argument_filters and chosen not in (PolicyFormat.OCI, PolicyFormat.K8S):
-        raise click.UsageError("--args applies to --format oci and k8s")
-    if seccomp_file is not None and chosen is not PolicyFormat.DOCKER:
-        raise click.UsageError("--seccomp-file applies to --format docker")
-    if namespace is not None and chosen is not PolicyFormat.K8S:
-        raise click.UsageError("--namespace applies to --format k8s")
-    if runtime is not None and chosen not in (PolicyFormat.OCI, PolicyFormat.K8S):
-        raise click.UsageError("--runtime applies to --format oci and k8s")
-    if base_profile is not None and chosen is not PolicyFormat.K8S:
-        raise click.UsageError("--base-profile applies to --format k8s")
-    if base_profile is not None and runtime is not None:
-        raise click.UsageError("--base-profile holds the runtime's calls: give it or --runtime, not both")
-    runtimes = _runtimes(runtime)
-    options = RenderOptions(
+    options = pipeline.render_options(
+        chosen,
         comments=not no_comments,
         groups=groups,
         argument_filters=argument_filters,
@@ -345,11 +325,11 @@ def generate(
         min_runs=min_runs,
         seccomp_file=seccomp_file,
         namespace=namespace,
-        runtimes=() if base_profile else OCI_RUNTIMES if runtimes is None else runtimes,
+        runtime=runtime,
         base_profile=base_profile,
         command_lines=command_lines,
     )
-    text = chosen.renderer().render(diff.load_profile(traces, component), options)
+    text = pipeline.generate(traces, chosen, options, component)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -373,8 +353,7 @@ def explain_command(
       profiler explain TRACE... CAP_CHOWN
       profiler explain TRACE... AF_NETLINK
     """
-    profile = diff.load_profile(traces, component)
-    click.echo(explain.explain(profile, item, min_runs=min_runs, portability=not no_portability), nl=False)
+    click.echo(pipeline.explain(traces, item, component, min_runs=min_runs, portability=not no_portability), nl=False)
 
 
 @main.command("diff")
@@ -413,8 +392,7 @@ def diff_command(
                 raise click.UsageError(f"{name} applies to --policy")
         if len(inputs) != 2:
             raise click.UsageError("give --policy POLICY TRACE..., or exactly two inputs: OLD NEW")
-        old, new = (diff.load_drift_side(path, component) for path in inputs)
-        click.echo(report.drift(diff.drift(old, new)), nl=False)
+        click.echo(report.drift(pipeline.drift(inputs[0], inputs[1], component)), nl=False)
         return
     comparison = _compare(inputs, policy, policy_format, runtime, component, min_runs, no_portability)
     click.echo(report.comparison(comparison), nl=False)
@@ -460,13 +438,15 @@ def _compare(
     component: str | None,
     min_runs: int,
     no_portability: bool,
-) -> diff.Comparison:
-    deployed = diff.read_policy(policy, PolicyFormat(policy_format) if policy_format else None)
-    if runtime is not None and deployed.format is PolicyFormat.SYSTEMD:
-        raise click.UsageError("--runtime applies to seccomp profiles (oci, k8s): systemd starts units itself")
-    profile = diff.load_profile(traces, component)
-    return diff.compare(
-        profile, deployed, portability=not no_portability, min_runs=min_runs, runtimes=_runtimes(runtime)
+) -> Comparison:
+    return pipeline.compare(
+        traces,
+        policy,
+        PolicyFormat(policy_format) if policy_format else None,
+        runtime=runtime,
+        component=component,
+        min_runs=min_runs,
+        portability=not no_portability,
     )
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from generators.diff import load_profile
+from generators import formats
 from generators.interface import PolicyFormat, RenderOptions
 from profiler.cli import main
+from profiler.pipeline import load_profile
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TRACES = sorted(str(path) for path in (REPOSITORY / "traces").glob("*.trace.json"))
@@ -22,7 +23,9 @@ def invoke(*args: str) -> Result:
 def test_stdout_is_the_renderer_output_and_the_same_bytes_every_time() -> None:
     result = invoke("generate", "--format", "systemd", "--min-runs", "2", *GIT)
     assert result.exit_code == 0, result.output
-    expected = PolicyFormat.SYSTEMD.renderer().render(load_profile([Path(p) for p in GIT]), RenderOptions(min_runs=2))
+    expected = formats.renderer(PolicyFormat.SYSTEMD).render(
+        load_profile([Path(p) for p in GIT]), RenderOptions(min_runs=2)
+    )
     assert result.stdout == expected
     assert invoke("generate", "--format", "systemd", "--min-runs", "2", *reversed(GIT)).stdout == expected
 
@@ -30,7 +33,7 @@ def test_stdout_is_the_renderer_output_and_the_same_bytes_every_time() -> None:
 def test_options_reach_the_renderer() -> None:
     plain = invoke("generate", "--format", "systemd", "--no-comments", "--no-portability", *GIT).stdout
     options = RenderOptions(comments=False, portability=False)
-    assert plain == PolicyFormat.SYSTEMD.renderer().render(load_profile([Path(p) for p in GIT]), options)
+    assert plain == formats.renderer(PolicyFormat.SYSTEMD).render(load_profile([Path(p) for p in GIT]), options)
 
 
 def test_docker_and_k8s_options_reach_their_renderers() -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from generators.correction import correction
 from generators.diff import compare
+from generators.formats import correction
 from generators.interface import RenderOptions
 from generators.oci import OciFormat
 from generators.profile import Profile

@@ -13,11 +13,12 @@ from generators.danger import (
     SYSCALL_DANGER,
     Danger,
 )
-from generators.diff import ALL_NAMESPACE_TYPES, ItemKind, Topic, compare, drift, read_policy
+from generators.diff import ALL_NAMESPACE_TYPES, ItemKind, Topic, compare, drift
 from generators.interface import PolicyFormat, PolicyParseError
 from generators.profile import Profile, UnresolvedSyscall
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
+from profiler.pipeline import read_policy
 from profiler.trace import CapabilitySource, DropCounters
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import CHOWN_FRAMES, allow, deny, evidence, make_policy, make_profile

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import seccomp
 
-from generators.correction import Correction, correction
+from generators.correction import Correction
 from generators.diff import ItemKind, compare
+from generators.formats import correction
 from generators.interface import PolicyFormat, RenderOptions
 from generators.oci import OciFormat
 from generators.systemd import SystemdFormat

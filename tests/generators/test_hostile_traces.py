@@ -19,6 +19,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from generators import formats
 from generators.docker import DockerFormat, container_privileges, seccomp_file_name
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
@@ -187,7 +188,7 @@ def test_a_hostile_profile_reads_back_exactly(profile: Profile) -> None:
 @given(profile=hostile_names())
 def test_a_name_that_is_not_one_is_refused_by_every_format(systemd: SystemdFormat, profile: Profile) -> None:
     for policy_format in PolicyFormat:
-        renderer = systemd if policy_format is PolicyFormat.SYSTEMD else policy_format.renderer()
+        renderer = systemd if policy_format is PolicyFormat.SYSTEMD else formats.renderer(policy_format)
         with pytest.raises(NotANameError) as refused:
             renderer.render(profile, RenderOptions())
         assert str(refused.value).isprintable()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from generators.correction import correction
 from generators.diff import compare
+from generators.formats import correction
 from generators.interface import RenderOptions
 from generators.systemd import SystemdFormat
 from tests.generators import systemd_analyze

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generators import formats
 from generators.interface import PolicyFormat, PolicyParseError
 from generators.systemd import LONG_LINE_MAX, SystemdFormat, _logical_lines
 from profiler import syscalls
@@ -207,7 +208,7 @@ def test_names_and_keys_systemd_does_not_know_are_found(systemd_units: Path, sys
 
 
 def test_the_reader_is_the_systemd_format() -> None:
-    assert isinstance(PolicyFormat.SYSTEMD.reader(), SystemdFormat)
+    assert isinstance(formats.reader(PolicyFormat.SYSTEMD), SystemdFormat)
 
 
 # ------------------------------------------------------------------------------------------ bad files

@@ -1,0 +1,180 @@
+"""generate, check, diff and explain as functions a notebook calls, and the loading of traces, profiles and policies.
+
+    load_profile(paths)          the profile of one component from trace files
+    load_drift_side(path)        the profile of a trace, or of a file `generate --format json` wrote
+    read_policy(path)            a deployed policy, its format given or told by its file name
+    render_options(format, ...)  RenderOptions, with the options the format does not take refused
+    generate(traces, format)     the policy text
+    compare(traces, policy)      Comparison: what `check` and `diff --policy` report
+    drift(old, new)              Drift: what `diff OLD NEW` reports
+    explain(traces, item)        where an item came from, as `profiler explain` prints it
+
+Every bad input is a ProfilerError of one line; OptionError is an option that does not fit the others, named as
+the command line names it. The generators are imported on use: `show` and `record` never load them.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from profiler import trace
+from profiler.errors import ProfilerError
+
+if TYPE_CHECKING:
+    from generators.diff import Comparison, Drift
+    from generators.interface import Policy, PolicyFormat, RenderOptions
+    from generators.profile import Profile
+
+
+class OptionError(ProfilerError):
+    """An option that does not apply to the others given (a format, a policy); the CLI reports it as usage."""
+
+
+def load_profile(paths: Sequence[Path], component: str | None = None) -> "Profile":
+    """The profile of one component from trace files."""
+    from generators.profile import build_profile
+
+    return build_profile([(str(path), trace.load(path)) for path in paths], component)
+
+
+def _schema_of(data: bytes) -> object:
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None  # the reader that follows says what is wrong, in one line
+    return document.get("schema") if isinstance(document, dict) else None
+
+
+def load_drift_side(path: Path, component: str | None = None) -> "Profile":
+    """OLD or NEW of a drift: a trace file, or a profile that `generate --format json` wrote."""
+    from generators import json_profile
+    from generators.profile import build_profile
+
+    data = trace.read_input(path, "trace")
+    if _schema_of(data) != json_profile.SCHEMA_NAME:
+        return build_profile([(str(path), trace.parse(data, str(path)))], component)
+    profile = json_profile.parse_profile(data, str(path))
+    if component is not None and profile.component != component:
+        raise ProfilerError(f"{path}: a profile of {profile.component}, not of {component}")
+    return profile
+
+
+def policy_suffixes() -> Mapping[str, "PolicyFormat"]:
+    """File name endings of the policies people deploy; anything else needs its format named."""
+    from generators.interface import PolicyFormat
+
+    return {
+        **dict.fromkeys((".service", ".socket", ".mount", ".swap", ".conf"), PolicyFormat.SYSTEMD),
+        ".json": PolicyFormat.OCI,
+        **dict.fromkeys((".yaml", ".yml"), PolicyFormat.K8S),
+    }
+
+
+def read_policy(path: Path, policy_format: "PolicyFormat | None" = None) -> "Policy":
+    """Read a deployed policy; without a format, its file name tells (PolicyParseError when it cannot)."""
+    from generators import formats
+    from generators.interface import PolicyParseError
+
+    if policy_format is None:
+        policy_format = policy_suffixes().get(path.suffix)
+        if policy_format is None:
+            raise PolicyParseError(
+                f"{path}: cannot tell the policy format from the file name; give --policy-format systemd, oci or k8s"
+            )
+    return formats.reader(policy_format).read(path)
+
+
+NO_RUNTIME = "none"  # the runtime to name for a profile loaded by none of the OCI runtimes profiler knows
+
+
+def runtimes(runtime: str | None) -> tuple[str, ...] | None:
+    """The OCI runtimes a runtime option names: None when not given (every one), () for NO_RUNTIME."""
+    if runtime is None:
+        return None
+    return () if runtime == NO_RUNTIME else (runtime,)
+
+
+def render_options(
+    policy_format: "PolicyFormat",
+    *,
+    comments: bool = True,
+    groups: bool = False,
+    argument_filters: bool = False,
+    portability: bool = True,
+    min_runs: int = 1,
+    seccomp_file: str | None = None,
+    namespace: str | None = None,
+    runtime: str | None = None,
+    base_profile: str | None = None,
+    command_lines: bool = False,
+) -> "RenderOptions":
+    """The options of generate; OptionError for one the format does not take, or two that exclude each other."""
+    from generators.interface import RenderOptions
+    from generators.oci_runtimes import OCI_RUNTIMES
+
+    chosen = runtimes(runtime)
+    options = RenderOptions(
+        comments=comments,
+        groups=groups,
+        argument_filters=argument_filters,
+        portability=portability,
+        min_runs=min_runs,
+        seccomp_file=seccomp_file,
+        namespace=namespace,
+        runtimes=() if base_profile else OCI_RUNTIMES if chosen is None else chosen,
+        base_profile=base_profile,
+        command_lines=command_lines,
+    )
+    misuse = options.misuse(policy_format)
+    if misuse is None and runtime is not None and base_profile is not None:
+        misuse = "--base-profile holds the runtime's calls: give it or --runtime, not both"
+    if misuse is not None:
+        raise OptionError(misuse)
+    return options
+
+
+def generate(
+    traces: Sequence[Path], policy_format: "PolicyFormat", options: "RenderOptions", component: str | None = None
+) -> str:
+    """The policy of the traces' component in one format."""
+    from generators import formats
+
+    return formats.renderer(policy_format).render(load_profile(traces, component), options)
+
+
+def compare(
+    traces: Sequence[Path],
+    policy: Path,
+    policy_format: "PolicyFormat | None" = None,
+    *,
+    runtime: str | None = None,
+    component: str | None = None,
+    min_runs: int = 1,
+    portability: bool = True,
+) -> "Comparison":
+    """The traces against a deployed policy: what `check` and `diff --policy` report."""
+    from generators import diff
+    from generators.interface import PolicyFormat
+
+    deployed = read_policy(policy, policy_format)
+    if runtime is not None and deployed.format is PolicyFormat.SYSTEMD:
+        raise OptionError("--runtime applies to seccomp profiles (oci, k8s): systemd starts units itself")
+    profile = load_profile(traces, component)
+    return diff.compare(profile, deployed, portability=portability, min_runs=min_runs, runtimes=runtimes(runtime))
+
+
+def drift(old: Path, new: Path, component: str | None = None) -> "Drift":
+    """What NEW (a trace, or a profile of generate --format json) started to need that OLD did not, and stopped."""
+    from generators import diff
+
+    return diff.drift(load_drift_side(old, component), load_drift_side(new, component))
+
+
+def explain(
+    traces: Sequence[Path], item: str, component: str | None = None, *, min_runs: int = 1, portability: bool = True
+) -> str:
+    """Where ITEM (a syscall, capability, address family or namespace type) came from, for people."""
+    from generators import explain as explaining
+
+    return explaining.explain(load_profile(traces, component), item, min_runs=min_runs, portability=portability)
