@@ -21,8 +21,8 @@ import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {repository!r})
 from generators.oci import OciFormat
-from generators.systemd import SystemdFormat
-from generators.systemd_groups import committed_syscall_groups
+from generators.systemd.format import SystemdFormat
+from generators.systemd.groups import committed_syscall_groups
 systemd = SystemdFormat(committed_syscall_groups())
 text = Path(sys.argv[2]).read_text()
 started = time.perf_counter()

@@ -20,7 +20,7 @@ def renderer(policy_format: PolicyFormat) -> Renderer:
     """The format's module: every format renders a profile; some also read deployed policies."""
     match policy_format:
         case PolicyFormat.SYSTEMD:
-            from generators.systemd import SystemdFormat
+            from generators.systemd.format import SystemdFormat
 
             return SystemdFormat()
         case PolicyFormat.OCI:

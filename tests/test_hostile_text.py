@@ -17,8 +17,8 @@ from generators import explain
 from generators.diff import compare, drift
 from generators.drift_report import MarkdownReport, ReportFormat
 from generators.profile import Profile
-from generators.systemd import SystemdFormat
-from generators.systemd_groups import committed_syscall_groups
+from generators.systemd.format import SystemdFormat
+from generators.systemd.groups import committed_syscall_groups
 from profiler import explore, show
 from profiler.cli import main
 from profiler.trace import Trace

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from generators.profile import Profile, build_profile
-from generators.systemd import SystemdFormat
-from generators.systemd_groups import committed_syscall_groups
+from generators.systemd.format import SystemdFormat
+from generators.systemd.groups import committed_syscall_groups
 from profiler import trace
 from profiler.errors import TracingError
 from profiler.recorder import CommandTarget, RecordOptions, record

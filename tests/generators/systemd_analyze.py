@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generators.interface import Policy
-from generators.systemd_groups import SyscallGroups
+from generators.systemd.groups import SyscallGroups
 from profiler import abi, syscalls
 
 _WARNING = re.compile(r"^(?P<file>/[^:]+):(?P<line>\d+): (?P<message>.*)$")

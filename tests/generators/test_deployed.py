@@ -24,7 +24,7 @@ from generators.formats import correction
 from generators.interface import RenderOptions
 from generators.oci import OciFormat
 from generators.profile import Profile
-from generators.systemd import SystemdFormat
+from generators.systemd.format import SystemdFormat
 from profiler import syscalls
 from tests.generators import oci_runtime, systemd_analyze
 from tests.generators.conftest import recorded_profile

@@ -12,7 +12,7 @@ from generators.diff import ItemKind, compare
 from generators.formats import correction
 from generators.interface import PolicyFormat, RenderOptions
 from generators.oci import OciFormat
-from generators.systemd import SystemdFormat
+from generators.systemd.format import SystemdFormat
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy, make_profile
 

@@ -28,7 +28,7 @@ from generators.oci import OciFormat
 from generators.policy_names import NotANameError, policy_name
 from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
-from generators.systemd import SystemdFormat
+from generators.systemd.format import SystemdFormat
 from profiler import syscalls
 from tests.generators import oci_libseccomp, systemd_analyze
 from tests.generators.hostile_traces import hostile_names, hostile_profiles

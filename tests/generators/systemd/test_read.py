@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 
 from generators import formats
 from generators.interface import PolicyFormat, PolicyParseError
-from generators.systemd import LONG_LINE_MAX, SystemdFormat, _logical_lines
+from generators.systemd.format import SystemdFormat
+from generators.systemd.unit_syntax import LONG_LINE_MAX, _logical_lines
 from profiler import syscalls
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import allow, deny
 
-UNITS = sorted(path.name for path in (Path(__file__).parents[1] / "fixtures" / "systemd").glob("*.service"))
+UNITS = sorted(path.name for path in (Path(__file__).parents[2] / "fixtures" / "systemd").glob("*.service"))
 
 
 def _finding_lines(path: Path, systemd: SystemdFormat) -> set[tuple[str, int]]:

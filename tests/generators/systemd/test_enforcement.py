@@ -7,7 +7,7 @@ import pytest
 from generators.diff import compare
 from generators.formats import correction
 from generators.interface import RenderOptions
-from generators.systemd import SystemdFormat
+from generators.systemd.format import SystemdFormat
 from tests.generators import systemd_analyze
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import make_profile

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from generators.interface import UNRESTRICTED, ListMode, NameSet, Policy, RenderOptions
 from generators.profile import FamilyUse, Profile, UnresolvedSyscall
 from generators.syscall_plan import plan_syscalls
-from generators.systemd import SystemdFormat, libseccomp_knows
-from generators.systemd_groups import IMPLIED_GROUP
+from generators.systemd.format import SystemdFormat
+from generators.systemd.groups import IMPLIED_GROUP
+from generators.systemd.names import libseccomp_knows
 from profiler import syscalls
 from profiler.trace import CapabilitySource
 from tests.generators import systemd_analyze
@@ -301,8 +302,8 @@ def test_groups_never_allow_more_than_the_names_they_replace(systemd: SystemdFor
 RENDER_IN_A_FRESH_PROCESS = """
 import sys
 from generators.interface import RenderOptions
-from generators.systemd import SystemdFormat
-from generators.systemd_groups import committed_syscall_groups
+from generators.systemd.format import SystemdFormat
+from generators.systemd.groups import committed_syscall_groups
 from generators.profile import build_profile
 from profiler import trace
 

@@ -5,7 +5,7 @@ from types import MappingProxyType
 
 import pytest
 
-from generators.systemd_groups import (
+from generators.systemd.groups import (
     IMPLIED_GROUP,
     LISTING_COMMAND,
     SyscallGroups,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generators.systemd import SystemdFormat
-from generators.systemd_dropins import drop_in_names, unit_files
+from generators.systemd.dropins import drop_in_names, unit_files
+from generators.systemd.format import SystemdFormat
 from tests.generators import systemd_analyze
 
 UNIT = "lib/systemd/system/web-api.service"

@@ -15,16 +15,9 @@ from pathlib import Path
 from generators.correction import Correction, allowed, unnamed_families
 from generators.diff import Comparison, ItemKind
 from generators.interface import ListMode
+from generators.systemd.names import systemd_architecture
 from profiler.escaping import visible
 
-# systemd names the ABIs its own way (SystemCallArchitectures=); libseccomp names are the Policy's.
-SYSTEMD_ARCHITECTURES: dict[str, str] = {
-    "x86_64": "x86-64",
-    "x86": "x86",
-    "x32": "x32",
-    "aarch64": "arm64",
-    "arm": "arm",
-}
 WRAP = 100  # characters of names per line: systemd accumulates repeated lines, so long lists split cleanly
 
 
@@ -66,7 +59,7 @@ def systemd_correction(comparison: Comparison) -> Correction:
         lines += _wrapped("RestrictNamespaces", namespaces)
     lines += _wrapped(
         "SystemCallArchitectures",
-        [SYSTEMD_ARCHITECTURES.get(name, name) for name in allow.get(ItemKind.ARCHITECTURE, ())],
+        [systemd_architecture(name) for name in allow.get(ItemKind.ARCHITECTURE, ())],
     )
     for override in comparison.fix.undo:
         # No line of a list gives back what such a setting refuses; turned off, it gives back all of it.

@@ -5,7 +5,7 @@ policy. `systemd-analyze syscall-filter` prints them when systemd is installed; 
 generators/data/, generated from it, stands in and says which systemd version produced it.
 
 Regenerate the committed table on a machine with the systemd you target:
-    python -m generators.systemd_groups > generators/data/systemd-syscall-groups.txt
+    python -m generators.systemd.groups > generators/data/systemd-syscall-groups.txt
 """
 
 import functools
@@ -111,7 +111,7 @@ def committed_table_text(groups: SyscallGroups) -> str:
     header = [
         "# systemd's syscall groups for SystemCallFilter=, read where systemd-analyze is not installed.",
         f"{_VERSION_KEY}{groups.systemd_version}",
-        f"# Generated with: python -m generators.systemd_groups > generators/data/{COMMITTED_TABLE}",
+        f"# Generated with: python -m generators.systemd.groups > generators/data/{COMMITTED_TABLE}",
         f"# which keeps the group blocks of: {' '.join(LISTING_COMMAND)}",
         "",
     ]

@@ -1,0 +1,64 @@
+"""A deployed unit read as systemd reads it: the unit file and its drop-ins, their syntax, their settings, lint."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+from generators.interface import LintFinding, Policy, PolicyParseError
+from generators.systemd.dropins import unit_files
+from generators.systemd.groups import SyscallGroups
+from generators.systemd.lint import lint_result, near_miss_findings
+from generators.systemd.names import LOCAL_ABIS
+from generators.systemd.settings import UnitReading
+from generators.systemd.unit_syntax import EXEC_SECTIONS, Assignment, parse_unit_text, read_unit_text
+from profiler import syscalls
+
+
+def _exec_sections(path: Path) -> frozenset[str]:
+    """The section a unit's exec settings belong to, by unit type; a lone drop-in names it by its directory."""
+    suffix = path.suffix if path.suffix != ".conf" else Path(path.parent.name.removesuffix(".d")).suffix
+    return frozenset([EXEC_SECTIONS[suffix]] if suffix in EXEC_SECTIONS else EXEC_SECTIONS.values())
+
+
+def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
+    """A unit file and its drop-ins read as systemd reads them, with lint findings; PolicyParseError when unreadable."""
+    loaded = unit_files(path)
+    files = [path, *loaded.drop_ins]
+    exec_sections = _exec_sections(path)
+    assignments: list[Assignment] = []
+    findings: list[LintFinding] = []
+    if loaded.overridden_by is not None:
+        masked = os.path.realpath(loaded.overridden_by) == os.devnull
+        findings.append(
+            LintFinding(
+                str(path),
+                None,
+                f"{loaded.overridden_by} masks the unit: systemd will not start it"
+                if masked
+                else f"systemd loads {loaded.overridden_by} instead of this file, which it overrides: give that one",
+            )
+        )
+    for index, each in enumerate(files):
+        text = read_unit_text(each)
+        if index == 0 and not text:
+            raise PolicyParseError(
+                f"{each}: empty: systemd treats an empty unit file as masked; give the unit that runs"
+            )
+        parsed = parse_unit_text(text, str(each), exec_sections)
+        if index == 0 and parsed.sections == 0:
+            raise PolicyParseError(
+                f"{each}: no [section] in it: not a systemd unit file; give a .service unit or drop-in"
+            )
+        assignments += parsed.assignments
+        findings += parsed.findings
+    reading = UnitReading(groups)
+    for at in assignments:
+        if at.section in exec_sections:
+            reading.apply(at)
+    policy = reading.policy(path)
+    local_abis = LOCAL_ABIS.get(syscalls.native_abi(), (syscalls.native_abi(),))
+    findings += reading.findings + near_miss_findings(assignments, exec_sections)
+    findings += lint_result(reading, policy, local_abis)
+    order = {str(each): index for index, each in enumerate(files)}
+    findings.sort(key=lambda finding: (order.get(finding.source, len(order)), finding.line or 0))
+    return dataclasses.replace(policy, findings=tuple(findings))
