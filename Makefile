@@ -21,6 +21,7 @@ test: install
 	$(BIN)/ruff check profiler generators tests benchmarks
 	$(BIN)/ruff format --check profiler generators tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: install

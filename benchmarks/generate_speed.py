@@ -15,7 +15,7 @@ from pathlib import Path
 
 from timing import ROUNDS, median_seconds
 
-from generators.diff import compare
+from generators.compare import compare
 from generators.interface import PolicyFormat, RenderOptions
 from generators.profile import build_profile
 from profiler import trace

@@ -20,7 +20,7 @@ MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {repository!r})
-from generators.oci import OciFormat
+from generators.seccomp.oci import OciFormat
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 systemd = SystemdFormat(committed_syscall_groups())

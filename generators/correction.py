@@ -11,7 +11,7 @@ as in the formats' own renderers: the text is pasted into a policy.
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from generators.diff import Comparison, ItemKind
+from generators.comparison import Comparison, ItemKind
 from profiler import abi
 
 

@@ -10,8 +10,8 @@ systemd nor the OCI code.
 
 from typing import assert_never
 
+from generators.comparison import Comparison
 from generators.correction import Correction, Corrector, plain_correction
-from generators.diff import Comparison
 from generators.interface import PolicyFormat, PolicyParseError, PolicyReader, Renderer
 from generators.policy_names import check_profile_names
 
@@ -24,15 +24,15 @@ def renderer(policy_format: PolicyFormat) -> Renderer:
 
             return SystemdFormat()
         case PolicyFormat.OCI:
-            from generators.oci import OciFormat
+            from generators.seccomp.oci import OciFormat
 
             return OciFormat()
         case PolicyFormat.K8S:
-            from generators.k8s import KubernetesFormat
+            from generators.seccomp.k8s import KubernetesFormat
 
             return KubernetesFormat()
         case PolicyFormat.DOCKER:
-            from generators.docker import DockerFormat
+            from generators.seccomp.docker import DockerFormat
 
             return DockerFormat()
         case PolicyFormat.JSON:

@@ -167,6 +167,11 @@ class Policy:
     # A profile whose rules the consumer adds to these (SPO's baseProfileName), which this file does not show.
     base_profile: str | None = None
 
+    @property
+    def runs_as_root(self) -> bool:
+        """Whether the policy runs its process as root: it names no user, or root by name or by uid."""
+        return self.user is None or self.user in ("root", "0")
+
     def syscall_overrides(self, name: str) -> tuple[Override, ...]:
         return tuple(each for each in self.overrides if name in each.syscalls)
 

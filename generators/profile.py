@@ -22,6 +22,8 @@ NAMESPACE_TYPES: dict[str, str] = {
     "CLONE_NEWUTS": "uts",
     "CLONE_NEWTIME": "time",
 }
+# Every namespace type by its name, sorted: what "any" stands for.
+ALL_NAMESPACE_TYPES: tuple[str, ...] = tuple(sorted(NAMESPACE_TYPES.values()))
 ANY_NAMESPACE = "any"
 
 # create_user_ns notes whether the creator holds CAP_SETFCAP by testing the bit, not through a capability check

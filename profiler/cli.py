@@ -12,10 +12,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from generators.diff import Comparison
-from generators.drift_report import ReportFormat
+from generators import reports
+from generators.comparison import Comparison
 from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
+from generators.reports.interface import ReportFormat
 from profiler import __version__, explore, pipeline, show, trace
 from profiler.atomic_write import check_output, write_text_atomically
 from profiler.errors import OutputError, ProfilerError
@@ -385,7 +386,7 @@ def diff_command(
 
     Exits 0 whatever it finds; `profiler check` is the one that fails on drift.
     """
-    report = ReportFormat(report_format).report()
+    report = reports.report(ReportFormat(report_format))
     if policy is None:
         for given, name in ((policy_format, "--policy-format"), (runtime, "--runtime")):
             if given is not None:
@@ -426,7 +427,7 @@ def check(
     in excess), 2 when an input cannot be read.
     """
     comparison = _compare(traces, policy, policy_format, runtime, component, min_runs, no_portability)
-    click.echo(ReportFormat(report_format).report().comparison(comparison), nl=False)
+    click.echo(reports.report(ReportFormat(report_format)).comparison(comparison), nl=False)
     sys.exit(0 if comparison.passed(strict) else 1)
 
 

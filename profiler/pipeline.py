@@ -22,7 +22,7 @@ from profiler import trace
 from profiler.errors import ProfilerError
 
 if TYPE_CHECKING:
-    from generators.diff import Comparison, Drift
+    from generators.comparison import Comparison, Drift
     from generators.interface import Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
 
@@ -154,27 +154,27 @@ def compare(
     portability: bool = True,
 ) -> "Comparison":
     """The traces against a deployed policy: what `check` and `diff --policy` report."""
-    from generators import diff
+    from generators import compare as comparing
     from generators.interface import PolicyFormat
 
     deployed = read_policy(policy, policy_format)
     if runtime is not None and deployed.format is PolicyFormat.SYSTEMD:
         raise OptionError("--runtime applies to seccomp profiles (oci, k8s): systemd starts units itself")
     profile = load_profile(traces, component)
-    return diff.compare(profile, deployed, portability=portability, min_runs=min_runs, runtimes=runtimes(runtime))
+    return comparing.compare(profile, deployed, portability=portability, min_runs=min_runs, runtimes=runtimes(runtime))
 
 
 def drift(old: Path, new: Path, component: str | None = None) -> "Drift":
     """What NEW (a trace, or a profile of generate --format json) started to need that OLD did not, and stopped."""
-    from generators import diff
+    from generators import compare as comparing
 
-    return diff.drift(load_drift_side(old, component), load_drift_side(new, component))
+    return comparing.drift(load_drift_side(old, component), load_drift_side(new, component))
 
 
 def explain(
     traces: Sequence[Path], item: str, component: str | None = None, *, min_runs: int = 1, portability: bool = True
 ) -> str:
     """Where ITEM (a syscall, capability, address family or namespace type) came from, for people."""
-    from generators import explain as explaining
+    from generators.reports import explain as explaining
 
     return explaining.explain(load_profile(traces, component), item, min_runs=min_runs, portability=portability)

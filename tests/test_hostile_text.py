@@ -13,10 +13,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generators import explain
-from generators.diff import compare, drift
-from generators.drift_report import MarkdownReport, ReportFormat
+from generators import reports
+from generators.compare import compare, drift
 from generators.profile import Profile
+from generators.reports import explain
+from generators.reports.interface import ReportFormat
+from generators.reports.markdown import MarkdownReport
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from profiler import explore, show
@@ -111,8 +113,8 @@ def test_reports_print_printable_lines_and_markdown_keeps_its_tables(
     comparison = compare(profile, policy)
     assert policy.findings, "the hostile words are quoted in lint findings"
     same = drift(profile, profile)
-    _printable_lines(ReportFormat.TEXT.report().comparison(comparison))
-    _printable_lines(ReportFormat.TEXT.report().drift(same))
+    _printable_lines(reports.report(ReportFormat.TEXT).comparison(comparison))
+    _printable_lines(reports.report(ReportFormat.TEXT).drift(same))
     for text, columns in ((MarkdownReport().comparison(comparison), 3), (MarkdownReport().drift(same), 2)):
         fence = None  # the fence of the code block the line is in: its text is shown as it is
         for line in _printable_lines(text):
@@ -124,8 +126,8 @@ def test_reports_print_printable_lines_and_markdown_keeps_its_tables(
             markup = _without_code_and_escapes(line).replace("<br>", "")
             assert not re.search(r"[<>\[\]]", markup), line
     for text, runs in (
-        (ReportFormat.JSON.report().comparison(comparison), lambda document: document["runs"]),
-        (ReportFormat.JSON.report().drift(same), lambda document: document["old"]["runs"]),
+        (reports.report(ReportFormat.JSON).comparison(comparison), lambda document: document["runs"]),
+        (reports.report(ReportFormat.JSON).drift(same), lambda document: document["old"]["runs"]),
     ):
         assert all(line.isprintable() for line in text.split("\n"))
         document = json.loads(text)

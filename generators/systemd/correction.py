@@ -12,8 +12,8 @@ Whatever form that setting has:
 import textwrap
 from pathlib import Path
 
+from generators.comparison import Comparison, ItemKind
 from generators.correction import Correction, allowed, unnamed_families
-from generators.diff import Comparison, ItemKind
 from generators.interface import ListMode
 from generators.systemd.names import systemd_architecture
 from profiler.escaping import visible

@@ -10,8 +10,8 @@ SystemdFormat.correct(comparison)       the drop-in that adds what a unit misses
 
 from pathlib import Path
 
+from generators.comparison import Comparison
 from generators.correction import Correction, Corrector
-from generators.diff import Comparison
 from generators.interface import Policy, PolicyFormat, PolicyReader, Renderer, RenderOptions
 from generators.profile import Profile
 from generators.systemd.correction import systemd_correction

@@ -3,8 +3,9 @@
 import difflib
 from collections.abc import Iterable, Sequence
 
+from generators.abis import exists_on
 from generators.interface import LintFinding, Policy
-from generators.systemd.names import SETTINGS, exists_on, family_name, short_list
+from generators.systemd.names import SETTINGS, family_name, short_list
 from generators.systemd.settings import MisplacedTilde, UnitReading
 from generators.systemd.unit_syntax import Assignment
 from profiler import abi

@@ -5,13 +5,12 @@ systemd takes: the tables say where in systemd's source they come from.
 """
 
 import errno
-import functools
 import re
 from collections.abc import Iterable, Sequence
 
+from generators.abis import exists_on
 from generators.profile import NAMESPACE_TYPES
-from profiler import abi, syscalls
-from profiler.errors import ProfilerError
+from profiler import abi
 
 # SystemCallArchitectures= identifiers of systemd 252 (seccomp_arch_from_string), as libseccomp ABI names.
 SYSTEMD_ARCHITECTURES: dict[str, str] = {
@@ -39,14 +38,6 @@ SYSTEMD_ARCHITECTURES: dict[str, str] = {
 
 _SYSTEMD_NAMES = {abi_name: name for name, abi_name in SYSTEMD_ARCHITECTURES.items()}
 NATIVE_ARCHITECTURE = "native"
-
-
-# Every ABI libseccomp 2.5 names: a syscall name systemd can resolve exists on at least one of them.
-LIBSECCOMP_ABIS = tuple(sorted(set(SYSTEMD_ARCHITECTURES.values())))
-
-
-# The ABIs a kernel of each native ABI also runs, which a filter without SystemCallArchitectures= lets through.
-LOCAL_ABIS: dict[str, tuple[str, ...]] = {"x86_64": ("x86_64", "x86", "x32"), "aarch64": ("aarch64", "arm")}
 
 
 # RestrictNamespaces= names systemd 252 accepts; profiler's namespace types are the same names.
@@ -125,23 +116,6 @@ _BOOLEANS |= {"0": False, "no": False, "n": False, "false": False, "f": False, "
 
 
 _SHOWN_NAMES = 8
-
-
-@functools.lru_cache(maxsize=1 << 12)  # bounded: the names come from untrusted unit files
-def libseccomp_knows(name: str) -> bool:
-    """Whether libseccomp resolves a syscall name at all: systemd ignores a name it cannot resolve."""
-    return any(_number(each, name) is not None for each in LIBSECCOMP_ABIS)
-
-
-def _number(abi_name: str, name: str) -> int | None:
-    try:
-        return syscalls.syscall_number(abi_name, name)
-    except ProfilerError:  # an ABI this libseccomp build does not know
-        return None
-
-
-def exists_on(name: str, abis: Iterable[str]) -> bool:
-    return any(_number(each, name) is not None for each in abis)
 
 
 def effective_names(names: Iterable[str], abis: Sequence[str]) -> frozenset[str]:

@@ -4,11 +4,11 @@ import dataclasses
 import os
 from pathlib import Path
 
+from generators.abis import kernel_abis
 from generators.interface import LintFinding, Policy, PolicyParseError
 from generators.systemd.dropins import unit_files
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.lint import lint_result, near_miss_findings
-from generators.systemd.names import LOCAL_ABIS
 from generators.systemd.settings import UnitReading
 from generators.systemd.unit_syntax import EXEC_SECTIONS, Assignment, parse_unit_text, read_unit_text
 from profiler import syscalls
@@ -56,7 +56,7 @@ def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
         if at.section in exec_sections:
             reading.apply(at)
     policy = reading.policy(path)
-    local_abis = LOCAL_ABIS.get(syscalls.native_abi(), (syscalls.native_abi(),))
+    local_abis = kernel_abis(syscalls.native_abi())
     findings += reading.findings + near_miss_findings(assignments, exec_sections)
     findings += lint_result(reading, policy, local_abis)
     order = {str(each): index for index, each in enumerate(files)}

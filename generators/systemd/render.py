@@ -4,7 +4,7 @@ saying where it came from."""
 import textwrap
 from collections.abc import Iterable, Sequence
 
-from generators.evidence_text import describe_evidence
+from generators.evidence import describe_evidence
 from generators.interface import RenderOptions
 from generators.policy_names import check_profile_names
 from generators.profile import ANY_NAMESPACE, CapabilityPath, Evidence, Profile, merge_evidence

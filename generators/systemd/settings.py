@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from generators.abis import libseccomp_knows
 from generators.interface import (
     UNRESTRICTED,
     LintFinding,
@@ -31,7 +32,6 @@ from generators.systemd.names import (
     capability_names,
     errno_name,
     family_name,
-    libseccomp_knows,
     parse_boolean,
 )
 from generators.systemd.unit_syntax import Assignment, split_words
@@ -349,7 +349,7 @@ class UnitReading:
 
     def implied_no_new_privileges(self, policy: Policy) -> str | None:
         """The seccomp setting that turns no-new-privileges on for a non-root user without CAP_SYS_ADMIN."""
-        if policy.no_new_privileges or policy.user in (None, "root", "0"):
+        if policy.no_new_privileges or policy.runs_as_root:
             return None
         if "CAP_SYS_ADMIN" in policy.ambient_capabilities:
             return None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.oci import DOCKER_DEFAULT_CAPABILITIES
+from generators.seccomp.spec import DOCKER_DEFAULT_CAPABILITIES
 from profiler import syscalls
 
 RUNTIMES = ("runc", "crun")

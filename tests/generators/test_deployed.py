@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from generators.diff import compare
+from generators.compare import compare
 from generators.formats import correction
 from generators.interface import RenderOptions
-from generators.oci import OciFormat
 from generators.profile import Profile
+from generators.seccomp.oci import OciFormat
 from generators.systemd.format import SystemdFormat
 from profiler import syscalls
 from tests.generators import oci_runtime, systemd_analyze
 from tests.generators.conftest import recorded_profile
 
 pytestmark = pytest.mark.tracing
-LOADER = Path(__file__).with_name("oci_libseccomp.py")
+LOADER = Path(__file__).parent / "seccomp" / "oci_libseccomp.py"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What runc spec gives the container's process: PATH and TERM, no PWD, and / as its working directory.
 CONTAINER_ENV = {"PATH": PATH, "TERM": "xterm"}

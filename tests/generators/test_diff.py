@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from generators.compare import compare, drift
+from generators.comparison import ItemKind, Topic
 from generators.danger import (
     ABI_DANGER,
     CAPABILITY_DANGER,
@@ -13,9 +15,8 @@ from generators.danger import (
     SYSCALL_DANGER,
     Danger,
 )
-from generators.diff import ALL_NAMESPACE_TYPES, ItemKind, Topic, compare, drift
 from generators.interface import PolicyFormat, PolicyParseError
-from generators.profile import Profile, UnresolvedSyscall
+from generators.profile import ALL_NAMESPACE_TYPES, Profile, UnresolvedSyscall
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
 from profiler.pipeline import read_policy

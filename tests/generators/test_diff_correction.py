@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import seccomp
 
+from generators.compare import compare
+from generators.comparison import ItemKind
 from generators.correction import Correction
-from generators.diff import ItemKind, compare
 from generators.formats import correction
 from generators.interface import PolicyFormat, RenderOptions
-from generators.oci import OciFormat
+from generators.seccomp.oci import OciFormat
 from generators.systemd.format import SystemdFormat
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy, make_profile

@@ -6,10 +6,12 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generators.diff import ALL_NAMESPACE_TYPES, Fix, ItemKind, compare, drift
-from generators.drift_report import ReportFormat
+from generators import reports
+from generators.compare import compare, drift
+from generators.comparison import Fix, ItemKind
 from generators.interface import UNRESTRICTED, ListMode, NameSet, Policy
-from generators.profile import Profile, build_profile
+from generators.profile import ALL_NAMESPACE_TYPES, Profile, build_profile
+from generators.reports.interface import ReportFormat
 from generators.syscall_plan import FALLS_BACK
 from tests.generators.conftest import _committed
 from tests.generators.profile_builders import policies, profiles
@@ -112,8 +114,8 @@ def test_the_fix_makes_check_pass_and_leaves_the_excess_alone(profile: Profile, 
 @given(profiles(), policies(), st.sampled_from(ReportFormat))
 def test_every_report_renders_the_same_bytes_twice(profile: Profile, policy: Policy, form: ReportFormat) -> None:
     comparison = compare(profile, policy)
-    text = form.report().comparison(comparison)
-    assert text == form.report().comparison(compare(profile, policy))
+    text = reports.report(form).comparison(comparison)
+    assert text == reports.report(form).comparison(compare(profile, policy))
     if form is ReportFormat.JSON:
         assert json.loads(text)["passed"] is comparison.passed()
 
@@ -128,7 +130,7 @@ def test_the_order_of_the_traces_does_not_matter(order: list[str], policy: Polic
     shuffled = compare(build_profile([_committed(name) for name in order]), policy)
     assert shuffled == reference
     for form in ReportFormat:
-        assert form.report().comparison(shuffled) == form.report().comparison(reference)
+        assert reports.report(form).comparison(shuffled) == reports.report(form).comparison(reference)
 
 
 @given(profiles(), profiles())

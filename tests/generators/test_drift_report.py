@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from generators.diff import Comparison, Drift, compare, drift
-from generators.drift_report import ReportFormat
+from generators import reports
+from generators.compare import compare, drift
+from generators.comparison import Comparison, Drift
 from generators.interface import LintFinding, PolicyFormat
+from generators.reports.interface import ReportFormat
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy
 
@@ -43,23 +45,23 @@ def git_drift(committed_profile: LoadTraces) -> Drift:
 
 @pytest.mark.parametrize("form", list(ReportFormat))
 def test_comparison_report(git_comparison: Comparison, form: ReportFormat, golden: Golden) -> None:
-    golden(f"git-clone-check.{SUFFIXES[form]}", form.report().comparison(git_comparison))
+    golden(f"git-clone-check.{SUFFIXES[form]}", reports.report(form).comparison(git_comparison))
 
 
 @pytest.mark.parametrize("form", list(ReportFormat))
 def test_drift_report(git_drift: Drift, form: ReportFormat, golden: Golden) -> None:
-    golden(f"git-clone-drift.{SUFFIXES[form]}", form.report().drift(git_drift))
+    golden(f"git-clone-drift.{SUFFIXES[form]}", reports.report(form).drift(git_drift))
 
 
 def test_the_text_report_ends_with_the_fix_then_the_verdict(git_comparison: Comparison) -> None:
-    lines = ReportFormat.TEXT.report().comparison(git_comparison).splitlines()
+    lines = reports.report(ReportFormat.TEXT).comparison(git_comparison).splitlines()
     fix = lines.index("Fix: Add as a drop-in (systemctl edit svc.service): each line adds to the unit's own setting.")
     assert lines[fix + 1 : fix + 3] == ["  [Service]", "  SystemCallFilter=clone3 fsync link restart_syscall symlink"]
     assert lines[-1] == "6 missing, 13 in excess, 2 warnings, 1 lint finding: check fails"
 
 
 def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift: Drift) -> None:
-    data = json.loads(ReportFormat.JSON.report().comparison(git_comparison))
+    data = json.loads(reports.report(ReportFormat.JSON).comparison(git_comparison))
     assert list(data) == [
         "schema", "schema_version", "component", "runs", "policy", "passed", "passed_strict",
         "missing", "excess", "warnings", "lint", "fix",
@@ -72,24 +74,24 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
     assert set(data["excess"][0]) == {"kind", "name", "danger", "why", "note"}
     assert set(data["fix"]) == {"allow", "portable", "enosys", "undo", "how", "text", "language", "notes"}
     assert data["lint"] == [{"source": "svc.service", "line": 9, "message": git_comparison.policy.findings[0].message}]
-    drift_data = json.loads(ReportFormat.JSON.report().drift(git_drift))
+    drift_data = json.loads(reports.report(ReportFormat.JSON).drift(git_drift))
     assert list(drift_data) == ["schema", "schema_version", "old", "new", "started", "stopped", "notes"]
 
 
 def test_an_inferred_need_carries_its_reason_in_every_format(committed_profile: LoadTraces) -> None:
     comparison = compare(committed_profile("unshare-user-net"), make_policy(bounding=allow("CAP_SYS_ADMIN")))
-    [path] = json.loads(ReportFormat.JSON.report().comparison(comparison))["missing"][0]["paths"]
+    [path] = json.loads(reports.report(ReportFormat.JSON).comparison(comparison))["missing"][0]["paths"]
     assert set(path) == {"program", "syscall", "via", "frames", "inferred", "count", "runs"}
     assert (path["frames"], path["inferred"]) == ([], comparison.missing[0].need.paths[0].inferred)
     for form in (ReportFormat.TEXT, ReportFormat.MARKDOWN):
-        text = form.report().comparison(comparison)
+        text = reports.report(form).comparison(comparison)
         assert "inferred: root created a user namespace" in text and "not captured" not in text
 
 
 def test_markdown_cells_escape_pipes(git_comparison: Comparison) -> None:
     odd = LintFinding("svc.service", None, "a | b")
     policy = make_policy(syscalls=allow("read"), findings=(odd,), policy_format=PolicyFormat.OCI)
-    text = ReportFormat.MARKDOWN.report().comparison(compare(git_comparison.profile, policy))
+    text = reports.report(ReportFormat.MARKDOWN).comparison(compare(git_comparison.profile, policy))
     assert "- `svc.service`: a \\| b" in text
     missing_rows = [line for line in text.splitlines() if line.startswith("| syscall")]
     assert missing_rows and all(line.count(" | ") == 2 for line in missing_rows)
@@ -97,7 +99,7 @@ def test_markdown_cells_escape_pipes(git_comparison: Comparison) -> None:
 
 def test_a_passing_policy_has_no_fix_section(git_comparison: Comparison) -> None:
     comparison = compare(git_comparison.profile, make_policy())
-    text = ReportFormat.TEXT.report().comparison(comparison)
+    text = reports.report(ReportFormat.TEXT).comparison(comparison)
     assert "Fix:" not in text and "Missing" not in text
     assert text.endswith("check passes (fails with --strict)\n")
-    assert json.loads(ReportFormat.JSON.report().comparison(comparison))["fix"] is None
+    assert json.loads(reports.report(ReportFormat.JSON).comparison(comparison))["fix"] is None

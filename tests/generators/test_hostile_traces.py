@@ -20,19 +20,21 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from generators import formats
-from generators.docker import DockerFormat, container_privileges, seccomp_file_name
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
-from generators.k8s import KubernetesFormat, object_name
-from generators.oci import OciFormat
 from generators.policy_names import NotANameError, policy_name
 from generators.profile import Profile
+from generators.seccomp.docker import DockerFormat, seccomp_file_name
+from generators.seccomp.k8s import KubernetesFormat, object_name
+from generators.seccomp.oci import OciFormat
+from generators.seccomp.privileges import container_privileges
 from generators.syscall_plan import plan_syscalls
 from generators.systemd.format import SystemdFormat
 from profiler import syscalls
-from tests.generators import oci_libseccomp, systemd_analyze
+from tests.generators import systemd_analyze
 from tests.generators.hostile_traces import hostile_names, hostile_profiles
-from tests.generators.test_systemd_render import _expected, _observed
+from tests.generators.seccomp import oci_libseccomp
+from tests.generators.systemd.test_render import _expected, _observed
 
 CONSUMER_RUNS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LIBRARY_RUNS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from generators.diff import compare
+from generators.compare import compare
 from generators.formats import correction
 from generators.interface import RenderOptions
 from generators.systemd.format import SystemdFormat

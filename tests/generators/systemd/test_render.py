@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from generators.abis import libseccomp_knows
 from generators.interface import UNRESTRICTED, ListMode, NameSet, Policy, RenderOptions
 from generators.profile import FamilyUse, Profile, UnresolvedSyscall
 from generators.syscall_plan import plan_syscalls
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import IMPLIED_GROUP
-from generators.systemd.names import libseccomp_knows
 from profiler import syscalls
 from profiler.trace import CapabilitySource
 from tests.generators import systemd_analyze

@@ -8,13 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generators.interface import PolicyParseError, RenderOptions
-from generators.k8s import MAX_MANIFEST_BYTES, KubernetesFormat, object_name
-from generators.oci import OciFormat
 from generators.profile import Profile
+from generators.seccomp.k8s import MAX_MANIFEST_BYTES, KubernetesFormat, object_name
+from generators.seccomp.oci import OciFormat
 from profiler.errors import ProfilerError
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import make_profile, profiles
-from tests.generators.test_oci_reader import HOST
+from tests.generators.seccomp.test_reader import HOST
 
 Golden = Callable[[str, str], None]
 SPO_SPEC_FIELDS = {"defaultAction", "architectures", "syscalls", "flags", "listenerPath", "listenerMetadata",

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from generators.comparison import Comparison
 from generators.correction import Correction, Corrector
-from generators.diff import Comparison
-from generators.docker import SECCOMP_AND_NO_NEW_PRIVILEGES, ContainerPrivileges, container_privileges
 from generators.interface import (
     Policy,
     PolicyFormat,
@@ -31,20 +30,13 @@ from generators.interface import (
     Renderer,
     RenderOptions,
 )
-from generators.oci import (
-    ALLOW,
-    EPERM,
-    Dialect,
-    IncludeContext,
-    JsonPath,
-    SeccompRule,
-    SeccompSpec,
-    policy_text,
-    read_seccomp_spec,
-    seccomp_spec,
-)
 from generators.profile import Profile
-from generators.seccomp_correction import granted_capabilities, seccomp_changes
+from generators.seccomp.correction import granted_capabilities, seccomp_changes
+from generators.seccomp.json_lines import JsonPath, policy_text
+from generators.seccomp.privileges import SECCOMP_AND_NO_NEW_PRIVILEGES, ContainerPrivileges, container_privileges
+from generators.seccomp.reader import read_seccomp_spec
+from generators.seccomp.reading import Dialect, IncludeContext
+from generators.seccomp.spec import ALLOW, EPERM, SeccompRule, SeccompSpec, seccomp_spec
 from profiler.errors import ProfilerError
 from profiler.escaping import visible
 from profiler.trace import read_input

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generators.interface import RenderOptions
-from generators.oci import OciFormat, seccomp_spec
 from generators.profile import Profile, UnresolvedSyscall, build_profile
+from generators.seccomp.oci import OciFormat
+from generators.seccomp.spec import seccomp_spec
 from profiler.trace import Trace
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import evidence, make_profile, profiles

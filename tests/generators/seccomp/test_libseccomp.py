@@ -10,11 +10,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from generators.interface import Policy, RenderOptions
-from generators.oci import CLONE_NEWTIME, NAMESPACE_BITS, ArgCondition, OciFormat, telling_values
+from generators.seccomp.oci import OciFormat
+from generators.seccomp.reading import telling_values
+from generators.seccomp.spec import CLONE_NEWTIME, NAMESPACE_BITS, ArgCondition
 from profiler import abi, syscalls
 from tests.generators.conftest import LoadTraces
-from tests.generators.oci_libseccomp import action, bpf_program, run_bpf, syscall_filter
-from tests.generators.test_oci_reader import HOST
+from tests.generators.seccomp.oci_libseccomp import action, bpf_program, run_bpf, syscall_filter
+from tests.generators.seccomp.test_reader import HOST
 
 SECCOMP_RET_ACTION = 0xFFFF0000
 RUNS = {0x7FFF0000, 0x7FFC0000}  # ALLOW, LOG

@@ -9,15 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generators.interface import UNRESTRICTED, ListMode, NameSet, PolicyFormat, PolicyParseError, RenderOptions
-from generators.oci import (
-    DOCKER_DEFAULT_CAPABILITIES,
-    IncludeContext,
-    JsonPath,
-    OciFormat,
-    json_value_lines,
-    seccomp_spec,
-)
 from generators.profile import Profile
+from generators.seccomp.json_lines import JsonPath, json_value_lines
+from generators.seccomp.oci import OciFormat
+from generators.seccomp.reading import IncludeContext
+from generators.seccomp.spec import DOCKER_DEFAULT_CAPABILITIES, seccomp_spec
 from generators.syscall_plan import plan_syscalls
 from profiler import abi
 from tests.generators.conftest import REPOSITORY

@@ -7,7 +7,7 @@
 
 Run as a program it loads a profile and executes a command under it, as a container runtime would:
 
-    python tests/generators/oci_libseccomp.py PROFILE.json /bin/ls /
+    python tests/generators/seccomp/oci_libseccomp.py PROFILE.json /bin/ls /
 """
 
 import json

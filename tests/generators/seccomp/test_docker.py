@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from generators.docker import DockerFormat
 from generators.interface import RenderOptions
 from generators.profile import Profile, RunRef
+from generators.seccomp.docker import DockerFormat
 from profiler.trace import CapabilitySource
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import make_profile

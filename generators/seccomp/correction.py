@@ -6,18 +6,11 @@ The OCI and Kubernetes formats each write these in their own syntax.
 import errno
 import json
 
+from generators.comparison import Comparison, ItemKind
 from generators.correction import allowed, unnamed_families
-from generators.diff import Comparison, ItemKind
 from generators.interface import ListMode
+from generators.seccomp.spec import scmp_arch
 from profiler import abi
-
-OCI_ARCHITECTURES: dict[str, str] = {
-    "x86_64": "SCMP_ARCH_X86_64",
-    "x86": "SCMP_ARCH_X86",
-    "x32": "SCMP_ARCH_X32",
-    "aarch64": "SCMP_ARCH_AARCH64",
-    "arm": "SCMP_ARCH_ARM",
-}
 
 
 def seccomp_changes(comparison: Comparison) -> tuple[list[dict[str, object]], list[str]]:
@@ -49,7 +42,7 @@ def seccomp_changes(comparison: Comparison) -> tuple[list[dict[str, object]], li
             }
         )
     notes += [f"allow socket() for {name}, whose number profiler cannot name" for name in unnamed]
-    architectures = [OCI_ARCHITECTURES.get(name, name) for name in allow.get(ItemKind.ARCHITECTURE, ())]
+    architectures = [scmp_arch(name) for name in allow.get(ItemKind.ARCHITECTURE, ())]
     if architectures:
         notes.append(f'add {", ".join(json.dumps(name) for name in architectures)} to "architectures"')
     namespaces = allow.get(ItemKind.NAMESPACE, ())

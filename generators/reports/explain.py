@@ -8,12 +8,17 @@ the terminal.
 """
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from generators.diff import ALL_NAMESPACE_TYPES
-from generators.evidence_text import MAX_PROGRAMS, describe_evidence
+from generators.evidence import MAX_PROGRAMS, describe_evidence, describe_run, path_origin
 from generators.oci_runtimes import OCI_RUNTIMES
-from generators.profile import NAMESPACE_TYPES, CapabilityPath, CapabilityUse, Evidence, Profile, RunRef
+from generators.profile import (
+    ALL_NAMESPACE_TYPES,
+    NAMESPACE_TYPES,
+    CapabilityUse,
+    Evidence,
+    Profile,
+)
 from generators.syscall_plan import FALLS_BACK, plan_syscalls
 from profiler import abi, syscalls
 from profiler.errors import ProfilerError
@@ -23,23 +28,6 @@ from profiler.trace import CheckClass
 
 class UnknownItemError(ProfilerError):
     """The item to explain is not a syscall, capability, address family or namespace type."""
-
-
-def kernel_path(frames: Sequence[str]) -> str:
-    """The kernel call path in call order (frames are stored innermost first)."""
-    return " → ".join(reversed(frames))
-
-
-def path_origin(path: CapabilityPath) -> str:
-    """How the traces know a capability path: its kernel call path, or why the need was inferred."""
-    if path.inferred:
-        return path.inferred
-    return f"kernel path: {kernel_path(path.frames) if path.frames else 'not captured'}"
-
-
-def describe_run(run: RunRef) -> str:
-    """Such as "git-clone.trace.json: `git clone a b` as nobody on vm, 2026-11-29T02:18:07Z"."""
-    return f"{run.source}: `{' '.join(run.command)}` as {run.user} on {run.hostname}, {run.started_at}"
 
 
 def explain(profile: Profile, item: str, *, min_runs: int = 1, portability: bool = True) -> str:

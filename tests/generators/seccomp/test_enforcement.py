@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from generators.interface import RenderOptions
-from generators.oci import OciFormat
 from generators.profile import Profile
+from generators.seccomp.oci import OciFormat
 from tests.generators.conftest import recorded_profile
 
 LOADER = Path(__file__).with_name("oci_libseccomp.py")
