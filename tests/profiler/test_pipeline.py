@@ -1,0 +1,95 @@
+"""profiler.pipeline: the commands as functions a notebook calls, giving what the CLI prints; options checked."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from generators import reports
+from generators.interface import PolicyFormat, PolicyParseError, RenderOptions
+from generators.reports.interface import ReportFormat
+from profiler import pipeline
+from tests.test_cli_generate import GIT, REPOSITORY, invoke
+
+TRACES = [Path(path) for path in GIT]
+UNIT = REPOSITORY / "tests" / "fixtures" / "systemd" / "deny-list.service"
+CURL = REPOSITORY / "traces" / "curl-fetch.trace.json"
+
+# The formats each option applies to, as `profiler generate --help` says.
+APPLIES = {
+    "groups": (PolicyFormat.SYSTEMD,),
+    "argument_filters": (PolicyFormat.OCI, PolicyFormat.K8S),
+    "seccomp_file": (PolicyFormat.DOCKER,),
+    "namespace": (PolicyFormat.K8S,),
+    "runtime": (PolicyFormat.OCI, PolicyFormat.K8S),
+    "base_profile": (PolicyFormat.K8S,),
+}
+GIVEN: dict[str, object] = {
+    "groups": True,
+    "argument_filters": True,
+    "seccomp_file": "git.json",
+    "namespace": "ci",
+    "runtime": "crun",
+    "base_profile": "runc-v1",
+}
+
+
+@pytest.mark.parametrize("policy_format", list(PolicyFormat))
+@pytest.mark.parametrize("option", sorted(APPLIES))
+def test_each_option_is_refused_by_the_formats_it_does_not_apply_to(option: str, policy_format: PolicyFormat) -> None:
+    given = {option: GIVEN[option]}
+    if policy_format in APPLIES[option]:
+        assert isinstance(pipeline.render_options(policy_format, **given), RenderOptions)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(pipeline.OptionError, match="applies to --format"):
+            pipeline.render_options(policy_format, **given)  # type: ignore[arg-type]
+
+
+def test_a_base_profile_and_a_runtime_exclude_each_other() -> None:
+    with pytest.raises(pipeline.OptionError, match="give it or --runtime, not both"):
+        pipeline.render_options(PolicyFormat.K8S, base_profile="runc-v1", runtime="crun")
+    assert pipeline.render_options(PolicyFormat.K8S, base_profile="runc-v1").runtimes == ()
+    assert pipeline.render_options(PolicyFormat.OCI, runtime=pipeline.NO_RUNTIME).runtimes == ()
+
+
+@pytest.mark.parametrize("policy_format", list(PolicyFormat))
+def test_generate_gives_what_the_cli_prints(policy_format: PolicyFormat) -> None:
+    text = pipeline.generate(TRACES, policy_format, pipeline.render_options(policy_format, min_runs=2))
+    assert text == invoke("generate", "--format", policy_format.value, "--min-runs", "2", *GIT).stdout
+
+
+def test_compare_and_drift_give_what_check_and_diff_print() -> None:
+    comparison = pipeline.compare(TRACES, UNIT)
+    assert (
+        reports.report(ReportFormat.TEXT).comparison(comparison) == invoke("check", "--policy", str(UNIT), *GIT).stdout
+    )
+    drift = pipeline.drift(TRACES[0], CURL)
+    assert (
+        reports.report(ReportFormat.JSON).drift(drift) == invoke("diff", "--format", "json", GIT[0], str(CURL)).stdout
+    )
+
+
+def test_explain_gives_what_the_cli_prints() -> None:
+    assert pipeline.explain(TRACES, "openat") == invoke("explain", *GIT, "openat").stdout
+
+
+def test_a_systemd_unit_takes_no_runtime() -> None:
+    with pytest.raises(pipeline.OptionError, match="systemd starts units itself"):
+        pipeline.compare(TRACES, UNIT, runtime="crun")
+
+
+def test_a_policy_format_comes_from_the_name_or_is_asked_for(tmp_path: Path) -> None:
+    assert pipeline.read_policy(UNIT).format is PolicyFormat.SYSTEMD
+    unnamed = tmp_path / "policy.txt"
+    unnamed.write_bytes(UNIT.read_bytes())
+    with pytest.raises(PolicyParseError, match="give --policy-format"):
+        pipeline.read_policy(unnamed)
+    assert pipeline.read_policy(unnamed, PolicyFormat.SYSTEMD).format is PolicyFormat.SYSTEMD
+
+
+def test_importing_the_pipeline_loads_no_policy_format() -> None:
+    # show and record import the pipeline through the CLI: the generators come only with the command that uses them.
+    code = "import sys, profiler.pipeline; print(sorted(m for m in sys.modules if m.startswith('generators')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
