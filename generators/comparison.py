@@ -1,5 +1,7 @@
-"""What a comparison finds: every item is a Need of one ItemKind; a Comparison holds what is missing, in excess,
-advised and fixed, and a Drift what one profile started and stopped needing.
+"""The model of a comparison: the Needs of a profile, and what a Comparison and a Drift found among them.
+
+Every item is a Need of one ItemKind; a Comparison holds what is missing, in excess, advised and fixed, and a
+Drift what one profile started and stopped needing.
 
     needs(profile)   every item a profile needs, with the evidence of each
 """

@@ -1,5 +1,7 @@
-"""Evidence for people: the comment every format writes beside an item (where, how often, in how many runs), the
-kernel path of a capability check, and a run."""
+"""Evidence in words for people: the comment beside an item, the kernel path of a capability check, a run.
+
+describe_evidence is the comment every format writes beside an item: where, how often, in how many runs.
+"""
 
 from collections.abc import Sequence
 

@@ -1,5 +1,8 @@
-"""What a seccomp document means to its consumers: the keys of each dialect, rules, argument comparisons, and
-the decision per syscall name that a Policy is made of."""
+"""What a seccomp document means to runc, crun and libseccomp: its keys, rules, comparisons, and each decision.
+
+The keys each dialect takes, the rules and argument comparisons, and the decision per syscall name that a
+Policy is made of.
+"""
 
 import errno
 import itertools

@@ -1,5 +1,4 @@
-"""A systemd [Service] drop-in from a profile: each setting reset, then one line per item, each with a comment
-saying where it came from."""
+"""The systemd drop-in of a profile: each setting reset, then one line per item with where it came from."""
 
 import textwrap
 from collections.abc import Iterable, Sequence

@@ -1,5 +1,8 @@
-"""What each setting of a unit means to systemd 252 (src/core/load-fragment.c, src/shared/seccomp-util.c): the
-assignments of the exec sections, in order, folded into a Policy, with findings on lines systemd ignores."""
+"""What each setting of a unit means to systemd 252: the exec sections' assignments folded into a Policy.
+
+In order, as src/core/load-fragment.c and src/shared/seccomp-util.c read them, with findings on the lines
+systemd ignores.
+"""
 
 import dataclasses
 import re

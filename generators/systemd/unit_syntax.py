@@ -1,5 +1,7 @@
-"""Unit-file syntax as systemd 252 reads it (src/shared/conf-parser.c): sections, continued lines, comments,
-quoted words, and where systemd would not load a file at all."""
+"""Unit-file syntax as systemd 252 reads it (src/shared/conf-parser.c): sections, lines, comments, quoting.
+
+Continued lines are joined as systemd joins them, and a file systemd would not load at all is refused.
+"""
 
 import dataclasses
 import re
