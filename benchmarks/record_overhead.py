@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiler.recorder import CommandTarget, record
+from profiler.recording.session import CommandTarget, record
 
 ROUNDS = 7
 BYTES = 1_000_000
@@ -91,7 +91,7 @@ class EmptyProbe:
     """The cost of the kernel's tracepoint path alone: an eBPF program that returns at once."""
 
     def __enter__(self) -> "EmptyProbe":
-        import bcc  # the benchmark's own probe; profiler itself reaches bcc only through profiler.tracer
+        import bcc  # the benchmark's own probe; profiler itself reaches bcc only through profiler.recording.tracer
 
         self.bpf = bcc.BPF(text=b"RAW_TRACEPOINT_PROBE(sys_enter) { return 0; }")
         return self

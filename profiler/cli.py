@@ -146,7 +146,7 @@ def record(
     the recording ends, no process the command started is left running.
     """
     # Imported here so that `profiler show` and friends work where BCC is not installed.
-    from profiler import kernel_features, recorder, tracer
+    from profiler.recording import kernel_features, session, tracer
 
     targets = [name for name, given in (("COMMAND", command), ("--pid", pid), ("--cgroup", cgroup)) if given]
     if len(targets) != 1:
@@ -157,14 +157,14 @@ def record(
         features = kernel_features.probe()
         click.echo(tracer.program_source(features, tracer.TableSizes(), cgroup is not None))
         return
-    target: recorder.Target
+    target: session.Target
     if command:
-        target = recorder.CommandTarget(command, recorder.User.lookup(user) if user is not None else None)
+        target = session.CommandTarget(command, session.User.lookup(user) if user is not None else None)
     elif pid is not None:
-        target = recorder.PidTarget(pid)
+        target = session.PidTarget(pid)
     else:
         assert cgroup is not None
-        target = recorder.CgroupTarget(cgroup)
+        target = session.CgroupTarget(cgroup)
     # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
     # is gone): where the trace goes is fixed before the recording starts.
     try:
@@ -173,14 +173,14 @@ def record(
         raise OutputError("the working directory no longer exists: cd to one, or give -o an absolute path") from None
     if output is not None:
         check_output(directory / output, overwrite=force)
-    options = recorder.RecordOptions(component=component, duration_s=duration)
-    on_status = recorder.print_status if sys.stderr.isatty() else None
+    options = session.RecordOptions(component=component, duration_s=duration)
+    on_status = session.print_status if sys.stderr.isatty() else None
     try:
-        result = recorder.record(target, options, on_status)
+        result = session.record(target, options, on_status)
     finally:
         if on_status:
             sys.stderr.write("\r\033[K")
-    path = output or Path(recorder.default_trace_name(result.trace.run.component))
+    path = output or Path(session.default_trace_name(result.trace.run.component))
     saved = trace.save_or_rescue(result.trace, directory / path, overwrite=force)
     if saved.failures:
         fail(f"{'; '.join(saved.failures)}; the trace was saved to {saved.path} instead")

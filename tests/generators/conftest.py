@@ -14,7 +14,7 @@ from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from profiler import trace
 from profiler.errors import TracingError
-from profiler.recorder import CommandTarget, RecordOptions, record
+from profiler.recording.session import CommandTarget, RecordOptions, record
 from profiler.trace import Trace
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -22,8 +22,22 @@ from types import FrameType
 from profiler import __version__, abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
 from profiler.errors import WorkloadError
-from profiler.kernel_features import CapabilityProbe, KernelFeatures, probe
-from profiler.terminal_relay import TerminalRelay
+from profiler.recording.kernel_features import CapabilityProbe, KernelFeatures, probe
+from profiler.recording.terminal_relay import TerminalRelay
+from profiler.recording.tracer import (
+    NO_ROW,
+    NO_SYSCALL,
+    NOAUDIT_UNKNOWN,
+    EventKind,
+    FirstUse,
+    Observation,
+    ObservationKind,
+    ProcessEvent,
+    RowCounts,
+    TableSizes,
+    Tracer,
+)
+from profiler.recording.workload_cgroup import WorkloadCgroup, cgroup2_mounts
 from profiler.trace import (
     NAMESPACE_SYSCALLS,
     SOCKET_SYSCALLS,
@@ -40,20 +54,6 @@ from profiler.trace import (
     SyscallUse,
     Trace,
 )
-from profiler.tracer import (
-    NO_ROW,
-    NO_SYSCALL,
-    NOAUDIT_UNKNOWN,
-    EventKind,
-    FirstUse,
-    Observation,
-    ObservationKind,
-    ProcessEvent,
-    RowCounts,
-    TableSizes,
-    Tracer,
-)
-from profiler.workload_cgroup import WorkloadCgroup, cgroup2_mounts
 
 # How long the recording goes on after Ctrl-C (to see the workload's own shutdown), and after --duration
 # has sent SIGTERM to the command, before the command's whole tree is killed.

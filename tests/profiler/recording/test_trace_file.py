@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from profiler import trace as trace_module
-from tests.recording.conftest import profiler_cli
+from tests.profiler.recording.conftest import profiler_cli
 
 PROFILER = [os.fsencode(sys.executable), b"-m", b"profiler.cli"]
 
@@ -78,7 +78,7 @@ def record_on_full_disks(room: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "ROOM": room, "TMPDIR": "/tmp"},
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
 
 
@@ -111,7 +111,7 @@ def test_a_working_directory_that_is_gone_is_one_line_before_recording(tmp_path:
         ["sh", "-c", script],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     assert (result.returncode, result.stderr) == (
         2,

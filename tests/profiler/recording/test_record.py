@@ -13,11 +13,11 @@ import pytest
 
 from profiler import trace as trace_module
 from profiler.errors import TracingError, WorkloadError
-from profiler.kernel_features import CapabilityProbe
-from profiler.recorder import CgroupTarget, PidTarget, RecordOptions, record, resolve_cgroup
+from profiler.recording.kernel_features import CapabilityProbe
+from profiler.recording.session import CgroupTarget, PidTarget, RecordOptions, record, resolve_cgroup
+from profiler.recording.tracer import TableSizes
 from profiler.trace import CheckClass, EndReason, Trace
-from profiler.tracer import TableSizes
-from tests.recording.conftest import RecordCommand, profiler_cli, programs, syscall_names, which
+from tests.profiler.recording.conftest import RecordCommand, profiler_cli, programs, syscall_names, which
 
 
 def capability_classes(trace: Trace) -> dict[str, set[CheckClass]]:

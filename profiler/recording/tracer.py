@@ -1,7 +1,7 @@
 """The BCC session: loads recorder.bpf.c, feeds it the processes to follow, and reads back what it aggregated.
 
 This is the only module that imports bcc. It speaks in raw kernel terms (serials, rows, syscall numbers);
-profiler.recorder turns that into a Trace.
+profiler.recording.session turns that into a Trace.
 """
 
 import ctypes as ct
@@ -25,7 +25,7 @@ from typing import Any
 
 from profiler import syscalls
 from profiler.errors import TracingError
-from profiler.kernel_features import KernelFeatures
+from profiler.recording.kernel_features import KernelFeatures
 from profiler.trace import CapabilitySource
 
 BPF_SOURCE = "recorder.bpf.c"
@@ -33,7 +33,7 @@ BPF_HEADER = "recorder.h"
 
 
 def _bpf_file(name: str) -> str:
-    return resources.files("profiler").joinpath("bpf", name).read_text()
+    return resources.files("profiler.recording").joinpath("bpf", name).read_text()
 
 
 @functools.cache
@@ -287,7 +287,7 @@ class Tracer:
         self.features = features
         self.sizes = sizes
         started = time.monotonic()
-        with resources.as_file(resources.files("profiler").joinpath("bpf")) as include:
+        with resources.as_file(resources.files("profiler.recording").joinpath("bpf")) as include:
             try:
                 self._bpf: Any = bcc.BPF(
                     text=program_source(features, sizes, cgroup is not None).encode(),

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from profiler.errors import ProfilerError
-from profiler.kernel_features import probe
-from profiler.recorder import CommandTarget, Recording, RecordOptions, User, record
+from profiler.recording.kernel_features import probe
+from profiler.recording.session import CommandTarget, Recording, RecordOptions, User, record
 from profiler.trace import Trace
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from profiler import recorder
 from profiler import trace as trace_module
-from profiler.recorder import CommandTarget, RecordOptions, record
+from profiler.recording import session
+from profiler.recording.session import CommandTarget, RecordOptions, record
+from profiler.recording.workload_cgroup import own_cgroup
 from profiler.trace import EndReason
-from profiler.workload_cgroup import own_cgroup
-from tests.recording.conftest import PROFILER
+from tests.profiler.recording.conftest import PROFILER
 
 
 def workload(marker: str, ignore_sigterm: bool = False) -> list[str]:
@@ -97,7 +97,7 @@ def test_duration_kills_a_tree_that_ignores_sigterm_after_the_grace_period(marke
     assert workload_processes(marker) == []
     trace = trace_module.load(output)
     assert (trace.run.end_reason, trace.run.exit_status) == (EndReason.DURATION, 128 + signal.SIGKILL)
-    assert 1 + recorder.DURATION_GRACE_S <= trace.run.duration_s < 1 + recorder.DURATION_GRACE_S + 3
+    assert 1 + session.DURATION_GRACE_S <= trace.run.duration_s < 1 + session.DURATION_GRACE_S + 3
     sleeps = [p for p in trace.processes if p.images[-1].path.endswith("/sleep")]
     assert len(sleeps) == 3 and {p.exit_signal for p in [trace.processes[0], *sleeps]} == {"SIGKILL"}
 
@@ -116,7 +116,7 @@ def test_without_a_cgroup_the_tree_is_still_killed_process_by_process(
     marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on a host without cgroup2: the tracer's list of the tree is all there is.
-    monkeypatch.setattr(recorder.WorkloadCgroup, "create", classmethod(lambda cls: None))
+    monkeypatch.setattr(session.WorkloadCgroup, "create", classmethod(lambda cls: None))
     recording = record(CommandTarget(tuple(workload(marker, ignore_sigterm=True))), RecordOptions(duration_s=1))
     assert workload_processes(marker) == []
     assert recording.trace.run.exit_status == 128 + signal.SIGKILL
@@ -136,4 +136,4 @@ def test_an_exit_status_is_never_made_up(tmp_path: Path) -> None:
     assert result.returncode == 7, result.stderr
     trace = trace_module.load(output)
     assert (trace.run.end_reason, trace.run.exit_status) == (EndReason.DURATION, 7)
-    assert trace.run.duration_s < 1 + recorder.DURATION_GRACE_S, "it ended as soon as the tree had"
+    assert trace.run.duration_s < 1 + session.DURATION_GRACE_S, "it ended as soon as the tree had"

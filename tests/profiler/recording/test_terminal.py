@@ -12,7 +12,7 @@ import pytest
 
 from profiler import trace as trace_module
 from profiler.trace import EndReason
-from tests.recording.conftest import PROFILER, Terminal, profiler_cli
+from tests.profiler.recording.conftest import PROFILER, Terminal, profiler_cli
 
 # Pushes "id" and a newline into the input of every terminal it can reach, as the operator's shell would read it.
 INJECT = """

@@ -1,0 +1,1 @@
+"""Recording a run: the session, its targets, the collector, and the tracer (the only module importing bcc)."""
