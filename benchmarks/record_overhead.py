@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiler.recording.session import CommandTarget, record
+from profiler.recording.session import record
+from profiler.recording.targets import CommandTarget
 
 ROUNDS = 7
 BYTES = 1_000_000

@@ -27,7 +27,8 @@ TARGET_COMMAND_S = 1.0
 RECORD_AND_SAVE = """
 import sys
 from pathlib import Path
-from profiler.recording.session import CommandTarget, record
+from profiler.recording.session import record
+from profiler.recording.targets import CommandTarget
 
 def peak_mb():
     status = Path("/proc/self/status").read_text()

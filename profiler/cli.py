@@ -146,10 +146,10 @@ def record(
     the recording ends, no process the command started is left running.
     """
     # Imported here so that `profiler show` and friends work where BCC is not installed.
-    from profiler.recording import kernel_features, session, tracer
+    from profiler.recording import kernel_features, session, targets, tracer
 
-    targets = [name for name, given in (("COMMAND", command), ("--pid", pid), ("--cgroup", cgroup)) if given]
-    if len(targets) != 1:
+    chosen = [name for name, given in (("COMMAND", command), ("--pid", pid), ("--cgroup", cgroup)) if given]
+    if len(chosen) != 1:
         raise click.UsageError("give exactly one of COMMAND (after --), --pid or --cgroup")
     if user is not None and not command:
         raise click.UsageError("--user applies to a COMMAND only")
@@ -157,14 +157,14 @@ def record(
         features = kernel_features.probe()
         click.echo(tracer.program_source(features, tracer.TableSizes(), cgroup is not None))
         return
-    target: session.Target
+    target: targets.Target
     if command:
-        target = session.CommandTarget(command, session.User.lookup(user) if user is not None else None)
+        target = targets.CommandTarget(command, targets.User.lookup(user) if user is not None else None)
     elif pid is not None:
-        target = session.PidTarget(pid)
+        target = targets.PidTarget(pid)
     else:
         assert cgroup is not None
-        target = session.CgroupTarget(cgroup)
+        target = targets.CgroupTarget(cgroup)
     # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
     # is gone): where the trace goes is fixed before the recording starts.
     try:

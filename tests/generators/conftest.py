@@ -14,7 +14,8 @@ from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from profiler import trace
 from profiler.errors import TracingError
-from profiler.recording.session import CommandTarget, RecordOptions, record
+from profiler.recording.session import RecordOptions, record
+from profiler.recording.targets import CommandTarget
 from profiler.trace import Trace
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -18,7 +18,8 @@ import pytest
 
 from profiler.errors import ProfilerError
 from profiler.recording.kernel_features import probe
-from profiler.recording.session import CommandTarget, Recording, RecordOptions, User, record
+from profiler.recording.session import Recording, RecordOptions, record
+from profiler.recording.targets import CommandTarget, User
 from profiler.trace import Trace
 
 

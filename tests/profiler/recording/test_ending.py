@@ -11,7 +11,8 @@ import pytest
 
 from profiler import trace as trace_module
 from profiler.recording import session
-from profiler.recording.session import CommandTarget, RecordOptions, record
+from profiler.recording.session import RecordOptions, record
+from profiler.recording.targets import CommandTarget
 from profiler.recording.workload_cgroup import own_cgroup
 from profiler.trace import EndReason
 from tests.profiler.recording.conftest import PROFILER

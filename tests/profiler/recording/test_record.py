@@ -14,7 +14,8 @@ import pytest
 from profiler import trace as trace_module
 from profiler.errors import TracingError, WorkloadError
 from profiler.recording.kernel_features import CapabilityProbe
-from profiler.recording.session import CgroupTarget, PidTarget, RecordOptions, record, resolve_cgroup
+from profiler.recording.session import RecordOptions, record
+from profiler.recording.targets import CgroupTarget, PidTarget, resolve_cgroup
 from profiler.recording.tracer import TableSizes
 from profiler.trace import CheckClass, EndReason, Trace
 from tests.profiler.recording.conftest import RecordCommand, profiler_cli, programs, syscall_names, which
