@@ -4,7 +4,8 @@ PolicyFormat    the formats (generators.formats maps each to its module: this on
 RenderOptions   how to render, and which options a format takes (misuse)
 Renderer        renders a Profile as the text of one format
 PolicyReader    reads a deployed policy of one format into a Policy
-Policy          what a deployed policy allows, normalised to sets, with what a linter found in it
+Policy          what a deployed policy allows, normalised to sets, with what a linter found in it and the lines
+                that set each PolicyPart
 PolicyParseError  a policy file cannot be read: one line, with file and line where known
 """
 
@@ -120,9 +121,32 @@ class LintFinding:
     source: str
     line: int | None
     message: str  # what is wrong and what the consumer actually does
+    # A stable name of what is wrong, for tools (SARIF's ruleId): the setting whose reading it is about, as the
+    # format names it (SystemCallFilter, defaultErrnoRet), or the syntax rule broken (unknown-key). Never text
+    # from the file.
+    rule: str
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.message}" if self.line else f"{self.source}: {self.message}"
+
+
+class PolicyPart(StrEnum):
+    """The parts of a Policy that allow or refuse items, for saying which lines of the file set each."""
+
+    SYSCALLS = "syscalls"
+    ARCHITECTURES = "architectures"
+    CAPABILITY_BOUNDING = "capability_bounding"
+    AMBIENT_CAPABILITIES = "ambient_capabilities"
+    ADDRESS_FAMILIES = "address_families"
+    NAMESPACES = "namespaces"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A line of a policy file (None: the file as a whole)."""
+
+    source: str
+    line: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +190,12 @@ class Policy:
     no_new_privileges_implied_by: str | None = None
     # A profile whose rules the consumer adds to these (SPO's baseProfileName), which this file does not show.
     base_profile: str | None = None
+    # The lines that set each part, in file order (every SystemCallFilter= line of a unit and its drop-ins; the
+    # defaultAction and syscalls of an OCI profile); a part no line sets is absent.
+    places: tuple[tuple[PolicyPart, tuple[Place, ...]], ...] = ()
+
+    def places_of(self, part: PolicyPart) -> tuple[Place, ...]:
+        return next((places for each, places in self.places if each is part), ())
 
     @property
     def runs_as_root(self) -> bool:

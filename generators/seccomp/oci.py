@@ -55,7 +55,9 @@ class OciFormat(Renderer, PolicyReader, Corrector):
             located = JsonLines({}, ())
         reading = read_seccomp_spec(document, source=source, lines=located.lines, context=self.context)
         repeated = [
-            LintFinding(source, line, f"{render_path(path)} is given twice: runtimes keep the later value")
+            LintFinding(
+                source, line, f"{render_path(path)} is given twice: runtimes keep the later value", "duplicate-key"
+            )
             for path, line in located.repeated
         ]
         return reading.policy(source, PolicyFormat.OCI, repeated)

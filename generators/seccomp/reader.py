@@ -18,7 +18,9 @@ from generators.interface import (
     LintFinding,
     ListMode,
     NameSet,
+    Place,
     PolicyParseError,
+    PolicyPart,
     SyscallFilter,
 )
 from generators.seccomp.json_lines import JsonPath, render_path
@@ -83,8 +85,12 @@ class _SeccompReader:
         where = f"{self.source}:{line}" if line else self.source
         return PolicyParseError(f"{where}: {render_path(self.at + path)}: {message}")
 
-    def lint(self, path: JsonPath, message: str) -> None:
-        self.findings.append(LintFinding(self.source, self.line(path), f"{render_path(self.at + path)}: {message}"))
+    def lint(self, path: JsonPath, message: str, rule: str | None = None) -> None:
+        """A finding at path; its rule is the top-level key it is under (syscalls, archMap) unless named."""
+        rule = rule or (str(path[0]) if path else "document")
+        self.findings.append(
+            LintFinding(self.source, self.line(path), f"{render_path(self.at + path)}: {message}", rule)
+        )
 
     # -- validation --
 
@@ -98,7 +104,7 @@ class _SeccompReader:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                self.lint((*path, key), f"unknown key {key!r}{hint}: {IGNORED_BY[self.dialect]}")
+                self.lint((*path, key), f"unknown key {key!r}{hint}: {IGNORED_BY[self.dialect]}", "unknown-key")
         return value
 
     def choice(self, value: object, path: JsonPath, allowed: Sequence[str], what: str) -> str:
@@ -148,6 +154,22 @@ class _SeccompReader:
             namespace_set(decide),
             tuple(sorted(self.findings, key=finding_order)),
             str(top["baseProfileName"]) if top.get("baseProfileName") else None,
+            self.places(top),
+        )
+
+    def places(self, top: Mapping[str, object]) -> tuple[tuple[PolicyPart, tuple[Place, ...]], ...]:
+        """The lines that decide each part: what no rule allows, defaultAction refuses; families and namespace
+        types are arguments of socket and clone rules; archMap or architectures choose the ABIs."""
+
+        def at(*keys: str) -> tuple[Place, ...]:
+            return tuple(Place(self.source, self.line((key,))) for key in keys if key in top)
+
+        rules = at("defaultAction", "syscalls")
+        return (
+            (PolicyPart.SYSCALLS, rules),
+            (PolicyPart.ARCHITECTURES, at("architectures", "archMap")),
+            (PolicyPart.ADDRESS_FAMILIES, rules),
+            (PolicyPart.NAMESPACES, rules),
         )
 
     def errno_ret(self, holder: Mapping[str, object], key: str, action: str, path: JsonPath) -> int | None:
@@ -334,6 +356,7 @@ class _SeccompReader:
                             f"{name}: conditional rules with different actions ({', '.join(actions)}): where a call "
                             "matches more than one, libseccomp's choice depends on the order it gives their "
                             "comparisons, not on the file's; profiler reads the first in the file",
+                            "conditional-conflict",
                         )
                     )
                 continue
@@ -349,6 +372,7 @@ class _SeccompReader:
                         later.line,
                         f"{name}: {later.action} has no effect: libseccomp keeps the first unconditional rule of a "
                         f"syscall, {kept}, so {shadowed}",
+                        "shadowed-rule",
                     )
                 )
 

@@ -17,8 +17,10 @@ from generators.interface import (
     LintFinding,
     ListMode,
     NameSet,
+    Place,
     Policy,
     PolicyFormat,
+    PolicyPart,
     SyscallFilter,
 )
 from generators.seccomp.spec import (
@@ -76,6 +78,7 @@ class SeccompReading:
     namespaces: NameSet
     findings: tuple[LintFinding, ...]
     base_profile: str | None = None  # SPO's baseProfileName
+    places: tuple[tuple[PolicyPart, tuple[Place, ...]], ...] = ()  # the lines that set each part
 
     def policy(self, source: str, policy_format: PolicyFormat, findings: Iterable[LintFinding] = ()) -> Policy:
         """The Policy of a file that holds only a seccomp filter: capabilities and the user are not its concern."""
@@ -92,6 +95,7 @@ class SeccompReading:
             user=None,
             findings=tuple(sorted((*self.findings, *findings), key=finding_order)),
             base_profile=self.base_profile,
+            places=self.places,
         )
 
 

@@ -16,7 +16,9 @@ def lint_result(reading: UnitReading, policy: Policy, local_abis: Sequence[str])
     if reading.error_number_at is not None and policy.syscalls is None:
         at = reading.error_number_at
         findings.append(
-            LintFinding(at.source, at.line, "SystemCallErrorNumber= has no effect: there is no SystemCallFilter=")
+            LintFinding(
+                at.source, at.line, "SystemCallErrorNumber= has no effect: there is no SystemCallFilter=", at.key
+            )
         )
     outside = policy.ambient_capabilities - {
         name for name in abi.CAPABILITIES if policy.capability_bounding.allows(name)
@@ -29,6 +31,7 @@ def lint_result(reading: UnitReading, policy: Policy, local_abis: Sequence[str])
                 at.line,
                 f"AmbientCapabilities= holds {short_list(outside)}, outside CapabilityBoundingSet=: the kernel "
                 "refuses an ambient capability that is not in the bounding set (capabilities(7))",
+                at.key,
             )
         )
     families_restricted = not policy.address_families.unrestricted
@@ -42,6 +45,7 @@ def lint_result(reading: UnitReading, policy: Policy, local_abis: Sequence[str])
                 "RestrictAddressFamilies= does not apply to 32-bit x86 programs (systemd cannot filter their "
                 "socketcall()), and SystemCallArchitectures= lets them run: add SystemCallArchitectures=native unless "
                 "the service runs 32-bit programs",
+                at.key,
             )
         )
     if reading.dynamic_user_at is not None and reading.no_new_privileges is False and reading.no_new_privileges_at:
@@ -52,6 +56,7 @@ def lint_result(reading: UnitReading, policy: Policy, local_abis: Sequence[str])
                 at.line,
                 f"NoNewPrivileges=no has no effect: DynamicUser=yes ({dynamic.source}:{dynamic.line}) turns "
                 "NoNewPrivileges= on, and it cannot be turned off",
+                at.key,
             )
         )
     return findings
@@ -100,7 +105,7 @@ def _misplaced_tilde_finding(
                 f"{lead}, knows no such family and ignores it; {family} {state}. "
                 f"Write it on its own line: {at.key}={word}"
             )
-    return LintFinding(at.source, at.line, message)
+    return LintFinding(at.source, at.line, message, "misplaced-tilde")
 
 
 def near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozenset[str]) -> list[LintFinding]:
@@ -116,6 +121,7 @@ def near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozens
                         at.line,
                         f"{at.key}= in [{at.section}]: systemd reads it only in "
                         f"[{'], ['.join(sorted(exec_sections))}], and ignores this line",
+                        "wrong-section",
                     )
                 )
             continue
@@ -129,6 +135,7 @@ def near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozens
                     at.line,
                     f"unknown key {at.key!r}: systemd ignores the line (keys are case-sensitive); "
                     f"did you mean {match}=?",
+                    "unknown-key",
                 )
             )
     return findings

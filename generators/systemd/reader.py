@@ -5,13 +5,33 @@ import os
 from pathlib import Path
 
 from generators.abis import kernel_abis
-from generators.interface import LintFinding, Policy, PolicyParseError
+from generators.interface import LintFinding, Place, Policy, PolicyParseError, PolicyPart
 from generators.systemd.dropins import unit_files
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.lint import lint_result, near_miss_findings
 from generators.systemd.settings import UnitReading
 from generators.systemd.unit_syntax import EXEC_SECTIONS, Assignment, parse_unit_text, read_unit_text
 from profiler import syscalls
+
+# The settings that make each part of a Policy, whose lines a report points at (an item missing from
+# SystemCallFilter= is found at its lines).
+_PART_SETTINGS = {
+    "SystemCallFilter": PolicyPart.SYSCALLS,
+    "SystemCallArchitectures": PolicyPart.ARCHITECTURES,
+    "CapabilityBoundingSet": PolicyPart.CAPABILITY_BOUNDING,
+    "AmbientCapabilities": PolicyPart.AMBIENT_CAPABILITIES,
+    "RestrictAddressFamilies": PolicyPart.ADDRESS_FAMILIES,
+    "RestrictNamespaces": PolicyPart.NAMESPACES,
+}
+
+
+def _places(assignments: list[Assignment]) -> tuple[tuple[PolicyPart, tuple[Place, ...]], ...]:
+    by_part: dict[PolicyPart, list[Place]] = {}
+    for at in assignments:
+        part = _PART_SETTINGS.get(at.key)
+        if part is not None:
+            by_part.setdefault(part, []).append(Place(at.source, at.line))
+    return tuple((part, tuple(places)) for part, places in by_part.items())
 
 
 def _exec_sections(path: Path) -> frozenset[str]:
@@ -36,6 +56,7 @@ def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
                 f"{loaded.overridden_by} masks the unit: systemd will not start it"
                 if masked
                 else f"systemd loads {loaded.overridden_by} instead of this file, which it overrides: give that one",
+                "overridden",
             )
         )
     for index, each in enumerate(files):
@@ -52,13 +73,13 @@ def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
         assignments += parsed.assignments
         findings += parsed.findings
     reading = UnitReading(groups)
-    for at in assignments:
-        if at.section in exec_sections:
-            reading.apply(at)
+    exec_assignments = [at for at in assignments if at.section in exec_sections]
+    for at in exec_assignments:
+        reading.apply(at)
     policy = reading.policy(path)
     local_abis = kernel_abis(syscalls.native_abi())
     findings += reading.findings + near_miss_findings(assignments, exec_sections)
     findings += lint_result(reading, policy, local_abis)
     order = {str(each): index for index, each in enumerate(files)}
     findings.sort(key=lambda finding: (order.get(finding.source, len(order)), finding.line or 0))
-    return dataclasses.replace(policy, findings=tuple(findings))
+    return dataclasses.replace(policy, findings=tuple(findings), places=_places(exec_assignments))

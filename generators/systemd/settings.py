@@ -80,7 +80,7 @@ class UnitReading:
         self.last_at: dict[str, Assignment] = {}  # the last line of each setting
 
     def warn(self, at: Assignment, message: str) -> None:
-        self.findings.append(LintFinding(at.source, at.line, message))
+        self.findings.append(LintFinding(at.source, at.line, message, at.key))
 
     def apply(self, at: Assignment) -> None:
         self.last_at[at.key] = at

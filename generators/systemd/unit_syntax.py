@@ -111,16 +111,23 @@ def parse_unit_text(text: str, source: str, exec_sections: frozenset[str]) -> _U
             section = content[1:-1]
             if section not in known and not section.startswith("X-"):
                 parsed.findings.append(
-                    LintFinding(source, line, f"unknown section [{section}]: systemd ignores it and its settings")
+                    LintFinding(
+                        source,
+                        line,
+                        f"unknown section [{section}]: systemd ignores it and its settings",
+                        "unknown-section",
+                    )
                 )
             continue
         key, equals, value = content.partition("=")
         if section is None:
-            parsed.findings.append(LintFinding(source, line, "a setting outside any [section]: systemd ignores it"))
+            parsed.findings.append(
+                LintFinding(source, line, "a setting outside any [section]: systemd ignores it", "no-section")
+            )
         elif not equals:
-            parsed.findings.append(LintFinding(source, line, "no '=' in this line: systemd ignores it"))
+            parsed.findings.append(LintFinding(source, line, "no '=' in this line: systemd ignores it", "no-equals"))
         elif not key.strip(_WHITESPACE):
-            parsed.findings.append(LintFinding(source, line, "no key before '=': systemd ignores the line"))
+            parsed.findings.append(LintFinding(source, line, "no key before '=': systemd ignores the line", "no-key"))
         elif section in known:
             parsed.assignments.append(
                 Assignment(source, line, section, key.strip(_WHITESPACE), value.strip(_WHITESPACE))
