@@ -250,7 +250,8 @@ _report_option = click.option(
     type=click.Choice([each.value for each in ReportFormat]),
     default=ReportFormat.TEXT.value,
     show_default=True,
-    help="text for a terminal, markdown for a pull-request comment, json for other tools.",
+    help="text for a terminal, markdown for a pull-request comment, json for other tools, sarif for code scanning "
+    "(each finding at its policy's file and line).",
 )
 _runtime_option = click.option(
     "--runtime",
@@ -429,6 +430,22 @@ def check(
     comparison = _compare(traces, policy, policy_format, runtime, component, min_runs, no_portability)
     click.echo(reports.report(ReportFormat(report_format)).comparison(comparison), nl=False)
     sys.exit(0 if comparison.passed(strict) else 1)
+
+
+@main.command()
+@click.argument("policies", metavar="POLICY...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_policy_format_option
+@_report_option
+@one_line_errors
+def lint(policies: tuple[Path, ...], policy_format: str | None, report_format: str) -> None:
+    """Lint POLICY files without traces: what their consumer ignores or reads differently from how it looks.
+
+    The same findings as the lint section of `profiler diff --policy` and `check`, for pre-commit and editors.
+    Exit status: 0 when no policy has a finding, 1 when one has, 2 when a policy cannot be read.
+    """
+    read = pipeline.lint(policies, PolicyFormat(policy_format) if policy_format else None)
+    click.echo(reports.report(ReportFormat(report_format)).lint(read), nl=False)
+    sys.exit(1 if any(policy.findings for policy in read) else 0)
 
 
 def _compare(

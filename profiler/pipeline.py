@@ -3,6 +3,7 @@
     load_profile(paths)          the profile of one component from trace files
     load_drift_side(path)        the profile of a trace, or of a file `generate --format json` wrote
     read_policy(path)            a deployed policy, its format given or told by its file name
+    lint(paths)                  policies read for their lint findings alone: what `profiler lint` reports
     render_options(format, ...)  RenderOptions, with the options the format does not take refused
     generate(traces, format)     the policy text
     compare(traces, policy)      Comparison: what `check` and `diff --policy` report
@@ -83,6 +84,11 @@ def read_policy(path: Path, policy_format: "PolicyFormat | None" = None) -> "Pol
                 f"{path}: cannot tell the policy format from the file name; give --policy-format systemd, oci or k8s"
             )
     return formats.reader(policy_format).read(path)
+
+
+def lint(paths: Sequence[Path], policy_format: "PolicyFormat | None" = None) -> tuple["Policy", ...]:
+    """Each policy as read, with its lint findings: the same as the lint of a comparison, with no trace."""
+    return tuple(read_policy(path, policy_format) for path in paths)
 
 
 NO_RUNTIME = "none"  # the runtime to name for a profile loaded by none of the OCI runtimes profiler knows

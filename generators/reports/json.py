@@ -6,11 +6,13 @@ JSON of a comparison ("schema": "profiler-comparison", "schema_version": 2):
     missing [{kind, name, refused, uncertain, because, count, runs, programs, first_s, detail,
               paths [{program, syscall, via, frames, inferred, count, runs}]}],
     excess [{kind, name, danger, why, note}]   most dangerous first,
-    warnings [{topic, subject, message}], lint [{source, line, message}],
+    warnings [{topic, subject, message}], lint [{source, line, rule, message}],
     fix: null, or {allow {KIND: [names]}, portable [names], enosys [names], undo [{setting, source, line, undo}],
           how, text, language, notes}
 JSON of a drift ("schema": "profiler-drift", "schema_version": 2):
     old, new {component, runs}, started, stopped [{kind, name, count, runs, programs, first_s, detail}], notes
+JSON of a lint ("schema": "profiler-lint", "schema_version": 1):
+    policies [{source, format, lint [{source, line, rule, message}]}]
 KIND is one of syscall, capability, ambient_capability, family, namespace, architecture; runs are indexes
 into the runs of the profile the item comes from; frames are innermost first; inferred is null, or why a need
 no check showed was inferred; first_s is null when unknown. A syscall no run made but a rule makes a need (the
@@ -19,10 +21,12 @@ because names the syscalls that imply it, whose evidence count, runs and program
 run's program where version 1 held its whole command.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from generators.comparison import Comparison, Drift, Need
 from generators.formats import correction
+from generators.interface import LintFinding, Policy
 from generators.profile import Evidence, Profile
 from generators.reports.interface import Report
 from profiler.escaping import json_dumps
@@ -31,6 +35,9 @@ COMPARISON_SCHEMA = "profiler-comparison"
 
 
 DRIFT_SCHEMA = "profiler-drift"
+
+
+LINT_SCHEMA = "profiler-lint"
 
 
 SCHEMA_VERSION = 2
@@ -47,6 +54,10 @@ def _evidence_json(evidence: Evidence) -> dict[str, Any]:
 
 def _need_json(need: Need) -> dict[str, Any]:
     return {"kind": need.kind.value, "name": need.name, **_evidence_json(need.evidence), "detail": need.detail}
+
+
+def _finding_json(finding: LintFinding) -> dict[str, Any]:
+    return {"source": finding.source, "line": finding.line, "rule": finding.rule, "message": finding.message}
 
 
 def _profile_json(profile: Profile) -> dict[str, Any]:
@@ -110,10 +121,7 @@ class JsonReport(Report):
                 {"topic": item.topic.value, "subject": item.subject, "message": item.message}
                 for item in comparison.advisories
             ],
-            "lint": [
-                {"source": finding.source, "line": finding.line, "message": finding.message}
-                for finding in comparison.policy.findings
-            ],
+            "lint": [_finding_json(finding) for finding in comparison.policy.findings],
             "fix": None
             if fix is None
             else {
@@ -141,5 +149,20 @@ class JsonReport(Report):
             "started": [_need_json(need) for need in drift.started],
             "stopped": [_need_json(need) for need in drift.stopped],
             "notes": list(drift.notes),
+        }
+        return json_dumps(data, indent=2) + "\n"
+
+    def lint(self, policies: Sequence[Policy]) -> str:
+        data = {
+            "schema": LINT_SCHEMA,
+            "schema_version": 1,
+            "policies": [
+                {
+                    "source": policy.source,
+                    "format": policy.format.value,
+                    "lint": [_finding_json(finding) for finding in policy.findings],
+                }
+                for policy in policies
+            ],
         }
         return json_dumps(data, indent=2) + "\n"

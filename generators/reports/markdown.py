@@ -1,11 +1,21 @@
 """The Markdown report, for a pull-request comment: what is recorded cannot add a cell, a link or an image."""
 
 import re
+from collections.abc import Sequence
 
 from generators.comparison import Comparison, Drift
 from generators.formats import correction
+from generators.interface import LintFinding, Policy
 from generators.reports.interface import Report
-from generators.reports.phrases import because_prefix, excess_groups, path_lines, runs_text, verdict_summary, where_text
+from generators.reports.phrases import (
+    because_prefix,
+    excess_groups,
+    lint_summary,
+    path_lines,
+    runs_text,
+    verdict_summary,
+    where_text,
+)
 from profiler.escaping import visible
 
 # What Markdown (CommonMark and GitHub's tables and strikethrough) acts on inside a line: escapes, code, emphasis,
@@ -93,17 +103,18 @@ class MarkdownReport(Report):
                 lines.append(f"- **{advisory.topic.value}** {subject}{markdown_text(advisory.message)}")
             lines.append("")
         if policy.findings:
-            lines += ["#### Policy lint", ""]
-            for finding in policy.findings:
-                location = f"{finding.source}:{finding.line}" if finding.line else finding.source
-                lines.append(f"- {markdown_code(location)}: {markdown_text(finding.message)}")
-            lines.append("")
+            lines += ["#### Policy lint", "", *map(_finding_line, policy.findings), ""]
         fix = correction(comparison)
         if fix is not None:
             lines += ["#### Fix", "", markdown_text(fix.how), ""]
             if fix.text:
                 lines += [*_code_block(fix.text, fix.language), ""]
             lines += [f"- and {markdown_text(note)}" for note in fix.notes]
+        return _markdown(lines)
+
+    def lint(self, policies: Sequence[Policy]) -> str:
+        lines = [f"### {markdown_text(lint_summary(policies))}", ""]
+        lines += [_finding_line(finding) for policy in policies for finding in policy.findings]
         return _markdown(lines)
 
     def drift(self, drift: Drift) -> str:
@@ -126,3 +137,8 @@ class MarkdownReport(Report):
                 lines.append("")
         lines += [f"- note: {markdown_text(note)}" for note in drift.notes]
         return _markdown(lines)
+
+
+def _finding_line(finding: LintFinding) -> str:
+    location = f"{finding.source}:{finding.line}" if finding.line else finding.source
+    return f"- {markdown_code(location)}: {markdown_text(finding.message)}"

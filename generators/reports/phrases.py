@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from generators.comparison import Comparison, Excess, Need
 from generators.evidence import describe_evidence, path_origin
+from generators.interface import Policy
 from generators.profile import Evidence, Profile
 
 
@@ -53,3 +54,10 @@ def verdict_summary(comparison: Comparison) -> str:
         f"{count_text(len(comparison.advisories), 'warning')}, "
         f"{count_text(len(comparison.policy.findings), 'lint finding')}: {verdict}"
     )
+
+
+def lint_summary(policies: Sequence[Policy]) -> str:
+    """The last line of `profiler lint`: how many policy files, and how many findings."""
+    found = sum(len(policy.findings) for policy in policies)
+    findings = count_text(found, "finding") if found else "no findings"
+    return f"profiler lint: {count_text(len(policies), 'policy file')}, {findings}"

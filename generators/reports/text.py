@@ -1,13 +1,22 @@
 """The text report of a comparison and of a drift, for a terminal: every line escaped (profiler.escaping.visible)."""
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from generators.comparison import Comparison, Drift, Missing
 from generators.correction import Correction
 from generators.formats import correction
+from generators.interface import Policy
 from generators.reports.interface import Report
-from generators.reports.phrases import because_prefix, excess_groups, path_lines, runs_text, verdict_summary, where_text
+from generators.reports.phrases import (
+    because_prefix,
+    excess_groups,
+    lint_summary,
+    path_lines,
+    runs_text,
+    verdict_summary,
+    where_text,
+)
 from profiler.escaping import visible
 
 TEXT_WIDTH = 120  # long lists of names wrap; the lines that say where an item is needed do not
@@ -93,3 +102,6 @@ class TextReport(Report):
         while lines and not lines[-1]:
             lines.pop()
         return _text(lines)
+
+    def lint(self, policies: Sequence[Policy]) -> str:
+        return _text([*(str(finding) for policy in policies for finding in policy.findings), lint_summary(policies)])

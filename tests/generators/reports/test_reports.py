@@ -17,7 +17,12 @@ from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import allow, deny, make_policy
 
 Golden = Callable[[str, str], None]
-SUFFIXES = {ReportFormat.TEXT: "txt", ReportFormat.MARKDOWN: "md", ReportFormat.JSON: "json"}
+SUFFIXES = {
+    ReportFormat.TEXT: "txt",
+    ReportFormat.MARKDOWN: "md",
+    ReportFormat.JSON: "json",
+    ReportFormat.SARIF: "sarif",
+}
 
 
 @pytest.fixture
@@ -33,7 +38,11 @@ def git_comparison(committed_profile: LoadTraces) -> Comparison:
         namespaces=deny("user"),
         no_new_privileges=True,
         user="nobody",
-        findings=(LintFinding("svc.service", 9, "'~' is not the first character: systemd ignores '~@mount'"),),
+        findings=(
+            LintFinding(
+                "svc.service", 9, "'~' is not the first character: systemd ignores '~@mount'", "misplaced-tilde"
+            ),
+        ),
     )
     return compare(profile, policy, min_runs=2)
 
@@ -73,7 +82,14 @@ def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift
     }  # fmt: skip
     assert set(data["excess"][0]) == {"kind", "name", "danger", "why", "note"}
     assert set(data["fix"]) == {"allow", "portable", "enosys", "undo", "how", "text", "language", "notes"}
-    assert data["lint"] == [{"source": "svc.service", "line": 9, "message": git_comparison.policy.findings[0].message}]
+    assert data["lint"] == [
+        {
+            "source": "svc.service",
+            "line": 9,
+            "rule": "misplaced-tilde",
+            "message": git_comparison.policy.findings[0].message,
+        }
+    ]
     drift_data = json.loads(reports.report(ReportFormat.JSON).drift(git_drift))
     assert list(drift_data) == ["schema", "schema_version", "old", "new", "started", "stopped", "notes"]
 
@@ -89,7 +105,7 @@ def test_an_inferred_need_carries_its_reason_in_every_format(committed_profile: 
 
 
 def test_markdown_cells_escape_pipes(git_comparison: Comparison) -> None:
-    odd = LintFinding("svc.service", None, "a | b")
+    odd = LintFinding("svc.service", None, "a | b", "syscalls")
     policy = make_policy(syscalls=allow("read"), findings=(odd,), policy_format=PolicyFormat.OCI)
     text = reports.report(ReportFormat.MARKDOWN).comparison(compare(git_comparison.profile, policy))
     assert "- `svc.service`: a \\| b" in text
