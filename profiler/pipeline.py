@@ -87,8 +87,22 @@ def read_policy(path: Path, policy_format: "PolicyFormat | None" = None) -> "Pol
 
 
 def lint(paths: Sequence[Path], policy_format: "PolicyFormat | None" = None) -> tuple["Policy", ...]:
-    """Each policy as read, with its lint findings: the same as the lint of a comparison, with no trace."""
-    return tuple(read_policy(path, policy_format) for path in paths)
+    """Each policy as read, with its lint findings: the same as the lint of a comparison, with no trace.
+
+    A drop-in whose unit is beside its directory (NAME.service.d/10-x.conf and NAME.service) is read as systemd
+    reads it, with the unit and its other drop-ins, and that unit once however many of its files are given:
+    alone it would lack the settings it adds to (pre-commit passes each changed file).
+    """
+    from generators.interface import PolicyFormat
+
+    def as_loaded(path: Path) -> Path:
+        unit = path.parent.with_name(path.parent.name.removesuffix(".d"))
+        systemd = policy_format in (None, PolicyFormat.SYSTEMD)
+        if systemd and path.suffix == ".conf" and path.parent.suffix == ".d" and unit.is_file():
+            return unit
+        return path
+
+    return tuple(read_policy(path, policy_format) for path in dict.fromkeys(map(as_loaded, paths)))
 
 
 NO_RUNTIME = "none"  # the runtime to name for a profile loaded by none of the OCI runtimes profiler knows

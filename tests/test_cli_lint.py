@@ -76,3 +76,22 @@ def test_lint_needs_a_policy() -> None:
     result = invoke("lint")
     assert result.exit_code == 2
     assert "missing argument 'POLICY...'" in result.stderr
+
+
+def test_a_drop_in_beside_its_unit_is_linted_as_systemd_loads_it(tmp_path: Path) -> None:
+    """Alone, the corrected drop-in restricts families with no SystemCallArchitectures=native to make that hold
+    for 32-bit programs; with its unit (which sets it) it has nothing to find, and the unit is read once."""
+    unit = tmp_path / "git-clone.service"
+    drop_ins = tmp_path / "git-clone.service.d"
+    drop_ins.mkdir()
+    corrected = REPOSITORY / "examples" / "corrected"
+    unit.write_bytes((corrected / "git-clone.service").read_bytes())
+    (drop_ins / "50-profiler.conf").write_bytes((corrected / "git-clone.service.d" / "50-profiler.conf").read_bytes())
+    result = invoke("lint", drop_ins / "50-profiler.conf", unit)
+    assert (result.exit_code, result.stdout) == (0, "profiler lint: 1 policy file, no findings\n")
+    (drop_ins.parent / "elsewhere").mkdir()
+    alone = drop_ins.parent / "elsewhere" / "50-profiler.conf"
+    alone.write_bytes((drop_ins / "50-profiler.conf").read_bytes())
+    result = invoke("lint", alone)
+    assert result.exit_code == 1
+    assert "RestrictAddressFamilies= does not apply to 32-bit x86 programs" in result.stdout
