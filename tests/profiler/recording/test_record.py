@@ -208,7 +208,10 @@ def test_attach_to_a_pid_follows_its_children_old_and_new() -> None:
 def test_an_attached_tree_that_goes_on_running_names_every_image_it_recorded() -> None:
     """Recording ends while attached processes still exec; the last ones' images were once left unnamed (with
     four exec loops, in nearly every run) when the tables were read after the last drain of the ring buffer."""
-    for _ in range(3):
+    # A run whose ring buffer overflowed (a loaded machine starves the reader) loses exec events, and their images
+    # are rightly unknown: only runs without drops test the naming, and three of them must be had.
+    clean = 0
+    for _ in range(10):
         # Four exec loops, in a process group of their own to kill them all, and each ended by timeout anyway.
         loops = "for i in 1 2 3 4; do timeout --foreground 20 sh -c 'while true; do /bin/true; done' & done; wait"
         loop = subprocess.Popen(["sh", "-c", loops], start_new_session=True)
@@ -217,8 +220,13 @@ def test_an_attached_tree_that_goes_on_running_names_every_image_it_recorded() -
         finally:
             os.killpg(loop.pid, signal.SIGKILL)
             loop.wait()
-        assert trace.run.dropped.events == 0
+        if trace.run.dropped.events:
+            continue
         assert not [image for p in trace.processes for image in p.images if image.path.startswith("[unknown")]
+        clean += 1
+        if clean == 3:
+            return
+    pytest.fail(f"only {clean} of 10 recordings of the exec loops ran without dropped events")
 
 
 def test_attach_never_traces_profiler_itself(tmp_path: Path) -> None:
