@@ -3,7 +3,7 @@ PYTHON ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck bench schema clean
+.PHONY: install demo test lint typecheck bench schema clean notebook
 
 install: $(BIN)/profiler
 
@@ -24,8 +24,30 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
+# JupyterLab on notebooks/, with this checkout's environment as the notebooks' kernel. JupyterLab is the notebook
+# extra, installed here on first use, not by make install. PROFILER_TRACES=DIR shows your own traces: a path
+# relative to where make runs is made absolute, since the kernel runs in notebooks/. NOTEBOOK_ARGS go to jupyter lab.
+# As root (as on this project's machines) JupyterLab wants --allow-root, which it is given.
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+
+notebook: install $(BIN)/jupyter-lab $(KERNEL)
+	@if [ -n "$$PROFILER_TRACES" ]; then PROFILER_TRACES="$$(realpath -e -- "$$PROFILER_TRACES")" || exit 2; fi; \
+	export PROFILER_TRACES; \
+	if [ "$$(id -u)" = 0 ]; then set -- --allow-root; fi; \
+	JUPYTER_PATH='$(CURDIR)/$(VENV)/share/jupyter' exec $(BIN)/jupyter lab --notebook-dir=notebooks "$$@" $(NOTEBOOK_ARGS)
+
+$(BIN)/jupyter-lab: pyproject.toml
+	$(BIN)/pip install -q -e '.[dev,notebook]'
+	@touch $@
+
+# The kernel named python3 (the notebooks' kernelspec) is this venv's Python, ahead of any other on the
+# machine: JUPYTER_PATH above points here first.
+$(KERNEL): $(BIN)/jupyter-lab
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name 'Python 3 (profiler)' >/dev/null
+
 bench: install
 	$(BIN)/python benchmarks/record_overhead.py
+	$(BIN)/python benchmarks/command_speed.py
 	$(BIN)/python benchmarks/record_storm.py
 	$(BIN)/python benchmarks/generate_speed.py
 	$(BIN)/python benchmarks/explore_load.py
