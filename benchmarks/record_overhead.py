@@ -5,15 +5,21 @@ Two workloads, each timing itself so that start-up is apart:
   cheapest syscalls there are, back to back (the worst case);
 - tar archiving /usr/share/doc and /usr/lib/python3 to a pipe (about 85,000 syscalls of every kind, with work
   between them), timed by the shell around it, after one untimed run to warm the page cache.
-Each configuration runs ROUNDS times, interleaved, and the median counts. Also measured, for what they say:
+Each configuration runs ROUNDS times, interleaved, and the median counts. Beside profiler, on the same
+workloads, what else measures the same:
 - the floor: an empty eBPF program on the raw sys_enter tracepoint, which every per-syscall tracer pays;
-- strace -f on dd, on a tenth of the bytes (a full run takes minutes), compared per byte.
+- what a user would otherwise run: the bpftrace one-liner that counts syscalls per process (Debian's bpftrace,
+  attached to the whole host as people run it), and strace -f (on dd, on a tenth of the bytes, since a full
+  run takes minutes, compared per byte).
+Then recording's own start and finish, apart from any workload: compiling, loading and attaching the eBPF
+program (against compiling an empty one, BCC's floor, in the same run) and detaching it.
 Run as root: make bench.
 """
 
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -110,14 +116,46 @@ def under_strace(command: list[str]) -> None:
     subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", *command], check=True)
 
 
-RUNNERS = {"untraced": untraced, "profiler": under_profiler, "empty probe": under_empty_probe}
+BPFTRACE_ONE_LINER = "tracepoint:raw_syscalls:sys_enter { @[comm, pid] = count(); }"
 
 
-def measure(workload: Workload, rounds: int) -> dict[str, float]:
+def under_bpftrace(command: list[str]) -> None:
+    """The one-liner as people run it: attached to the host, the command run, then Ctrl-C prints the counts."""
+    tracer = subprocess.Popen(
+        ["bpftrace", "-e", BPFTRACE_ONE_LINER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert tracer.stdout is not None
+    said = []  # bpftrace 0.17 may first say that it could not raise RLIMIT_MEMLOCK, which this kernel ignores
+    while not (line := tracer.stdout.readline()).startswith("Attaching"):
+        said.append(line)
+        if not line or len(said) > 5:
+            tracer.kill()
+            raise SystemExit(f"bpftrace did not attach: {''.join(said)!r}")
+    time.sleep(0.2)  # "Attaching" comes before the attach itself
+    try:
+        subprocess.run(command, check=True)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        counts = tracer.stdout.read()
+        tracer.wait()
+    if "@[" not in counts:
+        raise SystemExit(f"bpftrace counted nothing: {counts[:200]!r}")
+
+
+RUNNERS = {
+    "untraced": untraced,
+    "profiler": under_profiler,
+    "empty probe": under_empty_probe,
+    "bpftrace": under_bpftrace,
+}
+
+
+def measure(workload: Workload, rounds: int, strace: bool = False) -> dict[str, float]:
     """The median seconds of each runner on the workload, printed with its ratio to the untraced run."""
-    runs: dict[str, list[float]] = {name: [] for name in RUNNERS}
+    runners = {**RUNNERS, "strace -f": under_strace} if strace else RUNNERS
+    runs: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, runner in RUNNERS.items():
+        for name, runner in runners.items():
             runs[name].append(timed(runner, workload))
     medians = {name: statistics.median(seconds) for name, seconds in runs.items()}
     base = medians["untraced"]
@@ -126,7 +164,34 @@ def measure(workload: Workload, rounds: int) -> dict[str, float]:
         median = medians[name]
         print(f"  {name:<12} {median:7.3f} s   {median / base:5.2f}x   ({', '.join(f'{s:.3f}' for s in seconds)})")
     print(f"  profiler against the empty probe: {medians['profiler'] / medians['empty probe']:.2f}x (its own share)")
+    print(f"  profiler against bpftrace's one-liner: {medians['profiler'] / medians['bpftrace']:.2f}x")
     return medians
+
+
+def start_and_finish(rounds: int) -> None:
+    """Recording's fixed costs, apart from any workload: the start (compile, load, attach) and the finish
+    (detach), each against BCC compiling an empty program, measured in turn in this run."""
+    from profiler.recording.kernel_features import probe
+    from profiler.recording.tracer import Tracer
+
+    features = probe()
+    starts, finishes, empty = [], [], []
+    for _ in range(rounds):
+        started = time.monotonic()
+        tracer = Tracer(features)
+        starts.append(time.monotonic() - started)
+        started = time.monotonic()
+        tracer.close()
+        finishes.append(time.monotonic() - started)
+        started = time.monotonic()
+        with EmptyProbe():
+            empty.append(time.monotonic() - started)
+    start, finish, floor = (statistics.median(each) for each in (starts, finishes, empty))
+    print(
+        f"recording start (compile, load and attach): median {start:.2f} s, target 0.5 s; "
+        f"BCC compiling an empty program: {floor:.2f} s ({', '.join(f'{s:.2f}' for s in starts)})"
+    )
+    print(f"recording finish (detach): median {finish:.2f} s, target 0.3 s ({', '.join(f'{s:.2f}' for s in finishes)})")
 
 
 def main() -> None:
@@ -142,7 +207,8 @@ def main() -> None:
         note = f"(measured on {STRACE_BYTES:,} bytes, per byte)"
         print(f"  {'strace -f':<12} {strace:7.3f} s   {strace / worst['untraced']:5.0f}x   {note}")
     timed(untraced, TAR)  # warm the page cache
-    measure(TAR, arguments.rounds)
+    measure(TAR, arguments.rounds, strace=not arguments.no_strace)
+    start_and_finish(arguments.rounds)
     print(f"profiler start-up (compile and attach the eBPF program): median {statistics.median(startup):.2f} s")
     print(f"profiler trace building after the workload exits: median {statistics.median(building):.2f} s")
     print(f"target: at most 1.05x on dd; it costs {worst['profiler'] / worst['untraced']:.2f}x")

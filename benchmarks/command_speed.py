@@ -1,0 +1,70 @@
+"""How long each command that does not record takes, whole (start, imports, work, exit), on a committed trace.
+
+Each is run as people run it, the `profiler` of this environment as a new process, ROUNDS times interleaved
+with the baselines, and the median counts: Python doing nothing (`-c pass`, Debian's /usr/bin/python3 and
+this venv's), in the same run, since this machine's speed varies by the minute. The target is 0.15 s for each.
+Also measured: the same command with no compiled bytecode to read (what a checkout whose modules were never
+imported costs while PYTHONDONTWRITEBYTECODE=1 keeps Python from writing any).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROUNDS = 9
+TARGET_S = 0.15
+REPOSITORY = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRACE = "traces/git-clone.trace.json"
+POLICY = "examples/corrected/git-clone.service"
+COMMANDS = {
+    "show": ["show", TRACE],
+    "generate": ["generate", "--format", "systemd", TRACE],
+    "check": ["check", "--policy", POLICY, TRACE],
+    "diff": ["diff", "traces/git-clone-bare.trace.json", TRACE],
+    "explain": ["explain", TRACE, "openat"],
+    "schema": ["schema"],
+    "lint": ["lint", POLICY],
+}
+
+
+def seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=REPOSITORY, env=env, stdout=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    arguments = parser.parse_args()
+    runs: dict[str, list[float]] = {}
+    baselines = {
+        "/usr/bin/python3 -c pass": ["/usr/bin/python3", "-c", "pass"],
+        "venv python -c pass": [str(BIN / "python"), "-c", "pass"],
+    }
+    argvs = {**baselines, **{name: [str(BIN / "profiler"), *args] for name, args in COMMANDS.items()}}
+    for _ in range(arguments.rounds):
+        for name, argv in argvs.items():
+            runs.setdefault(name, []).append(seconds(argv))
+    with tempfile.TemporaryDirectory() as empty:
+        # No .pyc to read: a cache directory of its own, empty, that Python is told not to fill.
+        cold = {**os.environ, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        without_bytecode = statistics.median(seconds(argvs["show"], cold) for _ in range(3))
+    medians = {name: statistics.median(each) for name, each in runs.items()}
+    floor = medians["venv python -c pass"]
+    print(f"each command whole, on {TRACE}; median of {arguments.rounds} runs each; target {TARGET_S:.2f} s")
+    for name, median in medians.items():
+        verdict = "" if name in baselines else ("  ok" if median <= TARGET_S else "  over the target")
+        print(f"  {name:<26} {median * 1000:6.0f} ms  {median / floor:5.1f}x the venv's python{verdict}")
+    cold_ms = without_bytecode * 1000
+    print(f"  show with no bytecode to read (a fresh checkout, PYTHONDONTWRITEBYTECODE=1): {cold_ms:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
