@@ -13,10 +13,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generators.oci_runtimes import OCI_RUNTIMES
-from generators.profile import Profile
 from profiler.errors import PolicyError
+
+if TYPE_CHECKING:  # the CLI reads PolicyFormat for its options: a profile (and a trace) loads when one is used
+    from generators.profile import Profile
 
 
 class PolicyParseError(PolicyError):
@@ -72,7 +75,7 @@ class Renderer(ABC):
     format: PolicyFormat
 
     @abstractmethod
-    def render(self, profile: Profile, options: RenderOptions) -> str:
+    def render(self, profile: "Profile", options: RenderOptions) -> str:
         """The policy text; deterministic: the same profile and options give the same bytes."""
 
 

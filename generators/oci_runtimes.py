@@ -19,7 +19,6 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 
 OCI_RUNTIMES = ("crun", "runc")
 WRITTEN_IN_GO = frozenset({"runc"})
@@ -85,6 +84,8 @@ def runtime_reason(calls: Iterable[RuntimeCall]) -> str:
 @functools.cache
 def _learned() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str, bool, str], ...]]:
     """The runtimes' versions and each recorded (runtime, syscall, with no_new_privileges, seen/starts)."""
+    from importlib import resources  # 10 ms to import: only where the table is read, not for OCI_RUNTIMES
+
     versions: list[tuple[str, str]] = []
     calls: list[tuple[str, str, bool, str]] = []
     for line in resources.files("generators").joinpath("data", DATA).read_text().splitlines():

@@ -8,12 +8,11 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from generators import reports
-from generators.comparison import Comparison
 from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.reports.interface import ReportFormat
@@ -21,6 +20,9 @@ from profiler import __version__, explore, pipeline, show, trace
 from profiler.atomic_write import check_output, write_text_atomically
 from profiler.errors import OutputError, ProfilerError
 from profiler.escaping import visible
+
+if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
+    from generators.comparison import Comparison
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -456,7 +458,7 @@ def _compare(
     component: str | None,
     min_runs: int,
     no_portability: bool,
-) -> Comparison:
+) -> "Comparison":
     return pipeline.compare(
         traces,
         policy,

@@ -3,9 +3,11 @@
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from generators.comparison import Comparison, Drift
-from generators.interface import Policy
+if TYPE_CHECKING:  # the CLI reads ReportFormat for its options: a comparison loads when one is made
+    from generators.comparison import Comparison, Drift
+    from generators.interface import Policy
 
 
 class ReportFormat(StrEnum):
@@ -17,13 +19,13 @@ class ReportFormat(StrEnum):
 
 class Report(ABC):
     @abstractmethod
-    def comparison(self, comparison: Comparison) -> str:
+    def comparison(self, comparison: "Comparison") -> str:
         """The report of `profiler diff --policy` and `profiler check`."""
 
     @abstractmethod
-    def drift(self, drift: Drift) -> str:
+    def drift(self, drift: "Drift") -> str:
         """The report of `profiler diff OLD NEW`."""
 
     @abstractmethod
-    def lint(self, policies: Sequence[Policy]) -> str:
+    def lint(self, policies: Sequence["Policy"]) -> str:
         """The report of `profiler lint`: the findings of each policy as read, without traces."""

@@ -93,3 +93,22 @@ def test_importing_the_pipeline_loads_no_policy_format() -> None:
     code = "import sys, profiler.pipeline; print(sorted(m for m in sys.modules if m.startswith('generators')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_cli_loads_only_the_formats_names_until_a_command_runs() -> None:
+    """The CLI's options name the policy and report formats; show and schema load no profile, comparison or report
+    (issue 14: each costs start-up time on every command)."""
+    code = (
+        "import sys, profiler.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith(('generators', 'pandas', 'yaml'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == str(
+        [
+            "generators",
+            "generators.interface",
+            "generators.oci_runtimes",
+            "generators.reports",
+            "generators.reports.interface",
+        ]
+    )
