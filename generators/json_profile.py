@@ -16,9 +16,7 @@ import dataclasses
 import functools
 import json
 from pathlib import Path
-from typing import Any, Final
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any, Final
 
 from generators.interface import PolicyFormat, Renderer, RenderOptions
 from generators.policy_names import check_profile_names
@@ -28,12 +26,19 @@ from profiler.errors import TraceFormatError
 from profiler.escaping import json_dumps
 from profiler.trace import error_location, read_input
 
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
 SCHEMA_NAME: Final = "profiler-profile"
 SCHEMA_VERSION: Final = 1
 
 
 @functools.cache
-def _adapter() -> TypeAdapter[Profile]:
+def _adapter() -> "TypeAdapter[Profile]":
+    # pydantic takes 0.1-0.2 s to import: only for reading a profile, not for `diff OLD NEW` of two traces,
+    # which imports this module for SCHEMA_NAME.
+    from pydantic import TypeAdapter
+
     return TypeAdapter(Profile)
 
 
@@ -129,6 +134,8 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
         raise TraceFormatError(
             f"{source}: profile schema_version {data.get('schema_version')!r}; this profiler reads {SCHEMA_VERSION}"
         )
+    from pydantic import ValidationError
+
     try:
         # From the decoded value, not its JSON: pydantic's JSON parser refuses the lone surrogates (\udcXX) that
         # stand for bytes of a path that were not UTF-8.

@@ -112,3 +112,14 @@ def test_the_cli_loads_only_the_formats_names_until_a_command_runs() -> None:
             "generators.reports.interface",
         ]
     )
+
+
+def test_a_drift_of_two_traces_loads_no_pydantic() -> None:
+    """pydantic reads profiles that generate --format json wrote; two traces need none of it."""
+    code = (
+        "import sys; from pathlib import Path; from profiler import pipeline; "
+        "pipeline.drift(Path('traces/git-clone-bare.trace.json'), Path('traces/git-clone.trace.json')); "
+        "print('pydantic' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True, check=True)
+    assert loaded.stdout == "False\n"
