@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterable
 
 from profiler import syscalls
-from profiler.errors import ProfilerError
+from profiler.errors import UnknownAbiError
 
 # Every ABI libseccomp 2.5 names: a syscall name that systemd or an OCI runtime can resolve exists on one of them.
 LIBSECCOMP_ABIS = (
@@ -21,7 +21,7 @@ def syscall_number(abi_name: str, name: str) -> int | None:
     """The syscall's number on one ABI; None where it has none, or where this libseccomp build lacks the ABI."""
     try:
         return syscalls.syscall_number(abi_name, name)
-    except ProfilerError:  # an ABI this libseccomp build does not know
+    except UnknownAbiError:  # an ABI this libseccomp build does not know
         return None
 
 

@@ -12,8 +12,9 @@ from typing import assert_never
 
 from generators.comparison import Comparison
 from generators.correction import Correction, Corrector, plain_correction
-from generators.interface import PolicyFormat, PolicyParseError, PolicyReader, Renderer
+from generators.interface import PolicyFormat, PolicyReader, Renderer
 from generators.policy_names import check_profile_names
+from profiler.errors import PolicyParseError
 
 
 def renderer(policy_format: PolicyFormat) -> Renderer:

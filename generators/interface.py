@@ -6,7 +6,6 @@ Renderer        renders a Profile as the text of one format
 PolicyReader    reads a deployed policy of one format into a Policy
 Policy          what a deployed policy allows, normalised to sets, with what a linter found in it and the lines
                 that set each PolicyPart
-PolicyParseError  a policy file cannot be read: one line, with file and line where known
 """
 
 from abc import ABC, abstractmethod
@@ -16,14 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generators.oci_runtimes import OCI_RUNTIMES
-from profiler.errors import PolicyError
 
 if TYPE_CHECKING:  # the CLI reads PolicyFormat for its options: a profile (and a trace) loads when one is used
     from generators.profile import Profile
-
-
-class PolicyParseError(PolicyError):
-    """A policy file cannot be read; the message names the file (and line) and what to do."""
 
 
 class PolicyFormat(StrEnum):

@@ -24,7 +24,8 @@ from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
 from profiler.errors import TraceFormatError
 from profiler.escaping import json_dumps
-from profiler.trace import error_location, read_input
+from profiler.files import read_input
+from profiler.trace import error_location
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter

@@ -9,7 +9,7 @@ Free text (paths, argv, host and user names) goes only into comments, escaped by
 import re
 
 from generators.profile import ANY_NAMESPACE, NAMESPACE_TYPES, Profile
-from profiler.errors import ProfilerError
+from profiler.errors import NotANameError
 from profiler.escaping import visible
 
 # libseccomp's syscall and ABI names are lower case (_llseek, x86_64); capabilities and families are the
@@ -21,10 +21,6 @@ _FORMS: dict[str, re.Pattern[str]] = {
     "namespace type": re.compile("|".join([*NAMESPACE_TYPES.values(), ANY_NAMESPACE])),
     "ABI": re.compile(r"[a-z][a-z0-9_]*"),
 }
-
-
-class NotANameError(ProfilerError):
-    """A profile holds, where a policy writes a name, text that is not one."""
 
 
 def policy_name(kind: str, name: str, component: str) -> str:

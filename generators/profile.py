@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Generic, TypeVar
 
 from profiler.capability_paths import asking_function
-from profiler.errors import ProfilerError
+from profiler.errors import ComponentError, MixedAbiError, NoTraceError
 from profiler.trace import CapabilitySource, CheckClass, DropCounters, Trace
 
 # RestrictNamespaces= names of the CLONE_NEW* flags; "any" stands for setns on a namespace of any type.
@@ -247,12 +247,12 @@ def _select_component(traces: Sequence[tuple[str, Trace]], component: str | None
     components = sorted({trace.run.component for _, trace in traces})
     if component is None:
         if len(components) > 1:
-            raise ProfilerError(
+            raise ComponentError(
                 f"the traces hold several components ({', '.join(components)}): choose one with --component"
             )
         return components[0]
     if component not in components:
-        raise ProfilerError(f"no trace of component {component!r}; the traces hold {', '.join(components)}")
+        raise ComponentError(f"no trace of component {component!r}; the traces hold {', '.join(components)}")
     return component
 
 
@@ -276,12 +276,12 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
     The result does not depend on the order the traces come in.
     """
     if not traces:
-        raise ProfilerError("no trace given: pass at least one trace file")
+        raise NoTraceError("no trace given: pass at least one trace file")
     name = _select_component(traces, component)
     chosen = _in_run_order([(source, trace) for source, trace in traces if trace.run.component == name])
     abis = {trace.run.abi for _, trace in chosen}
     if len(abis) > 1:
-        raise ProfilerError(f"the traces of {name} come from machines of different ABIs ({', '.join(sorted(abis))})")
+        raise MixedAbiError(f"the traces of {name} come from machines of different ABIs ({', '.join(sorted(abis))})")
     syscalls: _Tally[str] = _Tally()
     unresolved: _Tally[tuple[int, str]] = _Tally()
     families: _Tally[tuple[str, int]] = _Tally()

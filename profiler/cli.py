@@ -17,9 +17,9 @@ from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.reports.interface import ReportFormat
 from profiler import __version__, explore, pipeline, show, trace
-from profiler.atomic_write import check_output, write_text_atomically
-from profiler.errors import OutputError, ProfilerError
+from profiler.errors import OptionError, OutputError, ProfilerError
 from profiler.escaping import visible
+from profiler.files import check_output, write_text_atomically
 
 if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
     from generators.comparison import Comparison
@@ -83,7 +83,7 @@ def one_line_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except pipeline.OptionError as error:
+        except OptionError as error:
             raise click.UsageError(str(error)) from None
         except ProfilerError as error:
             fail(str(error))

@@ -19,17 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profiler import trace
-from profiler.errors import ProfilerError
+from profiler import files, trace
+from profiler.errors import ComponentError, OptionError, PolicyParseError
 
 if TYPE_CHECKING:
     from generators.comparison import Comparison, Drift
     from generators.interface import Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
-
-
-class OptionError(ProfilerError):
-    """An option that does not apply to the others given (a format, a policy); the CLI reports it as usage."""
 
 
 def load_profile(paths: Sequence[Path], component: str | None = None) -> "Profile":
@@ -52,12 +48,12 @@ def load_drift_side(path: Path, component: str | None = None) -> "Profile":
     from generators import json_profile
     from generators.profile import build_profile
 
-    data = trace.read_input(path, "trace")
+    data = files.read_input(path, "trace")
     if _schema_of(data) != json_profile.SCHEMA_NAME:
         return build_profile([(str(path), trace.parse(data, str(path)))], component)
     profile = json_profile.parse_profile(data, str(path))
     if component is not None and profile.component != component:
-        raise ProfilerError(f"{path}: a profile of {profile.component}, not of {component}")
+        raise ComponentError(f"{path}: a profile of {profile.component}, not of {component}")
     return profile
 
 
@@ -75,7 +71,6 @@ def policy_suffixes() -> Mapping[str, "PolicyFormat"]:
 def read_policy(path: Path, policy_format: "PolicyFormat | None" = None) -> "Policy":
     """Read a deployed policy; without a format, its file name tells (PolicyParseError when it cannot)."""
     from generators import formats
-    from generators.interface import PolicyParseError
 
     if policy_format is None:
         policy_format = policy_suffixes().get(path.suffix)

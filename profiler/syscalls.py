@@ -7,7 +7,7 @@ import platform
 from types import ModuleType
 from typing import Any
 
-from profiler.errors import ProfilerError
+from profiler.errors import LibseccompMissingError, UnknownAbiError, UnsupportedArchitectureError
 
 # ABI names are libseccomp's architecture names; the key is what `uname -m` prints.
 NATIVE_ABIS: dict[str, str] = {"x86_64": "x86_64", "aarch64": "aarch64", "i686": "x86", "armv7l": "arm"}
@@ -22,7 +22,7 @@ def _seccomp() -> ModuleType:
     try:
         import seccomp
     except ImportError as error:
-        raise ProfilerError(
+        raise LibseccompMissingError(
             "the libseccomp Python module is missing: install Debian's python3-seccomp "
             "and create the virtual environment with --system-site-packages (make install does both)"
         ) from error
@@ -33,7 +33,7 @@ def _arch(abi: str) -> Any:
     try:
         return getattr(_seccomp().Arch, abi.upper())
     except AttributeError:
-        raise ProfilerError(f"libseccomp does not know the ABI {abi!r}") from None
+        raise UnknownAbiError(f"libseccomp does not know the ABI {abi!r}") from None
 
 
 def native_abi() -> str:
@@ -42,7 +42,9 @@ def native_abi() -> str:
     try:
         return NATIVE_ABIS[machine]
     except KeyError:
-        raise ProfilerError(f"unsupported architecture {machine!r}: profiler knows {sorted(NATIVE_ABIS)}") from None
+        raise UnsupportedArchitectureError(
+            f"unsupported architecture {machine!r}: profiler knows {sorted(NATIVE_ABIS)}"
+        ) from None
 
 
 @functools.cache

@@ -16,7 +16,6 @@ import itertools
 import json
 import operator
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -26,7 +25,6 @@ from typing import Any, Final, Literal, NamedTuple, NoReturn, TypeVar, get_args
 
 from profiler import abi as linux_abi
 from profiler import byte_strings, syscalls
-from profiler.atomic_write import PRIVATE, file_kind, write_text_atomically
 from profiler.column_kinds import (
     TEXT_LIMIT,
     Array,
@@ -43,7 +41,8 @@ from profiler.column_kinds import (
     shown,
     text,
 )
-from profiler.errors import OutputError, ProfilerError, TraceFormatError
+from profiler.errors import OutputError, TraceFormatError
+from profiler.files import PRIVATE, read_input, write_text_atomically
 
 SCHEMA_NAME: Final = "profiler-trace"
 SCHEMA_VERSION: Final = 2
@@ -247,7 +246,6 @@ class Trace:
 # --- the file format: what each field may hold ---------------------------------------------------------------------
 
 # Bounds on what a trace may hold, so that nothing read from one is unbounded.
-INPUT_LIMIT: Final = 256 * 1024 * 1024  # bytes of a file read (a trace of 10,000 processes is about 8 MB)
 PATH_LIMIT: Final = 4096  # PATH_MAX: paths, cgroup targets, and the names uname and passwd give
 ARGUMENT_LIMIT: Final = 128 * 1024  # MAX_ARG_STRLEN: one command-line argument
 TIME_LIMIT_US: Final = 10**15  # about 31 years of recording, in microseconds
@@ -1110,28 +1108,6 @@ def _parse(text: str, source: str) -> Trace:
         raise TraceFormatError(
             f"{source}: invalid trace at {invalid.where}: {invalid.problem}; record the run again or restore the file"
         ) from None
-
-
-def read_input(path: Path, what: str, error: type[ProfilerError] = TraceFormatError, limit: int = INPUT_LIMIT) -> bytes:
-    """The bytes of an input file (a trace, a profile, a policy). Anything but a regular file (a directory, a FIFO,
-    a device), a missing or unreadable file, or one of more than limit bytes is one error line; nothing blocks."""
-    try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISREG(mode):
-            # O_NONBLOCK: should a FIFO take the file's place after the check, opening it does not wait for a writer.
-            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-            with os.fdopen(descriptor, "rb") as stream:
-                mode = os.fstat(descriptor).st_mode
-                data = stream.read(limit + 1) if stat.S_ISREG(mode) else b""
-    except OSError as failure:
-        raise error(f"{path}: cannot read: {failure.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise error(f"{path}: is a directory; give a {what} file")
-    if not stat.S_ISREG(mode):
-        raise error(f"{path}: is {file_kind(mode)}, not a regular file; give a {what} file")
-    if len(data) > limit:
-        raise error(f"{path}: larger than {limit // (1024 * 1024)} MiB, more than any {what} profiler reads")
-    return data
 
 
 def load(path: Path | str) -> Trace:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from profiler import abi, explore, show, syscalls
+from profiler import abi, explore, files, show, syscalls
 from profiler import trace as trace_module
 from profiler.errors import OutputError, TraceFormatError
 from profiler.trace import (
@@ -420,7 +420,7 @@ def test_a_directory_or_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_what_is_read_is_bounded(saved: tuple[Path, Trace]) -> None:
     path, _ = saved
     with pytest.raises(TraceFormatError, match="larger than 0 MiB, more than any trace profiler reads"):
-        trace_module.read_input(path, "trace", limit=100)
+        files.read_input(path, "trace", limit=100)
     with pytest.raises(TraceFormatError, match="/dev/zero: is a character device, not a regular file"):
         trace_module.load("/dev/zero")
 

@@ -21,13 +21,9 @@ from generators.profile import (
 )
 from generators.syscall_plan import FALLS_BACK, plan_syscalls
 from profiler import abi, syscalls
-from profiler.errors import ProfilerError
+from profiler.errors import UnknownItemError
 from profiler.escaping import visible
 from profiler.trace import CheckClass
-
-
-class UnknownItemError(ProfilerError):
-    """The item to explain is not a syscall, capability, address family or namespace type."""
 
 
 def explain(profile: Profile, item: str, *, min_runs: int = 1, portability: bool = True) -> str:

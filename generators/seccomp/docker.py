@@ -9,7 +9,7 @@ import shlex
 from generators.interface import PolicyFormat, Renderer, RenderOptions
 from generators.profile import Profile
 from generators.seccomp.privileges import SECCOMP_AND_NO_NEW_PRIVILEGES, container_privileges
-from profiler.errors import ProfilerError
+from profiler.errors import RenderOptionError
 from profiler.escaping import visible
 
 
@@ -28,7 +28,7 @@ class DockerFormat(Renderer):
         privileges = container_privileges(profile, options.min_runs)
         seccomp_file = options.seccomp_file or seccomp_file_name(profile.component)
         if not seccomp_file.isprintable():
-            raise ProfilerError(
+            raise RenderOptionError(
                 f"the seccomp file '{visible(seccomp_file)}' holds characters that are not printable (or bytes that "
                 "are not UTF-8): give a plain file name"
             )

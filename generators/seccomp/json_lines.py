@@ -6,9 +6,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from generators.interface import (
-    PolicyParseError,
-)
+from profiler.errors import PolicyParseError
 
 JsonPath = tuple[str | int, ...]
 

@@ -25,7 +25,6 @@ from generators.correction import Correction, Corrector
 from generators.interface import (
     Policy,
     PolicyFormat,
-    PolicyParseError,
     PolicyReader,
     Renderer,
     RenderOptions,
@@ -37,9 +36,9 @@ from generators.seccomp.privileges import SECCOMP_AND_NO_NEW_PRIVILEGES, Contain
 from generators.seccomp.reader import read_seccomp_spec
 from generators.seccomp.reading import Dialect, IncludeContext
 from generators.seccomp.spec import ALLOW, EPERM, SeccompRule, SeccompSpec, seccomp_spec
-from profiler.errors import ProfilerError
+from profiler.errors import PolicyParseError, RenderOptionError
 from profiler.escaping import visible
-from profiler.trace import read_input
+from profiler.files import read_input
 
 API_GROUP = "security-profiles-operator.x-k8s.io"
 API_VERSION = f"{API_GROUP}/v1beta1"
@@ -89,7 +88,7 @@ class KubernetesFormat(Renderer, PolicyReader, Corrector):
 
     def render(self, profile: Profile, options: RenderOptions) -> str:
         if options.namespace is not None and not _DNS_LABEL.fullmatch(options.namespace):
-            raise ProfilerError(
+            raise RenderOptionError(
                 f"{options.namespace!r} is not a Kubernetes namespace name (lowercase letters, digits and '-', "
                 "at most 63)"
             )
@@ -106,7 +105,7 @@ class KubernetesFormat(Renderer, PolicyReader, Corrector):
         if options.namespace:
             lines.append(f"  namespace: {yaml_scalar(options.namespace)}")
         if options.base_profile is not None and not _DNS_SUBDOMAIN.fullmatch(options.base_profile):
-            raise ProfilerError(
+            raise RenderOptionError(
                 f"{options.base_profile!r} is not the name of a SeccompProfile (lowercase letters, digits, '-' and '.')"
             )
         lines += _spec_lines(spec, options.comments, options.base_profile)

@@ -16,7 +16,6 @@ from generators.interface import (
     LintFinding,
     Policy,
     PolicyFormat,
-    PolicyParseError,
     PolicyReader,
     Renderer,
     RenderOptions,
@@ -27,8 +26,9 @@ from generators.seccomp.json_lines import JsonLines, decode_json, json_value_lin
 from generators.seccomp.reader import read_seccomp_spec
 from generators.seccomp.reading import IncludeContext
 from generators.seccomp.spec import ALLOW, ArgCondition, SeccompRule, SeccompSpec, seccomp_spec
+from profiler.errors import PolicyParseError
 from profiler.escaping import json_dumps
-from profiler.trace import read_input
+from profiler.files import read_input
 
 
 class OciFormat(Renderer, PolicyReader, Corrector):

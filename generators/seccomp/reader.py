@@ -19,7 +19,6 @@ from generators.interface import (
     ListMode,
     NameSet,
     Place,
-    PolicyParseError,
     PolicyPart,
     SyscallFilter,
 )
@@ -53,6 +52,7 @@ from generators.seccomp.spec import (
     scmp_arch,
 )
 from profiler import abi, syscalls
+from profiler.errors import PolicyParseError
 
 
 class _SeccompReader:

@@ -5,13 +5,14 @@ import os
 from pathlib import Path
 
 from generators.abis import kernel_abis
-from generators.interface import LintFinding, Place, Policy, PolicyParseError, PolicyPart
+from generators.interface import LintFinding, Place, Policy, PolicyPart
 from generators.systemd.dropins import unit_files
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.lint import lint_result, near_miss_findings
 from generators.systemd.settings import UnitReading
 from generators.systemd.unit_syntax import EXEC_SECTIONS, Assignment, parse_unit_text, read_unit_text
 from profiler import syscalls
+from profiler.errors import PolicyParseError
 
 # The settings that make each part of a Policy, whose lines a report points at (an item missing from
 # SystemCallFilter= is found at its lines).

@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from generators.interface import LintFinding, PolicyParseError
-from profiler.trace import read_input
+from generators.interface import LintFinding
+from profiler.errors import PolicyParseError
+from profiler.files import read_input
 
 # conf-parser.c reads lines with read_line(f, LONG_LINE_MAX) and joins continuations up to it: 1 MiB.
 LONG_LINE_MAX = 1 << 20

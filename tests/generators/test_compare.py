@@ -15,10 +15,11 @@ from generators.danger import (
     SYSCALL_DANGER,
     Danger,
 )
-from generators.interface import PolicyFormat, PolicyParseError
+from generators.interface import PolicyFormat
 from generators.profile import ALL_NAMESPACE_TYPES, Profile, UnresolvedSyscall
 from generators.syscall_plan import plan_syscalls
 from profiler import abi, syscalls
+from profiler.errors import PolicyParseError
 from profiler.pipeline import read_policy
 from profiler.trace import CapabilitySource, DropCounters
 from tests.generators.conftest import LoadTraces

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from generators import formats
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
-from generators.policy_names import NotANameError, policy_name
+from generators.policy_names import policy_name
 from generators.profile import Profile
 from generators.seccomp.docker import DockerFormat, seccomp_file_name
 from generators.seccomp.k8s import KubernetesFormat, object_name
@@ -31,6 +31,7 @@ from generators.seccomp.privileges import container_privileges
 from generators.syscall_plan import plan_syscalls
 from generators.systemd.format import SystemdFormat
 from profiler import syscalls
+from profiler.errors import NotANameError
 from tests.generators import systemd_analyze
 from tests.generators.hostile_traces import hostile_names, hostile_profiles
 from tests.generators.seccomp import oci_libseccomp

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from generators import reports
-from generators.interface import PolicyFormat, PolicyParseError, RenderOptions
+from generators.interface import PolicyFormat, RenderOptions
 from generators.reports.interface import ReportFormat
 from profiler import pipeline
+from profiler.errors import OptionError, PolicyParseError
 from tests.test_cli_generate import GIT, REPOSITORY, invoke
 
 TRACES = [Path(path) for path in GIT]
@@ -42,12 +43,12 @@ def test_each_option_is_refused_by_the_formats_it_does_not_apply_to(option: str,
     if policy_format in APPLIES[option]:
         assert isinstance(pipeline.render_options(policy_format, **given), RenderOptions)  # type: ignore[arg-type]
     else:
-        with pytest.raises(pipeline.OptionError, match="applies to --format"):
+        with pytest.raises(OptionError, match="applies to --format"):
             pipeline.render_options(policy_format, **given)  # type: ignore[arg-type]
 
 
 def test_a_base_profile_and_a_runtime_exclude_each_other() -> None:
-    with pytest.raises(pipeline.OptionError, match="give it or --runtime, not both"):
+    with pytest.raises(OptionError, match="give it or --runtime, not both"):
         pipeline.render_options(PolicyFormat.K8S, base_profile="runc-v1", runtime="crun")
     assert pipeline.render_options(PolicyFormat.K8S, base_profile="runc-v1").runtimes == ()
     assert pipeline.render_options(PolicyFormat.OCI, runtime=pipeline.NO_RUNTIME).runtimes == ()
@@ -75,7 +76,7 @@ def test_explain_gives_what_the_cli_prints() -> None:
 
 
 def test_a_systemd_unit_takes_no_runtime() -> None:
-    with pytest.raises(pipeline.OptionError, match="systemd starts units itself"):
+    with pytest.raises(OptionError, match="systemd starts units itself"):
         pipeline.compare(TRACES, UNIT, runtime="crun")
 
 

@@ -7,11 +7,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generators.interface import PolicyParseError, RenderOptions
+from generators.interface import RenderOptions
 from generators.profile import Profile
 from generators.seccomp.k8s import MAX_MANIFEST_BYTES, KubernetesFormat, object_name
 from generators.seccomp.oci import OciFormat
-from profiler.errors import ProfilerError
+from profiler.errors import PolicyParseError, ProfilerError
 from tests.generators.conftest import LoadTraces
 from tests.generators.profile_builders import make_profile, profiles
 from tests.generators.seccomp.test_reader import HOST

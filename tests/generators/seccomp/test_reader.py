@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generators.interface import UNRESTRICTED, ListMode, NameSet, PolicyFormat, PolicyParseError, RenderOptions
+from generators.interface import UNRESTRICTED, ListMode, NameSet, PolicyFormat, RenderOptions
 from generators.profile import Profile
 from generators.seccomp.json_lines import JsonPath, json_value_lines
 from generators.seccomp.oci import OciFormat
@@ -16,6 +16,7 @@ from generators.seccomp.reading import IncludeContext
 from generators.seccomp.spec import DOCKER_DEFAULT_CAPABILITIES, seccomp_spec
 from generators.syscall_plan import plan_syscalls
 from profiler import abi
+from profiler.errors import PolicyParseError
 from tests.generators.conftest import REPOSITORY
 from tests.generators.profile_builders import profiles
 

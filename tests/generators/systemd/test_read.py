@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generators import formats
-from generators.interface import PolicyFormat, PolicyParseError
+from generators.interface import PolicyFormat
 from generators.systemd.format import SystemdFormat
 from generators.systemd.unit_syntax import LONG_LINE_MAX, _logical_lines
 from profiler import syscalls
+from profiler.errors import PolicyParseError
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import allow, deny
 

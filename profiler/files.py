@@ -1,5 +1,9 @@
-"""Write a file so that readers see the old content or the whole new content, never a part, and never in place of
-anything but a regular file."""
+"""Reading any input and writing any output: one way for traces, profiles, policies and units.
+
+An input is read only where it is a regular file, and only up to a bound, so that nothing blocks or fills memory.
+An output is written so that readers see the old content or the whole new content, never a part, and never in
+place of anything but a regular file.
+"""
 
 import ctypes
 import errno
@@ -9,10 +13,11 @@ import stat
 from pathlib import Path
 from typing import Any, Final
 
-from profiler.errors import OutputError
+from profiler.errors import OutputError, ProfilerError, TraceFormatError
 
 PRIVATE: Final = 0o600  # traces hold command lines: owner only
 FOLLOW_UMASK: Final = 0o666  # policies: what the umask leaves
+INPUT_LIMIT: Final = 256 * 1024 * 1024  # bytes of a file read (a trace of 10,000 processes is about 8 MB)
 
 # renameat2(2): swap two names in one step (Linux 3.15; ext4, xfs, btrfs, tmpfs and others).
 _AT_FDCWD: Final = -100
@@ -30,6 +35,28 @@ def file_kind(mode: int) -> str:
         (stat.S_ISSOCK, "a socket"),
     )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def read_input(path: Path, what: str, error: type[ProfilerError] = TraceFormatError, limit: int = INPUT_LIMIT) -> bytes:
+    """The bytes of an input file (a trace, a profile, a policy). Anything but a regular file (a directory, a FIFO,
+    a device), a missing or unreadable file, or one of more than limit bytes is one error line; nothing blocks."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISREG(mode):
+            # O_NONBLOCK: should a FIFO take the file's place after the check, opening it does not wait for a writer.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with os.fdopen(descriptor, "rb") as stream:
+                mode = os.fstat(descriptor).st_mode
+                data = stream.read(limit + 1) if stat.S_ISREG(mode) else b""
+    except OSError as failure:
+        raise error(f"{path}: cannot read: {failure.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise error(f"{path}: is a directory; give a {what} file")
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: is {file_kind(mode)}, not a regular file; give a {what} file")
+    if len(data) > limit:
+        raise error(f"{path}: larger than {limit // (1024 * 1024)} MiB, more than any {what} profiler reads")
+    return data
 
 
 def check_output(path: Path, *, overwrite: bool) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from profiler import atomic_write
-from profiler.atomic_write import PRIVATE, write_text_atomically
+from profiler import files
 from profiler.cli import main
 from profiler.errors import OutputError
+from profiler.files import PRIVATE, write_text_atomically
 from profiler.trace import load
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 TRACE = REPOSITORY / "traces" / "git-clone.trace.json"
 
 
@@ -69,7 +69,7 @@ def test_anything_but_a_regular_file_is_refused_and_left_alone(tmp_path: Path, o
 def test_a_file_that_turns_special_after_the_check_is_put_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "out.json"
     path.write_text("old\n")
-    real_check = atomic_write.check_output
+    real_check = files.check_output
 
     def check_then_swap(checked: Path, *, overwrite: bool) -> None:
         real_check(checked, overwrite=overwrite)
@@ -77,7 +77,7 @@ def test_a_file_that_turns_special_after_the_check_is_put_back(tmp_path: Path, m
             checked.unlink()
             os.mkfifo(checked)  # what a second writer could do between the check and the replace
 
-    monkeypatch.setattr(atomic_write, "check_output", check_then_swap)
+    monkeypatch.setattr(files, "check_output", check_then_swap)
     with pytest.raises(OutputError, match="is a FIFO"):
         write_text_atomically(path, "new\n", overwrite=True)
     assert stat.S_ISFIFO(os.lstat(path).st_mode)
