@@ -1,14 +1,13 @@
 """The `profiler` command: a thin click front over the library; every error is one line and exit 2."""
 
 import contextlib
-import functools
 import gc
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,8 +22,6 @@ from profiler.files import check_output, write_text_atomically
 
 if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
     from generators.comparison import Comparison
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> NoReturn:
@@ -61,9 +58,27 @@ def _one_line_usage_errors() -> Iterator[None]:
         fail(_usage_message(error))
 
 
+class _Command(click.Command):
+    """Every command turns any ProfilerError into one line on stderr and exit status 2, in this one place; an
+    OptionError (an option that does not fit the others) is reported as usage."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OptionError as error:
+            raise click.UsageError(str(error), ctx) from None
+        except ProfilerError as error:
+            fail(str(error))
+        except KeyboardInterrupt:  # before a recording starts, or while reading files: nothing to save
+            click.echo("profiler: interrupted", err=True)
+            sys.exit(130)
+
+
 class _Group(click.Group):
     """click's usage errors (an unknown option, a missing argument, a bad value) as one line and exit 2, like
     every other error, rather than click's four lines of usage, hint and message."""
+
+    command_class = _Command
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
@@ -74,24 +89,6 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with _one_line_usage_errors():
             return super().invoke(ctx)
-
-
-def one_line_errors(command: F) -> F:
-    """Turns any ProfilerError into one line on stderr and exit status 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except OptionError as error:
-            raise click.UsageError(str(error)) from None
-        except ProfilerError as error:
-            fail(str(error))
-        except KeyboardInterrupt:  # before a recording starts, or while reading files: nothing to save
-            click.echo("profiler: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,7 +122,6 @@ def _positive(_ctx: click.Context, _param: click.Parameter, value: float | None)
 @click.option("--duration", type=float, callback=_positive, help="End the recording after this many seconds.")
 @click.option("--ebpf", is_flag=True, help="Print the eBPF program that would be loaded, and exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@one_line_errors
 def record(
     output: Path | None,
     component: str | None,
@@ -202,7 +198,6 @@ def record(
     help="text to read; csv (one --table) or json (every table, or one --table) for other tools.",
 )
 @click.option("--table", type=click.Choice([each.value for each in explore.Table]), help="The table to export.")
-@one_line_errors
 def show_command(traces: tuple[Path, ...], output_format: str, table: str | None) -> None:
     """Print a readable summary of each TRACE: process tree, syscalls, capabilities, families.
 
@@ -300,7 +295,6 @@ _policy_format_option = click.option(
     "policies get committed).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@one_line_errors
 def generate(
     traces: tuple[Path, ...],
     policy_format: str,
@@ -346,7 +340,6 @@ def generate(
 @_component_option
 @_min_runs_option
 @_portability_option
-@one_line_errors
 def explain_command(
     traces: tuple[Path, ...], item: str, component: str | None, min_runs: int, no_portability: bool
 ) -> None:
@@ -369,7 +362,6 @@ def explain_command(
 @_component_option
 @_min_runs_option
 @_portability_option
-@one_line_errors
 def diff_command(
     inputs: tuple[Path, ...],
     policy: Path | None,
@@ -412,7 +404,6 @@ def diff_command(
 @_component_option
 @_min_runs_option
 @_portability_option
-@one_line_errors
 def check(
     traces: tuple[Path, ...],
     policy: Path,
