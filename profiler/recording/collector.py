@@ -4,7 +4,9 @@ import errno
 import os
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from profiler import abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
@@ -19,7 +21,6 @@ from profiler.recording.tracer import (
     ObservationKind,
     ProcessEvent,
     RowCounts,
-    Tracer,
 )
 from profiler.trace import (
     NAMESPACE_SYSCALLS,
@@ -66,11 +67,20 @@ class _ProcessState:
     exit_signal: str | None = None
 
 
+class TracerTables(Protocol):
+    """What the collector reads of a tracer: profiler.recording.tracer.Tracer, or the fake one in tests."""
+
+    def harvest(self, row: int) -> RowCounts: ...
+    def row_counts(self, row: int) -> RowCounts: ...
+    def reclaim_observations(self, serials: Collection[int]) -> list[Observation]: ...
+    def stack_symbols(self, stack_id: int) -> list[str]: ...
+
+
 @dataclass
 class Collector:
     """Turns the tracer's events and tables into trace rows."""
 
-    tracer: Tracer
+    tracer: TracerTables
     start_ns: int
     native_abi: str
     initial_user_ns: int | None  # the address of init_user_ns, where /proc/kallsyms shows data symbols

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from profiler.errors import ProfilerError
+from profiler.recording.fake_tracer import FakeTracer
 from profiler.recording.kernel_features import probe
 from profiler.recording.session import Recording, RecordOptions, record
 from profiler.recording.targets import CommandTarget, User
@@ -34,9 +35,18 @@ def _tracing_unavailable() -> str | None:
     return None
 
 
+@pytest.fixture
+def fake_tracer() -> FakeTracer:
+    """The library's stand-in for the tracer: a test that takes it runs without root or BPF."""
+    return FakeTracer()
+
+
 @pytest.fixture(autouse=True)
-def tracing() -> None:
-    """Every test here traces for real; it skips only where this kernel or user cannot, saying why."""
+def tracing(request: pytest.FixtureRequest) -> None:
+    """Every test here traces for real but those through the fake tracer; it skips only where this kernel or
+    user cannot, saying why."""
+    if "fake_tracer" in request.fixturenames:
+        return
     reason = _tracing_unavailable()
     if reason:
         pytest.skip(reason)
