@@ -429,7 +429,6 @@ def check(
 @click.argument("policies", metavar="POLICY...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_policy_format_option
 @_report_option
-@one_line_errors
 def lint(policies: tuple[Path, ...], policy_format: str | None, report_format: str) -> None:
     """Lint POLICY files without traces: what their consumer ignores or reads differently from how it looks.
 
