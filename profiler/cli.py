@@ -16,9 +16,9 @@ from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.reports.interface import ReportFormat
 from profiler import __version__, explore, pipeline, show, trace
-from profiler.errors import OptionError, OutputError, ProfilerError
+from profiler.errors import OptionError, ProfilerError
 from profiler.escaping import visible
-from profiler.files import check_output, write_text_atomically
+from profiler.files import write_text_atomically
 
 if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
     from generators.comparison import Comparison
@@ -143,48 +143,18 @@ def record(
     its exit status becomes profiler's. Ctrl-C ends the recording early; the trace is still saved. However
     the recording ends, no process the command started is left running.
     """
-    # Imported here so that `profiler show` and friends work where BCC is not installed.
-    from profiler.recording import kernel_features, session, targets, tracer
-
-    chosen = [name for name, given in (("COMMAND", command), ("--pid", pid), ("--cgroup", cgroup)) if given]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of COMMAND (after --), --pid or --cgroup")
-    if user is not None and not command:
-        raise click.UsageError("--user applies to a COMMAND only")
     if ebpf:
-        features = kernel_features.probe()
-        click.echo(tracer.program_source(features, tracer.TableSizes(), cgroup is not None))
+        click.echo(pipeline.recorder_program(command, pid=pid, cgroup=cgroup, user=user))
         return
-    target: targets.Target
-    if command:
-        target = targets.CommandTarget(command, targets.User.lookup(user) if user is not None else None)
-    elif pid is not None:
-        target = targets.PidTarget(pid)
-    else:
-        assert cgroup is not None
-        target = targets.CgroupTarget(cgroup)
-    # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
-    # is gone): where the trace goes is fixed before the recording starts.
-    try:
-        directory = Path.cwd()
-    except FileNotFoundError:
-        raise OutputError("the working directory no longer exists: cd to one, or give -o an absolute path") from None
-    if output is not None:
-        check_output(directory / output, overwrite=force)
-    options = session.RecordOptions(component=component, duration_s=duration)
-    on_status = session.print_status if sys.stderr.isatty() else None
-    try:
-        result = session.record(target, options, on_status)
-    finally:
-        if on_status:
-            sys.stderr.write("\r\033[K")
-    path = output or Path(session.default_trace_name(result.trace.run.component))
-    saved = trace.save_or_rescue(result.trace, directory / path, overwrite=force)
-    if saved.failures:
-        fail(f"{'; '.join(saved.failures)}; the trace was saved to {saved.path} instead")
-    click.echo(f"profiler: {show.short_summary(result.trace)}", err=True)
-    click.echo(f"profiler: trace saved to {path}", err=True)
-    sys.exit(result.exit_status)
+    target = pipeline.record_target(command, pid=pid, cgroup=cgroup, user=user)
+    recorded = pipeline.record(
+        target, output, component=component, duration_s=duration, overwrite=force, status_line=sys.stderr.isatty()
+    )
+    if recorded.saved.failures:
+        fail(f"{'; '.join(recorded.saved.failures)}; the trace was saved to {recorded.saved.path} instead")
+    click.echo(f"profiler: {show.short_summary(recorded.recording.trace)}", err=True)
+    click.echo(f"profiler: trace saved to {recorded.path}", err=True)
+    sys.exit(recorded.recording.exit_status)
 
 
 @main.command("show")

@@ -1,5 +1,8 @@
-"""generate, check, diff and explain as functions a notebook calls, and the loading of traces, profiles and policies.
+"""record, generate, check, diff and explain as functions a notebook calls, and the loading of their inputs.
 
+    record_target(command, ...)  what `record` records: a command, a running process or a cgroup
+    recorder_program(...)        the eBPF program `record` would load, as `record --ebpf` prints it
+    record(target, output)       a recording, saved: RecordedTrace
     load_profile(paths)          the profile of one component from trace files
     load_drift_side(path)        the profile of a trace, or of a file `generate --format json` wrote
     read_policy(path)            a deployed policy, its format given or told by its file name
@@ -11,21 +14,99 @@
     explain(traces, item)        where an item came from, as `profiler explain` prints it
 
 Every bad input is a ProfilerError of one line; OptionError is an option that does not fit the others, named as
-the command line names it. The generators are imported on use: `show` and `record` never load them.
+the command line names it. The generators are imported on use: `show` and `record` never load them; the recorder
+is too, so that what reads traces works where BCC is not installed.
 """
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from profiler import files, trace
-from profiler.errors import ComponentError, OptionError, PolicyParseError
+from profiler.errors import ComponentError, OptionError, OutputError, PolicyParseError
 
 if TYPE_CHECKING:
     from generators.comparison import Comparison, Drift
     from generators.interface import Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
+    from profiler.recording.session import Recording
+    from profiler.recording.targets import Target
+
+
+def _check_record_target(command: Sequence[str], pid: int | None, cgroup: Path | None, user: str | None) -> None:
+    chosen = [name for name, given in (("COMMAND", command), ("--pid", pid), ("--cgroup", cgroup)) if given]
+    if len(chosen) != 1:
+        raise OptionError("give exactly one of COMMAND (after --), --pid or --cgroup")
+    if user is not None and not command:
+        raise OptionError("--user applies to a COMMAND only")
+
+
+def record_target(
+    command: Sequence[str] = (), *, pid: int | None = None, cgroup: Path | None = None, user: str | None = None
+) -> "Target":
+    """What `profiler record` records: a command (run as user, when given), a running process and its descendants,
+    or a cgroup v2 directory. OptionError unless exactly one is given, or for a user without a command."""
+    from profiler.recording import targets
+
+    _check_record_target(command, pid, cgroup, user)
+    if command:
+        return targets.CommandTarget(tuple(command), targets.User.lookup(user) if user is not None else None)
+    if pid is not None:
+        return targets.PidTarget(pid)
+    assert cgroup is not None
+    return targets.CgroupTarget(cgroup)
+
+
+def recorder_program(
+    command: Sequence[str] = (), *, pid: int | None = None, cgroup: Path | None = None, user: str | None = None
+) -> str:
+    """The eBPF program that recording this target would load, with the #defines for this kernel: what
+    `record --ebpf` prints. The target is checked as record_target checks it, and not looked up."""
+    from profiler.recording import kernel_features, tracer
+
+    _check_record_target(command, pid, cgroup, user)
+    return tracer.program_source(kernel_features.probe(), tracer.TableSizes(), cgroup is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTrace:
+    recording: "Recording"  # the trace, and the status profiler exits with
+    path: Path  # the trace file as asked for (or the default name), relative to the working directory
+    saved: trace.SavedTrace  # where it is: elsewhere, with why, when it could not be written there
+
+
+def record(
+    target: "Target",
+    output: Path | None = None,
+    *,
+    component: str | None = None,
+    duration_s: float | None = None,
+    overwrite: bool = False,
+    status_line: bool = False,
+) -> RecordedTrace:
+    """Record a run of the target and save its trace: at output (checked before recording starts), else under a
+    name of the component and the time. status_line: show the recording's progress on stderr, a terminal."""
+    from profiler.recording import session
+
+    # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
+    # is gone): where the trace goes is fixed before the recording starts.
+    try:
+        directory = Path.cwd()
+    except FileNotFoundError:
+        raise OutputError("the working directory no longer exists: cd to one, or give -o an absolute path") from None
+    if output is not None:
+        files.check_output(directory / output, overwrite=overwrite)
+    options = session.RecordOptions(component=component, duration_s=duration_s)
+    try:
+        result = session.record(target, options, session.print_status if status_line else None)
+    finally:
+        if status_line:
+            sys.stderr.write("\r\033[K")
+    path = output or Path(session.default_trace_name(result.trace.run.component))
+    return RecordedTrace(result, path, trace.save_or_rescue(result.trace, directory / path, overwrite=overwrite))
 
 
 def load_profile(paths: Sequence[Path], component: str | None = None) -> "Profile":

@@ -1,8 +1,10 @@
 """profiler.pipeline: the commands as functions a notebook calls, giving what the CLI prints; options checked."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +13,7 @@ from generators.interface import PolicyFormat, RenderOptions
 from generators.reports.interface import ReportFormat
 from profiler import pipeline
 from profiler.errors import OptionError, PolicyParseError
+from profiler.recording import targets
 from tests.test_cli_generate import GIT, REPOSITORY, invoke
 
 TRACES = [Path(path) for path in GIT]
@@ -124,3 +127,40 @@ def test_a_drift_of_two_traces_loads_no_pydantic() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True, check=True)
     assert loaded.stdout == "False\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "give exactly one of COMMAND (after --), --pid or --cgroup"),
+        ({"command": ["true"], "pid": 1}, "give exactly one of COMMAND"),
+        ({"pid": 1, "cgroup": Path("/sys/fs/cgroup")}, "give exactly one of COMMAND"),
+        ({"pid": 1, "user": "nobody"}, "--user applies to a COMMAND only"),
+    ],
+    ids=["none", "command-and-pid", "pid-and-cgroup", "user-with-pid"],
+)
+def test_a_record_target_is_one_command_process_or_cgroup(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(OptionError, match=re.escape(message)):
+        pipeline.record_target(**given)
+    with pytest.raises(OptionError, match=re.escape(message)):
+        pipeline.recorder_program(**given)
+    assert message in invoke("record", *_record_arguments(given)).stderr
+
+
+def _record_arguments(given: dict[str, Any]) -> list[str]:
+    arguments = [f"--{name}={given[name]}" for name in ("pid", "cgroup", "user") if name in given]
+    return [*arguments, "--", *given["command"]] if "command" in given else arguments
+
+
+def test_a_record_target_is_what_the_options_name() -> None:
+    assert pipeline.record_target(["true", "x"]) == targets.CommandTarget(("true", "x"))
+    assert pipeline.record_target(["true"], user="0") == targets.CommandTarget(("true",), targets.User.lookup("root"))
+    assert pipeline.record_target(pid=1) == targets.PidTarget(1)
+    assert pipeline.record_target(cgroup=Path("a/b")) == targets.CgroupTarget(Path("a/b"))
+
+
+def test_the_recorder_program_is_what_record_ebpf_prints() -> None:
+    # The program is only printed: no user is looked up, nothing is checked but which target is given.
+    program = pipeline.recorder_program(["true"], user="no-such-user")
+    assert "#define" in program and program != pipeline.recorder_program(cgroup=Path("/no/such/cgroup"))
+    assert invoke("record", "--ebpf", "--user", "no-such-user", "--", "true").stdout == program + "\n"
