@@ -4,9 +4,7 @@ import errno
 import os
 import time
 from collections import deque
-from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from profiler import abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
@@ -22,6 +20,7 @@ from profiler.recording.tracer import (
     ProcessEvent,
     RowCounts,
 )
+from profiler.recording.tracer_interface import TracerTables
 from profiler.trace import (
     NAMESPACE_SYSCALLS,
     SOCKET_SYSCALLS,
@@ -65,15 +64,6 @@ class _ProcessState:
     exit_ns: int | None = None
     exit_code: int | None = None
     exit_signal: str | None = None
-
-
-class TracerTables(Protocol):
-    """What the collector reads of a tracer: profiler.recording.tracer.Tracer, or the fake one in tests."""
-
-    def harvest(self, row: int) -> RowCounts: ...
-    def row_counts(self, row: int) -> RowCounts: ...
-    def reclaim_observations(self, serials: Collection[int]) -> list[Observation]: ...
-    def stack_symbols(self, stack_id: int) -> list[str]: ...
 
 
 @dataclass

@@ -10,9 +10,7 @@ from contextlib import contextmanager
 from profiler.errors import WorkloadError
 from profiler.recording.targets import CommandTarget
 from profiler.recording.terminal_relay import TerminalRelay
-from profiler.recording.tracer import (
-    Tracer,
-)
+from profiler.recording.tracer_interface import SessionTracer
 from profiler.recording.workload_cgroup import WorkloadCgroup
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -24,7 +22,7 @@ class Command:
     terminals, in a cgroup of its own where there is cgroup2. Its whole tree is signalled through the tracer,
     which knows every process of it; killed through the cgroup where there is one."""
 
-    def __init__(self, target: CommandTarget, tracer: Tracer, cgroup: WorkloadCgroup | None):
+    def __init__(self, target: CommandTarget, tracer: SessionTracer, cgroup: WorkloadCgroup | None):
         self.target, self.tracer, self.cgroup = target, tracer, cgroup
         self.relay = TerminalRelay.open()
         self.child: subprocess.Popen[bytes] | None = None

@@ -38,6 +38,7 @@ from profiler.recording.tracer import (
     TableSizes,
     Tracer,
 )
+from profiler.recording.tracer_interface import SessionTracer
 from profiler.recording.workload_cgroup import WorkloadCgroup
 from profiler.trace import (
     DropCounters,
@@ -133,8 +134,11 @@ def record(
     target: Target,
     options: RecordOptions = RecordOptions(),
     on_status: Callable[[Status], None] | None = None,
+    tracer: SessionTracer | None = None,
 ) -> Recording:
-    """Record a run of the target until it ends, --duration passes, or the user interrupts."""
+    """Record a run of the target until it ends, --duration passes, or the user interrupts. tracer: one to record
+    with instead of loading the recorder into the kernel (FakeTracer in tests), whose features stand for the
+    kernel's."""
     if isinstance(target, CommandTarget):
         target = CommandTarget(target.argv, target.user, resolve_program(target.argv))
     elif isinstance(target, PidTarget) and not Path(f"/proc/{target.pid}").is_dir():
@@ -143,14 +147,14 @@ def record(
         raise WorkloadError("profiler cannot record itself; give the pid of another process")
     elif isinstance(target, CgroupTarget):
         target = CgroupTarget(resolve_cgroup(target.path))
-    features = probe(options.capability_probe)
+    features = probe(options.capability_probe) if tracer is None else tracer.features
     # The command's cgroup and its watchdog come first, so that the watchdog holds none of the tracer's files.
     contained = WorkloadCgroup.create() if isinstance(target, CommandTarget) else None
     try:
         cgroup = target.path if isinstance(target, CgroupTarget) else None
-        with Tracer(features, cgroup=cgroup, sizes=options.sizes) as tracer:
-            command = Command(target, tracer, contained) if isinstance(target, CommandTarget) else None
-            return _Session(tracer, features, target, options, on_status, command).run()
+        with tracer if tracer is not None else Tracer(features, cgroup=cgroup, sizes=options.sizes) as opened:
+            command = Command(target, opened, contained) if isinstance(target, CommandTarget) else None
+            return _Session(opened, features, target, options, on_status, command).run()
     finally:
         if contained is not None:
             contained.close()
@@ -159,7 +163,7 @@ def record(
 class _Session:
     def __init__(
         self,
-        tracer: Tracer,
+        tracer: SessionTracer,
         features: KernelFeatures,
         target: Target,
         options: RecordOptions,
