@@ -14,7 +14,7 @@ from generators.reports.interface import ReportFormat
 from profiler import pipeline
 from profiler.errors import OptionError, PolicyParseError
 from profiler.recording import targets
-from tests.test_cli_generate import GIT, REPOSITORY, invoke
+from tests.profiler.test_cli_generate import GIT, REPOSITORY, invoke
 
 TRACES = [Path(path) for path in GIT]
 UNIT = REPOSITORY / "tests" / "fixtures" / "systemd" / "deny-list.service"

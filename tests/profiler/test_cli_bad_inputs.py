@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from profiler import trace
 from profiler.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 TRACE = REPOSITORY / "traces" / "git-clone.trace.json"
 UNIT = REPOSITORY / "examples" / "git-clone.service"
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from profiler.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 GIT_TRACES = [
     str(REPOSITORY / "traces" / f"{name}.trace.json") for name in ("git-clone", "git-clone-bare", "git-clone-shallow")
 ]

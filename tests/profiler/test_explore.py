@@ -17,7 +17,7 @@ from profiler.cli import main
 from profiler.errors import TraceFormatError
 from profiler.explore import Table, TraceTables
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 # Recorded as root, in a directory holding an empty file `owned`, by
 #   profiler record -o explore-tree.trace.json --component explore-fixture -- /bin/sh -c 'chown nobody owned;
 #   /bin/sh -c "exec /usr/bin/python3 -c \"import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()\"";

@@ -11,7 +11,7 @@ from generators.interface import PolicyFormat, RenderOptions
 from profiler.cli import main
 from profiler.pipeline import load_profile
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 TRACES = sorted(str(path) for path in (REPOSITORY / "traces").glob("*.trace.json"))
 GIT = [path for path in TRACES if "/git-clone" in path]
 

@@ -34,7 +34,7 @@ from profiler.trace import (
     Trace,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[3]
 VERSION_1 = sorted(
     path
     for path in [*(REPOSITORY / "traces").glob("*.trace.json"), *(REPOSITORY / "tests/fixtures/traces").glob("*")]

@@ -7,7 +7,7 @@ from click.testing import CliRunner, Result
 
 from profiler.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 GIT = [
     str(REPOSITORY / "traces" / f"{name}.trace.json") for name in ("git-clone", "git-clone-bare", "git-clone-shallow")
 ]
@@ -63,7 +63,7 @@ def test_a_family_with_its_socket_types_and_programs() -> None:
 
 
 def test_the_clone_fallback_is_explained_where_clone3_was_seen() -> None:
-    thread = str(Path(__file__).parent / "fixtures" / "traces" / "python-thread.trace.json")
+    thread = str(REPOSITORY / "tests" / "fixtures" / "traces" / "python-thread.trace.json")
     assert invoke("explain", thread, "clone").stdout == (
         "clone: syscall not called in the 1 run; a generated policy allows it where it answers clone3 with ENOSYS "
         "(a systemd drop-in with RestrictNamespaces=, an OCI profile with --args): the C library falls back to clone "

@@ -8,7 +8,7 @@ from click.testing import CliRunner, Result
 
 from profiler.cli import main
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 TRACE = str(REPOSITORY / "traces" / "git-clone.trace.json")
 POLICIES = [
     *sorted((REPOSITORY / "tests" / "fixtures" / "systemd").glob("*.service")),
