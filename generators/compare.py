@@ -10,7 +10,7 @@ report can say where it is needed.
 
 from collections.abc import Iterable, Mapping
 
-from generators.abis import kernel_abis
+from generators.abis import exists_on, kernel_abis
 from generators.advisories import coverage_advisories, portability_advisories, privilege_advisories
 from generators.comparison import KIND_ORDER, Comparison, Drift, Excess, Fix, ItemKind, Missing, Need, need_order, needs
 from generators.danger import (
@@ -28,7 +28,7 @@ from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import ALL_NAMESPACE_TYPES, Profile, merge_evidence
 from generators.refusals import ambient_needs, enosys_by, listed_refusal, overrides_of, refusal_of, states_capabilities
 from generators.syscall_plan import Addition, SyscallPlan, plan_syscalls
-from profiler import abi, syscalls
+from profiler import abi
 
 _DANGER_TABLES: Mapping[ItemKind, Mapping[str, Rating]] = {
     ItemKind.SYSCALL: SYSCALL_DANGER,
@@ -67,7 +67,7 @@ def _allowed_syscalls(profile: Profile, policy: Policy) -> set[str]:
         for name in candidates
         if (policy.syscalls is None or policy.syscalls.allows(name))
         and not policy.syscall_overrides(name)
-        and any(syscalls.syscall_number(each, name) is not None for each in abis)
+        and exists_on(name, abis)
     }
 
 

@@ -10,6 +10,7 @@ the terminal.
 import re
 from collections.abc import Iterable
 
+from generators.abis import exists_on
 from generators.evidence import MAX_PROGRAMS, describe_evidence, describe_run, path_origin
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.profile import (
@@ -41,7 +42,7 @@ def _explanation(profile: Profile, item: str, min_runs: int, portability: bool) 
         return _namespace(profile, NAMESPACE_TYPES.get(upper, item), min_runs)
     if re.fullmatch(r"#?\d+", item):
         return _syscall_number(profile, int(item.lstrip("#")), min_runs, portability)
-    if any(syscalls.syscall_number(used, item) is not None for used in profile.abis()):
+    if exists_on(item, profile.abis()):
         return _syscall(profile, item, min_runs, portability)
     raise UnknownItemError(
         f"{item}: not a syscall, capability (CAP_*), address family (AF_*) or namespace type "

@@ -206,7 +206,7 @@ class _SeccompReader:
 
     def architectures(self, top: Mapping[str, object]) -> frozenset[str]:
         """The ABIs the filter covers: the native one (runtimes never remove it) and those it lists."""
-        known = [scmp_arch(name) for name in LIBSECCOMP_ABIS]
+        known = {scmp_arch(name): name for name in LIBSECCOMP_ABIS}  # each ABI's constant, read back by this table
         listed = {
             self.choice(name, ("architectures", index), [*known, "SCMP_ARCH_NATIVE"], "architecture")
             for index, name in enumerate(self.strings(top.get("architectures", []), ("architectures",)))
@@ -214,9 +214,9 @@ class _SeccompReader:
         if "archMap" in top:
             if "architectures" in top:
                 raise self.fail(("archMap",), "architectures and archMap together: Docker refuses the profile")
-            listed |= self.arch_map(top["archMap"], known)
+            listed |= self.arch_map(top["archMap"], list(known))
         native = self.context.native_abi
-        return frozenset({native} | {native if name == "SCMP_ARCH_NATIVE" else name[10:].lower() for name in listed})
+        return frozenset({native} | {known.get(name, native) for name in listed})  # SCMP_ARCH_NATIVE is native
 
     def arch_map(self, value: object, known: list[str]) -> set[str]:
         if not isinstance(value, list):

@@ -1,7 +1,7 @@
 """The BCC session: loads recorder.bpf.c, feeds it the processes to follow, and reads back what it aggregated.
 
 This is the only module that imports bcc. It speaks in raw kernel terms (serials, rows, syscall numbers);
-profiler.recording.session turns that into a Trace.
+profiler.recording.collector turns that into a Trace.
 """
 
 import ctypes as ct
