@@ -5,7 +5,8 @@
     ├── WorkloadError        the workload cannot be started: command not found, unknown user, bad PID or cgroup
     ├── TraceFormatError     a trace file is unreadable, truncated, foreign, or from a newer profiler
     ├── PolicyError          a deployed policy file cannot be read (generators.interface.PolicyParseError)
-    └── OutputError          an output cannot be written, or would overwrite a file without --force
+    ├── OutputError          an output cannot be written, or would overwrite a file without --force
+    └── EnforcementError     `run` cannot confine the command as the policy says: it is not started
 
 Expected gaps inside a trace (an unresolved syscall number, an unreadable kernel stack) are not errors:
 they are values in the model, with their reason.
@@ -34,3 +35,7 @@ class PolicyError(ProfilerError):
 
 class OutputError(ProfilerError):
     """An output file cannot be written."""
+
+
+class EnforcementError(ProfilerError):
+    """A command cannot be confined as the policy says; it is not started."""
