@@ -507,7 +507,10 @@ def run_command(
         raise click.UsageError("no command given: write it after --, as in: profiler run --policy unit.service -- ls /")
     if report is not None:
         check_output(report, overwrite=force)
-    result = pipeline_run.run(policies, command, audit=audit, user=user)
+    chosen = pipeline_run.run_policy(policies)
+    for setting in chosen.sandbox.not_applied:
+        click.echo(visible(f"profiler: not applied: {setting}"), err=True)
+    result = pipeline_run.run(chosen, command, audit=audit, user=user)
     for line in result.lines():
         click.echo(visible(line), err=True)
     if report is not None:

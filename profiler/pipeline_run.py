@@ -238,7 +238,7 @@ class RunResult:
 
     def lines(self) -> list[str]:
         """The report for people, one line per item."""
-        out = [f"profiler: not applied: {each}" for each in self.not_applied]
+        out = []
         if self.audit:
             for each in self.would_refuse:
                 paths = f" via {', '.join(each.paths)}" if each.paths else ""
@@ -253,7 +253,10 @@ class RunResult:
         else:
             out += refusal_lines(self.refusals)
             if self.exit_status == 128 + 31:
-                out.append("the command was killed by SIGSYS: a syscall the policy kills, or of an ABI it refuses")
+                out.append(
+                    "the command was killed by SIGSYS: a syscall the policy kills, or one of an ABI it refuses "
+                    "(profiler run --audit names it)"
+                )
         return out
 
     def json(self) -> str:
@@ -320,16 +323,9 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> RunResul
     )
 
 
-def run(
-    policy_paths: Sequence[Path],
-    argv: Sequence[str],
-    *,
-    audit: bool = False,
-    user: str | None = None,
-    policy_format: PolicyFormat | None = None,
-) -> RunResult:
-    """Run a command confined by a policy (or audited against it); the result says what was, or would be, refused."""
-    chosen = run_policy(policy_paths, policy_format)
+def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None) -> RunResult:
+    """Run a command confined by a policy (run_policy), or audited against it; the result says what was, or
+    would have been, refused."""
     if audit:
         return _audit(chosen, argv, user)
     confinement = confinement_of(chosen, user)

@@ -522,5 +522,6 @@ def refusal_lines(refusals: Sequence[Refusal]) -> list[str]:
         f"refused: {each.syscall} by {each.program}, {each.count}x, "
         f"{each.answer.errno or 'killed'} from {each.answer.setting}"
         + (f" ({each.abi} ABI)" if each.abi != syscalls.native_abi() else "")
+        + (" (ENOSYS: a program takes it for an older kernel and falls back)" if each.answer.errno == "ENOSYS" else "")
         for each in refusals
     ]
