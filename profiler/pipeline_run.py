@@ -12,7 +12,7 @@ import errno
 import grp
 import json
 import os
-import pwd
+import signal
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +41,7 @@ from profiler.enforcement.confinement import (
 )
 from profiler.enforcement.launcher import Command, Refusal, launch, refusal_lines
 from profiler.errors import EnforcementError, ProfilerError, WorkloadError
+from profiler.recorder import User, resolve_program
 
 ROOT_NAMES = ("root", "0")
 
@@ -106,9 +107,15 @@ def _labels(policy: Policy) -> dict[str, str]:
             "syscalls": "SystemCallFilter=",
             "families": "RestrictAddressFamilies=",
             "namespaces": "RestrictNamespaces=",
+            "abis": "SystemCallArchitectures=",
         }
     where = f"the seccomp profile {policy.source}"
-    return {"syscalls": where, "families": f"{where} (socket rules)", "namespaces": f"{where} (namespace rules)"}
+    return {
+        "syscalls": where,
+        "families": f"{where} (socket rules)",
+        "namespaces": f"{where} (namespace rules)",
+        "abis": f"{where} (architectures)",
+    }
 
 
 def _errno_checked(name: str | None, source: str) -> str | None:
@@ -148,20 +155,16 @@ def seccomp_rules(policy: Policy) -> SeccompRules:
         namespace_answer=Answer("EPERM", labels["namespaces"]),
         syscalls=syscall_list,
         abis=policy.architectures,
+        abi_answer=Answer(None, labels["abis"]),
     )
 
 
 def account_of(spec: str | None) -> Account | None:
-    """The user to run as, or None to stay profiler's own (root)."""
-    if spec is None or spec in ROOT_NAMES:
+    """The user to run as, or None to stay profiler's own (root); WorkloadError for an unknown or empty one."""
+    if spec is not None and spec in ROOT_NAMES:
         return None
-    if not spec:
-        raise WorkloadError("--user is empty (an unset variable?): give a user name or a numeric uid")
-    try:
-        entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
-    except (KeyError, OverflowError):
-        raise WorkloadError(f"unknown user {spec!r}: give a name from /etc/passwd or a numeric uid") from None
-    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+    user = User.lookup(spec) if spec is not None else None
+    return Account(user.name, user.uid, user.gid, user.home) if user is not None else None
 
 
 def _with_group(account: Account | None, group: str | None) -> Account | None:
@@ -252,11 +255,8 @@ class RunResult:
                 out.append(f"audit: {self.policy} would refuse nothing this run did")
         else:
             out += refusal_lines(self.refusals)
-            if self.exit_status == 128 + 31:
-                out.append(
-                    "the command was killed by SIGSYS: a syscall the policy kills, or one of an ABI it refuses "
-                    "(profiler run --audit names it)"
-                )
+            if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
+                out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
         return out
 
     def json(self) -> str:
@@ -283,8 +283,6 @@ class RunResult:
 
 
 def _command(argv: Sequence[str], account: Account | None) -> Command:
-    from profiler.recorder import resolve_program
-
     environment = dict(os.environ)
     if account is not None:
         environment.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
@@ -297,7 +295,7 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> RunResul
     policy = chosen.policy
     spec = user if user is not None else policy.user
     account = account_of(spec)
-    target = recorder.CommandTarget(tuple(argv), recorder.User.lookup(account.name) if account else None)
+    target = recorder.CommandTarget(tuple(argv), User.lookup(account.name) if account else None)
     recording = recorder.record(target, recorder.RecordOptions(component="audited"))
     profile = build_profile([("the audited run", recording.trace)])
     comparison = diff.compare(profile, policy)

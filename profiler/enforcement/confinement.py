@@ -59,6 +59,7 @@ class SeccompRules:
     namespace_answer: Answer = Answer("EPERM", "RestrictNamespaces=")
     syscalls: SyscallList | None = None
     abis: frozenset[str] | None = None  # the ABIs whose syscalls may run (libseccomp names); None: every one
+    abi_answer: Answer = Answer(None, "SystemCallArchitectures=")  # a call of another ABI kills, as systemd's
 
     @property
     def filters(self) -> bool:

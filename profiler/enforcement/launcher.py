@@ -173,16 +173,22 @@ class _Launch:
                 bring_up_loopback()
         with _step("file-system settings"):
             mounts.apply(confinement.file_system)
-        with _step("fork the namespace's init"):
-            init = os.fork()
-        if init == 0:
-            _in_child(self.status_write, self.init)
+        init = self.fork_into("the namespace's init", self.init)
+        _, wait_status = os.waitpid(init, 0)
+        os._exit(_shell_status(wait_status))
+
+    def fork_into(self, what: str, body: Callable[[], object]) -> int:
+        """Fork a child that runs body; this process keeps no end of the pipes the command's exec must close,
+        and passes its signals on to the child."""
+        with _step(f"fork {what}"):
+            child = os.fork()
+        if child == 0:
+            _in_child(self.status_write, body)
         os.close(self.status_write)
         self.command_socket.close()
         self.supervisor_socket.close()
-        _forward_signals_to(init)
-        _, wait_status = os.waitpid(init, 0)
-        os._exit(_shell_status(wait_status))
+        _forward_signals_to(child)
+        return child
 
     # --- init: PID 1 of the new PID namespace --------------------------------------------------------------------
 
@@ -191,14 +197,7 @@ class _Launch:
             _die_with_parent(0)  # the holder is outside this PID namespace
         with _step("mount /proc of the new PID namespace"):
             mount("proc", "/proc", "proc", 0x2 | 0x4 | 0x8)  # nosuid, nodev, noexec
-        with _step("fork the command"):
-            command = os.fork()
-        if command == 0:
-            _in_child(self.status_write, self.confine_and_exec)
-        os.close(self.status_write)
-        self.command_socket.close()
-        self.supervisor_socket.close()
-        _forward_signals_to(command)
+        command = self.fork_into("the command", self.confine_and_exec)
         while True:  # PID 1 reaps every orphan of the namespace; the command's exit ends it
             try:
                 pid, wait_status = os.wait()
@@ -358,6 +357,8 @@ class _Supervision:
         self.listener: int | None = None
         self.counts: Counter[tuple[str, str, Answer, str]] = Counter()
         self.exit_status: int | None = None
+        self.killed: set[int | None] = set()  # processes killed for a call, by pid
+        self.command_pid: int | None = None  # the command's, once it has said so
         self.status = -1  # the status pipe, while the set-up runs
         self.message = b""
         self.exec_seen = False
@@ -405,6 +406,7 @@ class _Supervision:
         )
         if pid is None:
             raise EnforcementError("the command's process did not say who it is")
+        self.command_pid = pid
         target = os.pidfd_open(pid)
         try:
             deadline = time.monotonic() + LISTENER_WAIT_S
@@ -433,20 +435,37 @@ class _Supervision:
         if self.before_exec():
             response = _NOTIF_RESP.pack(notification_id, 0, 0, _USER_NOTIF_FLAG_CONTINUE)
         else:
-            abi_name = seccomp_filter.abi_of_audit_arch(audit_arch) or syscalls.native_abi()
-            name = syscalls.image_syscall_name(abi_name, number)[0] or f"syscall {number}"
-            multiplexed = syscalls.syscall_number(abi_name, "socketcall") is not None
-            refusal = self.confinement.seccomp.answer(name, arguments, multiplexed) or Answer(
-                "EPERM", "the seccomp filter"
-            )
-            code = getattr(errno, refusal.errno or "EPERM", errno.EPERM)
+            abi_name, name, refusal = self.refusal_of(audit_arch, number, arguments)
             self.counts[(name, _program(pid), refusal, abi_name)] += 1
-            response = _NOTIF_RESP.pack(notification_id, 0, -code, 0)
+            if refusal.errno is None:
+                self.kill_caller(pid)
+                return
+            response = _NOTIF_RESP.pack(notification_id, 0, -getattr(errno, refusal.errno, errno.EPERM), 0)
         try:
             fcntl.ioctl(self.listener, _IOCTL_NOTIF_SEND, bytearray(response), True)
         except OSError as error:
             if error.errno != errno.ENOENT:  # the caller died meanwhile
                 raise
+
+    def refusal_of(self, audit_arch: int, number: int, arguments: Sequence[int]) -> tuple[str, str, Answer]:
+        """The ABI and name of a refused call, and what refuses it."""
+        rules = self.confinement.seccomp
+        abi_name = seccomp_filter.abi_of_audit_arch(audit_arch)
+        if abi_name is None or (rules.abis is not None and abi_name not in rules.abis):
+            name = syscalls.image_syscall_name(abi_name, number)[0] if abi_name else None
+            return abi_name or f"arch 0x{audit_arch:x}", name or f"syscall {number}", rules.abi_answer
+        name = syscalls.image_syscall_name(abi_name, number)[0] or f"syscall {number}"
+        multiplexed = syscalls.syscall_number(abi_name, "socketcall") is not None
+        # The filter and the rules are made from one model; should they ever disagree, the call is refused.
+        answer = rules.answer(name, arguments, multiplexed) or Answer("EPERM", "the seccomp filter")
+        return abi_name, name, answer
+
+    def kill_caller(self, tid: int) -> None:
+        """What seccomp's KILL_PROCESS does: the caller's whole process dies before its call returns. Its pid
+        cannot be reused meanwhile: the caller waits in the kernel for this answer."""
+        self.killed.add(_thread_group(tid))
+        with suppress(ProcessLookupError):
+            os.kill(tid, signal.SIGKILL)  # a thread's id names its whole thread group to kill(2)
 
     def until_exit(self) -> int:
         while self.exit_status is None:
@@ -457,6 +476,8 @@ class _Supervision:
             if self.holder_fd in ready:
                 _, wait_status = os.waitpid(self.holder, 0)
                 self.exit_status = _shell_status(wait_status)
+                if self.exit_status == 128 + signal.SIGKILL and self.command_pid in self.killed:
+                    self.exit_status = 128 + signal.SIGSYS  # as the kernel's kill would have ended it
         return self.exit_status
 
     def refusals(self) -> tuple[Refusal, ...]:
@@ -492,6 +513,14 @@ def _listener_number(pid: int) -> int | None:
         except OSError:
             continue
     return None
+
+
+def _thread_group(tid: int) -> int | None:
+    try:
+        with open(f"/proc/{tid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("Tgid:")), None)
+    except OSError:
+        return None
 
 
 def _program(pid: int) -> str:

@@ -1,10 +1,11 @@
-"""SeccompRules compiled into one libseccomp filter: allowed calls run, killing ones kill, and every other refusal
-goes to the launcher's supervisor (SCMP_ACT_NOTIFY), which answers it with the errno the rules give and records it.
+"""SeccompRules compiled into libseccomp filters, one per ABI, merged: allowed calls run, and every refused one
+goes to the launcher's supervisor (SCMP_ACT_NOTIFY), which records it and answers with the errno the rules give,
+or kills the process where they say so (a syscall of an ABI the rules leave out included).
 
-Why notification rather than SCMP_ACT_ERRNO: a call seccomp refuses never reaches the raw_syscalls tracepoints
-(seccomp runs before trace_sys_enter), and SCMP_ACT_LOG allows the call; only a supervisor that answers each
-refusal sees its pid and syscall, and can name the program and the setting. A refusal costs a round trip to the
-supervisor (tens of microseconds); an allowed call costs what any filter costs.
+Why notification rather than SCMP_ACT_ERRNO and SCMP_ACT_KILL_PROCESS: a call seccomp refuses never reaches the
+raw_syscalls tracepoints (seccomp runs before trace_sys_enter), and SCMP_ACT_LOG allows the call; only a
+supervisor that answers each refusal sees its pid and syscall, and can name the program and the setting. A
+refusal costs a round trip to the supervisor (tens of microseconds); an allowed call costs what any filter costs.
 """
 
 from collections.abc import Iterable, Iterator
@@ -18,8 +19,7 @@ from profiler.enforcement.confinement import SYS_SOCKET, SeccompRules
 
 class Action(Enum):
     ALLOW = "allow"
-    NOTIFY = "notify"  # the supervisor answers
-    KILL = "kill"
+    NOTIFY = "notify"  # refused: the supervisor answers, or kills
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def _whole(rules: SeccompRules, name: str) -> Action | None:
     overridden = [each for syscall, each in rules.overrides if syscall == name]
     if listed is not None or overridden:
         assert answer is not None
-        return Action.KILL if answer.errno is None else Action.NOTIFY
+        return Action.NOTIFY
     if name in _ARGUMENT_SYSCALLS and (rules.families is not None or rules.namespaces is not None):
         return None
     return Action.ALLOW
@@ -90,7 +90,7 @@ def default_action(rules: SeccompRules) -> Action:
     listed = rules.syscalls
     if listed is None or not listed.allow_list:
         return Action.ALLOW
-    return Action.KILL if listed.answer.errno is None else Action.NOTIFY
+    return Action.NOTIFY
 
 
 def filter_rules(rules: SeccompRules, abi_name: str | None = None) -> tuple[Action, tuple[Rule, ...]]:
@@ -131,7 +131,7 @@ def _multiplexed_socket_rules(rules: SeccompRules, default: Action) -> list[Rule
 
 
 def _seccomp_action(module: Any, action: Action) -> Any:
-    return {Action.ALLOW: module.ALLOW, Action.NOTIFY: module.NOTIFY, Action.KILL: module.KILL_PROCESS}[action]
+    return {Action.ALLOW: module.ALLOW, Action.NOTIFY: module.NOTIFY}[action]
 
 
 def local_abis() -> tuple[str, ...]:
@@ -147,6 +147,9 @@ def _abi_filter(module: Any, rules: SeccompRules, abi_name: str, no_new_privileg
     built = module.SyscallFilter(_seccomp_action(module, default))
     # libseccomp sets no_new_privs on load unless told not to; whether to is the policy's choice.
     built.set_attr(module.Attr.CTL_NNP, 1 if no_new_privileges else 0)
+    # A syscall of an ABI the rules leave out goes to the supervisor too, which kills the process as systemd's
+    # SystemCallArchitectures= does (libseccomp's default bad-architecture action).
+    built.set_attr(module.Attr.ACT_BADARCH, module.NOTIFY)
     if abi_name != syscalls.native_abi():
         built.add_arch(getattr(module.Arch, abi_name.upper()))
         built.remove_arch(module.Arch.NATIVE)
@@ -169,8 +172,7 @@ def _abi_filter(module: Any, rules: SeccompRules, abi_name: str, no_new_privileg
 
 
 def build_filter(rules: SeccompRules, no_new_privileges: bool) -> Any:
-    """The libseccomp filter of every ABI the rules allow, not loaded. Syscalls of the others kill the process,
-    as libseccomp's bad-architecture action does under systemd's SystemCallArchitectures=."""
+    """The libseccomp filter of every ABI the rules allow, not loaded."""
     import seccomp  # Debian's python3-seccomp; profiler.syscalls already needs it to name syscalls
 
     abis = [each for each in local_abis() if rules.abis is None or each in rules.abis]
@@ -187,6 +189,6 @@ def abi_of_audit_arch(audit_arch: int) -> str | None:
     import seccomp
 
     for each in local_abis():
-        if int(getattr(seccomp.Arch, each.upper())) == audit_arch:
+        if int(getattr(seccomp.Arch, each.upper())) & 0xFFFFFFFF == audit_arch:  # the binding gives them signed
             return each
     return None

@@ -114,3 +114,17 @@ def test_the_confined_process_status_shows_its_capabilities_no_new_privs_and_fil
         "NoNewPrivs:\t1",  # systemd's too: a seccomp setting for a user without CAP_SYS_ADMIN
         "Seccomp:\t2",
     ]
+
+
+def test_a_call_the_policy_kills_is_named_and_kills_as_seccomp_would(
+    profiler_run: RunProfiler, shared_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    writable, _ = shared_dirs
+    unit = _unit(tmp_path, writable)
+    done = profiler_run("--policy", str(unit), "--", PYTHON, str(PROBE), "ptrace-parent")
+    assert done.returncode == KILLED_BY_SIGSYS
+    assert "refused: ptrace by /usr/bin/python3" in done.stderr and "killed from SystemCallFilter=" in done.stderr
+    done = profiler_run("--policy", str(unit), "--", PYTHON, str(PROBE), "syscall-32")
+    assert done.returncode == KILLED_BY_SIGSYS
+    assert "refused: getpid by /usr/bin/python3" in done.stderr
+    assert "killed from SystemCallArchitectures= (x86 ABI)" in done.stderr

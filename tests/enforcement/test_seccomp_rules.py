@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from profiler import abi
 from profiler.enforcement.confinement import Answer, SeccompRules, SyscallList
-from profiler.enforcement.seccomp_filter import Action, Condition, Rule, filter_rules
+from profiler.enforcement.seccomp_filter import Action, Condition, filter_rules
 
 LIST = Answer("EPERM", "SystemCallFilter=")
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
@@ -43,7 +43,7 @@ def test_a_killing_answer_wins_over_an_errno() -> None:
     )
     assert rules.answer("uname", (0,) * 6) == Answer(None, "SystemCallFilter=")
     default, rules_added = filter_rules(rules)
-    assert default is Action.KILL and Rule("uname", Action.NOTIFY) not in rules_added
+    assert default is Action.NOTIFY and not [rule for rule in rules_added if rule.syscall == "uname"]
 
 
 def test_socket_families_become_one_rule_per_family() -> None:
@@ -69,5 +69,5 @@ def test_the_filter_refuses_exactly_what_answer_refuses(
     default, added = filter_rules(rules)
     action = next((rule.action for rule in added if rule.syscall == name), default)
     answer = rules.answer(name, (0,) * 6)
-    expected = Action.ALLOW if answer is None else Action.KILL if answer.errno is None else Action.NOTIFY
+    expected = Action.ALLOW if answer is None else Action.NOTIFY
     assert action is expected
