@@ -37,6 +37,7 @@ from profiler.enforcement.kernel_calls import (
     PR_CAP_AMBIENT_CLEAR_ALL,
     PR_CAP_AMBIENT_RAISE,
     PR_CAPBSET_DROP,
+    PR_SET_DUMPABLE,
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
@@ -195,6 +196,9 @@ class _Launch:
     def init(self) -> None:
         with _step("parent-death signal"):
             _die_with_parent(0)  # the holder is outside this PID namespace
+        with _step("not dumpable"):
+            # Root, with every capability, beside a confined command: nothing may read its memory or trace it.
+            prctl(PR_SET_DUMPABLE, 0, what="PR_SET_DUMPABLE")
         with _step("mount /proc of the new PID namespace"):
             mount("proc", "/proc", "proc", 0x2 | 0x4 | 0x8)  # nosuid, nodev, noexec
         command = self.fork_into("the command", self.confine_and_exec)
