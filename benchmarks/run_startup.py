@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from profiler.enforcement.confinement import Confinement  # noqa: E402
-from profiler.enforcement.launcher import Command, launch  # noqa: E402
-from profiler.pipeline_run import confinement_of, run_policy  # noqa: E402
+from profiler.enforcement.confinement import Confinement
+from profiler.enforcement.launcher import Command, launch
+from profiler.pipeline import confinement_of, run_policy
 
 ROUNDS = 15
 TRUE = "/bin/true"

@@ -501,16 +501,14 @@ def run_command(
     Enforced, the exit status is the command's, and each call the policy refused is named at the end.
     With --audit: 0 when the policy would refuse nothing the run did, 1 when it would, 2 on bad input.
     """
-    from profiler import pipeline_run
-
     if not command:
         raise click.UsageError("no command given: write it after --, as in: profiler run --policy unit.service -- ls /")
     if report is not None:
         check_output(report, overwrite=force)
-    chosen = pipeline_run.run_policy(policies)
+    chosen = pipeline.run_policy(policies)
     for setting in chosen.sandbox.not_applied:
         click.echo(visible(f"profiler: not applied: {setting}"), err=True)
-    result = pipeline_run.run(chosen, command, audit=audit, user=user)
+    result = pipeline.run(chosen, command, audit=audit, user=user)
     for line in result.lines():
         click.echo(visible(line), err=True)
     if report is not None:

@@ -10,16 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generators.interface import PolicyParseError
-from generators.systemd import (
-    SETTINGS,
-    Assignment,
-    _boolean,
-    _exec_sections,
-    _parse_unit_text,
-    _read_unit_text,
-    _split_words,
-)
-from generators.systemd_dropins import unit_files
+from generators.systemd.dropins import unit_files
+from generators.systemd.names import SETTINGS, parse_boolean
+from generators.systemd.unit_syntax import Assignment, exec_sections_of, parse_unit_text, read_unit_text, split_words
 
 # Read here; the lists and the user come through the Policy.
 SANDBOX_SETTINGS = (
@@ -56,7 +49,7 @@ _CHOICES = {"ProtectSystem": ("yes", "full", "strict"), "ProtectHome": ("yes", "
 
 
 def _choice(at: Assignment) -> str:
-    value = _boolean(at.value)
+    value = parse_boolean(at.value)
     if value is not None:
         return "yes" if value else "no"
     if at.value in _CHOICES[at.key]:
@@ -67,7 +60,7 @@ def _choice(at: Assignment) -> str:
 
 
 def _flag(at: Assignment) -> bool:
-    value = _boolean(at.value)
+    value = parse_boolean(at.value)
     if value is None:
         raise PolicyParseError(f"{at.source}:{at.line}: {at.key}={at.value}: not a boolean")
     return value
@@ -75,12 +68,12 @@ def _flag(at: Assignment) -> bool:
 
 def read_unit_sandbox(path: Path) -> UnitSandbox:
     """The sandbox settings of a unit file and its drop-ins; PolicyParseError where a value is not systemd's."""
-    exec_sections = _exec_sections(path)
+    exec_sections = exec_sections_of(path)
     values: dict[str, object] = {}
     paths: list[str] = []
     not_applied: dict[str, str] = {}
     for each in [path, *unit_files(path).drop_ins]:
-        for at in _parse_unit_text(_read_unit_text(each), str(each), exec_sections).assignments:
+        for at in parse_unit_text(read_unit_text(each), str(each), exec_sections).assignments:
             if at.section not in exec_sections:
                 continue
             match at.key:
@@ -91,7 +84,7 @@ def read_unit_sandbox(path: Path) -> UnitSandbox:
                 case "ProtectSystem" | "ProtectHome":
                     values[at.key] = _choice(at)
                 case "ReadWritePaths":
-                    words, _ = _split_words(at.value, unquote=True)
+                    words, _ = split_words(at.value, unquote=True)
                     paths = paths + words if words else []
                     for word in words:
                         if not word.lstrip("-+").startswith("/"):
