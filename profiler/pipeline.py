@@ -227,8 +227,6 @@ def explain(
 
 # --- run ------------------------------------------------------------------------------------------------------------
 
-ROOT_NAMES = ("root", "0")
-
 
 @dataclass(frozen=True, slots=True)
 class RunPolicy:
@@ -350,12 +348,10 @@ def seccomp_rules(policy: "Policy") -> SeccompRules:
 
 def account_of(spec: str | None) -> Account | None:
     """The user to run as, or None to stay profiler's own (root); WorkloadError for an unknown or empty one."""
-    from profiler.recorder import User
+    from profiler.recording.targets import User
 
-    if spec is not None and spec in ROOT_NAMES:
-        return None
     user = User.lookup(spec) if spec is not None else None
-    return Account(user.name, user.uid, user.gid, user.home) if user is not None else None
+    return Account(user.name, user.uid, user.gid, user.home) if user is not None and user.uid != 0 else None
 
 
 def _with_group(account: Account | None, group: str | None) -> Account | None:
@@ -403,7 +399,7 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> Confinement:
 
 def _command(argv: Sequence[str], account: Account | None) -> "Command":
     from profiler.enforcement.launcher import Command
-    from profiler.recorder import resolve_program
+    from profiler.recording.targets import resolve_program
 
     environment = dict(os.environ)
     if account is not None:
@@ -415,12 +411,13 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunRepo
     from generators import compare as comparing
     from generators import formats
     from generators.profile import build_profile
-    from profiler import recorder
     from profiler.enforcement.report import RunReport, WouldRefuse
+    from profiler.recording.session import RecordOptions, record
+    from profiler.recording.targets import CommandTarget, User
 
     account = account_of(user if user is not None else chosen.policy.user)
-    target = recorder.CommandTarget(tuple(argv), recorder.User.lookup(account.name) if account else None)
-    recording = recorder.record(target, recorder.RecordOptions(component="audited"))
+    target = CommandTarget(tuple(argv), User.lookup(account.name) if account else None)
+    recording = record(target, RecordOptions(component="audited"))
     comparison = comparing.compare(build_profile([("the audited run", recording.trace)]), chosen.policy)
     would = tuple(
         WouldRefuse(
@@ -449,7 +446,7 @@ def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: st
     would have been, refused."""
     from profiler.enforcement.launcher import launch
     from profiler.enforcement.report import RunReport
-    from profiler.terminal_relay import TerminalRelay
+    from profiler.recording.terminal_relay import TerminalRelay
 
     if audit:
         return _audit(chosen, argv, user)

@@ -45,7 +45,7 @@ from profiler.enforcement.kernel_calls import (
 )
 from profiler.enforcement.supervisor import Refusal, Supervision, shell_status
 from profiler.errors import EnforcementError
-from profiler.terminal_relay import ChildTerminal, TerminalRelay
+from profiler.recording.terminal_relay import ChildTerminal, TerminalRelay
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _SET_UP_FAILED = 125

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.enforcement.conftest import PRACTITIONER_UNIT, PROBE, PYTHON, RunProfiler, write_unit
 from tests.generators import systemd_analyze
+from tests.profiler.enforcement.conftest import PRACTITIONER_UNIT, PROBE, PYTHON, RunProfiler, write_unit
 
 PROBES: dict[str, tuple[str, ...]] = {
     "setuid-root": ("setuid-root",),

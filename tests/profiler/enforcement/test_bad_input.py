@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.enforcement.conftest import RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import RunProfiler, write_unit
 
 
 def _one_line(stderr: str) -> str:

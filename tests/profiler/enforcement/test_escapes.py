@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.enforcement.conftest import (
+from tests.profiler.enforcement.conftest import (
     EACCES,
     EAFNOSUPPORT,
     ENOSYS,

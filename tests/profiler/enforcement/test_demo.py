@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.enforcement.conftest import PROFILER, RunProfiler
-from tests.recording.conftest import _tracing_unavailable
+from tests.profiler.enforcement.conftest import PROFILER, RunProfiler
+from tests.profiler.recording.conftest import _tracing_unavailable
 
-DEMO = Path(__file__).parents[2] / "demo" / "tool_executor.py"
+DEMO = Path(__file__).parents[3] / "demo" / "tool_executor.py"
 # Python lists directories as it starts, and the demo runs `ls`: both need it.
 NEEDED = "getdents64"
 

@@ -5,7 +5,7 @@ import socket
 import sys
 from pathlib import Path
 
-from tests.enforcement.conftest import RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import RunProfiler, write_unit
 
 PROBE = Path(__file__).with_name("network_probe.py")
 ENETUNREACH = 101
