@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/explore_load.py
 	$(BIN)/python benchmarks/policy_read.py
 	$(BIN)/python benchmarks/trace_scale.py
+	$(BIN)/python benchmarks/run_startup.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from generators import reports
 from generators.interface import PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
 from generators.reports.interface import ReportFormat
-from profiler import __version__, explore, pipeline, show, trace
+from profiler import __version__, explore, files, pipeline, show, trace
 from profiler.errors import OptionError, ProfilerError
 from profiler.escaping import visible
 from profiler.files import write_text_atomically
@@ -428,6 +428,53 @@ def _compare(
         min_runs=min_runs,
         portability=not no_portability,
     )
+
+
+@main.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--policy",
+    "policies",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    required=True,
+    help="A unit, an OCI profile, a profile, or traces (repeat for several).",
+)
+@click.option("--audit", is_flag=True, help="Refuse nothing; report what the policy would have refused.")
+@click.option("--report", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing report file.")
+@click.option("--user", help="Run the command as this user (name or uid) instead of the policy's.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run_command(
+    policies: tuple[Path, ...],
+    audit: bool,
+    report: Path | None,
+    force: bool,
+    user: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND confined by POLICY, without a container engine; or audit it against POLICY first.
+
+    \b
+      profiler run --policy POLICY [--audit] [--report FILE] [--user USER] -- COMMAND [ARG...]
+
+    Enforced, the exit status is the command's, and each call the policy refused is named at the end.
+    With --audit: 0 when the policy would refuse nothing the run did, 1 when it would, 2 on bad input.
+    """
+    if not command:
+        raise click.UsageError("no command given: write it after --, as in: profiler run --policy unit.service -- ls /")
+    if report is not None:
+        files.check_output(report, overwrite=force)
+    chosen = pipeline.run_policy(policies)
+    for setting in chosen.sandbox.not_applied:
+        click.echo(visible(f"profiler: not applied: {setting}"), err=True)
+    result = pipeline.run(chosen, command, audit=audit, user=user)
+    for line in result.lines():
+        click.echo(visible(line), err=True)
+    if report is not None:
+        write_text_atomically(report, result.json(), overwrite=force)
+    if audit:
+        sys.exit(1 if result.would_refuse else 0)
+    sys.exit(result.exit_status)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@
     ├── UnknownItemError            the item to explain is no syscall, capability, family or namespace type
     ├── PolicyError                 a deployed policy cannot be used
     │   └── PolicyParseError        a policy file cannot be read: one line, with file and line where known
-    └── OutputError                 an output cannot be written, or would overwrite a file without --force
+    ├── OutputError                 an output cannot be written, or would overwrite a file without --force
+    └── EnforcementError            `run` cannot confine the command as the policy says: it is not started
 
 Every raise raises a leaf; the branches are there to be caught. Expected gaps inside a trace (an unresolved
 syscall number, an unreadable kernel stack) are not errors: they are values in the model, with their reason.
@@ -104,3 +105,7 @@ class PolicyParseError(PolicyError):
 
 class OutputError(ProfilerError):
     """An output file cannot be written."""
+
+
+class EnforcementError(ProfilerError):
+    """A command cannot be confined as the policy says; it is not started."""

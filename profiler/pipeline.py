@@ -12,26 +12,58 @@
     compare(traces, policy)      Comparison: what `check` and `diff --policy` report
     drift(old, new)              Drift: what `diff OLD NEW` reports
     explain(traces, item)        where an item came from, as `profiler explain` prints it
+    run_policy(paths)            what `run --policy` names: traces or a profile (the drop-in generate writes for them,
+                                 read back), our JSON profile, an OCI profile, or a unit with its sandbox settings
+    confinement_of(policy)       what the launcher applies for it, by the kernel's names
+    run(policy, argv)            enforce (each refusal answered and named) or audit (recorded and compared)
 
 Every bad input is a ProfilerError of one line; OptionError is an option that does not fit the others, named as
 the command line names it. The generators are imported on use: `show` and `record` never load them; the recorder
 is too, so that what reads traces works where BCC is not installed.
 """
 
+import dataclasses
+import errno
+import grp
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from profiler import files, trace
-from profiler.errors import ComponentError, OptionError, OutputError, PolicyParseError
+from profiler import abi, files, trace
+from profiler.enforcement.confinement import (
+    ALL_CAPABILITIES,
+    Account,
+    Answer,
+    Capabilities,
+    Confinement,
+    FileSystem,
+    ProtectHome,
+    ProtectSystem,
+    SeccompRules,
+    SyscallList,
+)
+from profiler.errors import (
+    ComponentError,
+    EnforcementError,
+    OptionError,
+    OutputError,
+    PolicyParseError,
+    ProfilerError,
+    WorkloadError,
+)
 
 if TYPE_CHECKING:
     from generators.comparison import Comparison, Drift
-    from generators.interface import Policy, PolicyFormat, RenderOptions
+    from generators.interface import NameSet, Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
+    from generators.systemd.sandbox import UnitSandbox
+    from profiler.enforcement.launcher import Command
+    from profiler.enforcement.report import RunReport
     from profiler.recording.session import Recording
     from profiler.recording.targets import Target
 
@@ -274,3 +306,245 @@ def explain(
     from generators.reports import explain as explaining
 
     return explaining.explain(load_profile(traces, component), item, min_runs=min_runs, portability=portability)
+
+
+# --- run ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunPolicy:
+    policy: "Policy"
+    sandbox: "UnitSandbox"  # a unit's settings beside the lists (defaults for other formats)
+    described: str  # how the report names it: unit.service, the drop-in generated from demo.trace.json
+
+
+def _generated(profile: "Profile", described: str) -> RunPolicy:
+    """The systemd drop-in `generate` writes for the profile, read back: what `run` enforces is what would ship."""
+    from generators import formats
+    from generators.interface import PolicyFormat, RenderOptions
+    from generators.systemd.sandbox import read_unit_sandbox
+
+    with tempfile.TemporaryDirectory(prefix="profiler-run-") as directory:
+        dropin = Path(directory) / "generated.conf"
+        dropin.write_text(formats.renderer(PolicyFormat.SYSTEMD).render(profile, RenderOptions(comments=False)))
+        policy = formats.reader(PolicyFormat.SYSTEMD).read(dropin)
+        sandbox = read_unit_sandbox(dropin)
+    overrides = tuple(dataclasses.replace(each, source=described, line=0) for each in policy.overrides)
+    return RunPolicy(dataclasses.replace(policy, source=described, overrides=overrides), sandbox, described)
+
+
+def run_policy(paths: Sequence[Path], policy_format: "PolicyFormat | None" = None) -> RunPolicy:
+    """What --policy names, read; PolicyParseError or TraceFormatError (one line) when it cannot be."""
+    from generators import json_profile
+    from generators.interface import PolicyFormat
+    from generators.systemd.sandbox import UnitSandbox, read_unit_sandbox
+
+    if not paths:
+        raise ProfilerError("no policy given: --policy names a unit, an OCI profile, a profile or traces")
+    first = paths[0]
+    schema = _schema_of(trace.read_input(first, "policy")) if policy_format is None else None
+    if schema == trace.SCHEMA_NAME:
+        return _generated(load_profile(paths), f"the drop-in generated from {', '.join(map(str, paths))}")
+    if len(paths) > 1:
+        raise ProfilerError("several --policy files: only traces combine; give one unit, OCI profile or profile")
+    if schema == json_profile.SCHEMA_NAME:
+        return _generated(load_drift_side(first), f"the drop-in generated from {first}")
+    policy = read_policy(first, policy_format)
+    sandbox = read_unit_sandbox(first) if policy.format is PolicyFormat.SYSTEMD else UnitSandbox()
+    return RunPolicy(policy, sandbox, str(first))
+
+
+def _allowed(names: "NameSet", universe: Sequence[str]) -> frozenset[str] | None:
+    if names.unrestricted:
+        return None
+    return frozenset(name for name in universe if names.allows(name))
+
+
+def _labels(policy: "Policy") -> dict[str, str]:
+    """The settings the report names as refusing: a unit's, or the rules of a seccomp profile."""
+    from generators.interface import PolicyFormat
+
+    if policy.format is PolicyFormat.SYSTEMD:
+        return {
+            "syscalls": "SystemCallFilter=",
+            "families": "RestrictAddressFamilies=",
+            "namespaces": "RestrictNamespaces=",
+            "abis": "SystemCallArchitectures=",
+        }
+    where = f"the seccomp profile {policy.source}"
+    return {
+        "syscalls": where,
+        "families": f"{where} (socket rules)",
+        "namespaces": f"{where} (namespace rules)",
+        "abis": f"{where} (architectures)",
+    }
+
+
+def _errno_checked(name: str | None, source: str) -> str | None:
+    """An errno by name, as the policy gave it (a number is named); EnforcementError for one this system lacks."""
+    if name is None:
+        return None
+    if name.isdigit():
+        return errno.errorcode.get(int(name), name)
+    if not isinstance(getattr(errno, name, None), int):
+        raise EnforcementError(f"{source}: errno {name} is not one this system knows")
+    return name
+
+
+def seccomp_rules(policy: "Policy") -> SeccompRules:
+    """The seccomp side of a policy, with each refusal named after the setting that makes it."""
+    from generators.interface import ListMode
+    from generators.profile import NAMESPACE_TYPES
+
+    labels = _labels(policy)
+    syscall_list = None
+    if policy.syscalls is not None:
+        rules = policy.syscalls
+        syscall_list = SyscallList(
+            rules.rules.mode is ListMode.ALLOW,
+            rules.rules.names,
+            Answer(_errno_checked(rules.default_errno, policy.source), labels["syscalls"]),
+            tuple(
+                (name, Answer(_errno_checked(value, policy.source), labels["syscalls"])) for name, value in rules.errnos
+            ),
+        )
+    namespaces = policy.namespaces
+    return SeccompRules(
+        # RestrictNamespaces= answers clone3 itself (SeccompRules), so its override is not a second rule.
+        overrides=tuple(
+            (name, Answer(each.errno, each.where))
+            for each in policy.overrides
+            if not each.setting.startswith("RestrictNamespaces=")
+            for name in sorted(each.syscalls)
+        ),
+        families=_allowed(policy.address_families, abi.ADDRESS_FAMILIES),
+        family_answer=Answer("EAFNOSUPPORT", labels["families"]),
+        namespaces=None
+        if namespaces.unrestricted
+        else frozenset(flag for flag, kind in NAMESPACE_TYPES.items() if namespaces.allows(kind)),
+        namespace_answer=Answer("EPERM", labels["namespaces"]),
+        syscalls=syscall_list,
+        abis=policy.architectures,
+        abi_answer=Answer(None, labels["abis"]),
+    )
+
+
+def account_of(spec: str | None) -> Account | None:
+    """The user to run as, or None to stay profiler's own (root); WorkloadError for an unknown or empty one."""
+    from profiler.recording.targets import User
+
+    user = User.lookup(spec) if spec is not None else None
+    return Account(user.name, user.uid, user.gid, user.home) if user is not None and user.uid != 0 else None
+
+
+def _with_group(account: Account | None, group: str | None) -> Account | None:
+    if account is None or group is None:
+        return account
+    try:
+        gid = grp.getgrgid(int(group)).gr_gid if group.isdigit() else grp.getgrnam(group).gr_gid
+    except (KeyError, OverflowError):
+        raise WorkloadError(f"unknown group {group!r} (Group=): give a name from /etc/group or a numeric gid") from None
+    return dataclasses.replace(account, gid=gid)
+
+
+def confinement_of(chosen: RunPolicy, user: str | None = None) -> Confinement:
+    """What the launcher applies for a policy; --user takes the place of the policy's user."""
+    policy, sandbox = chosen.policy, chosen.sandbox
+    account = _with_group(account_of(user if user is not None else policy.user), sandbox.group)
+    taken = frozenset(name for each in policy.overrides for name in each.capabilities)
+    bounding = (_allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES) - taken
+    rules = seccomp_rules(policy)
+    ambient = policy.ambient_capabilities & bounding
+    # The kernel loads a filter for a process without CAP_SYS_ADMIN only under no_new_privs; systemd turns it
+    # on in that case too (Policy.no_new_privileges_implied_by).
+    implied = account is not None and rules.filters and "CAP_SYS_ADMIN" not in ambient
+    return Confinement(
+        account=account,
+        capabilities=Capabilities(bounding, ambient),
+        no_new_privileges=policy.no_new_privileges is True or bool(policy.no_new_privileges_implied_by) or implied,
+        seccomp=rules,
+        private_network=sandbox.private_network,
+        file_system=FileSystem(
+            private_tmp=sandbox.private_tmp,
+            private_devices=sandbox.private_devices,
+            protect_system=ProtectSystem(sandbox.protect_system),
+            protect_home=ProtectHome(sandbox.protect_home),
+            # A leading '-' lets a missing path be ignored; '+' (relative to RootDirectory=) is the same path here.
+            read_write_paths=tuple(
+                path.lstrip("-+")
+                for path in sandbox.read_write_paths
+                if os.path.exists(path.lstrip("-+")) or not path.startswith("-")
+            ),
+        ),
+        source=chosen.described,
+    )
+
+
+def _command(argv: Sequence[str], account: Account | None) -> "Command":
+    from profiler.enforcement.launcher import Command
+    from profiler.recording.targets import resolve_program
+
+    environment = dict(os.environ)
+    if account is not None:
+        environment.update(HOME=account.home, USER=account.name, LOGNAME=account.name)
+    return Command(tuple(argv), resolve_program(tuple(argv)), environment, os.getcwd())
+
+
+def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunReport":
+    from generators import compare as comparing
+    from generators import formats
+    from generators.profile import build_profile
+    from profiler.enforcement.report import RunReport, WouldRefuse
+    from profiler.recording.session import RecordOptions, record
+    from profiler.recording.targets import CommandTarget, User
+
+    account = account_of(user if user is not None else chosen.policy.user)
+    target = CommandTarget(tuple(argv), User.lookup(account.name) if account else None)
+    recording = record(target, RecordOptions(component="audited"))
+    comparison = comparing.compare(build_profile([("the audited run", recording.trace)]), chosen.policy)
+    would = tuple(
+        WouldRefuse(
+            item.need.kind.label,
+            item.need.name,
+            item.need.evidence.programs,
+            item.need.evidence.count,
+            item.refused,
+            tuple(f"{path.syscall or '?'} via {path.via or '?'}" for path in item.need.paths),
+        )
+        for item in comparison.missing
+    )
+    fixed = formats.correction(comparison)
+    return RunReport(
+        recording.exit_status,
+        True,
+        chosen.described,
+        would_refuse=would,
+        fix=fixed.text if fixed else None,
+        not_applied=chosen.sandbox.not_applied,
+    )
+
+
+def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None) -> "RunReport":
+    """Run a command confined by a policy (run_policy), or audited against it; the report says what was, or
+    would have been, refused."""
+    from profiler.enforcement.launcher import launch
+    from profiler.enforcement.report import RunReport
+    from profiler.recording.terminal_relay import TerminalRelay
+
+    if audit:
+        return _audit(chosen, argv, user)
+    confinement = confinement_of(chosen, user)
+    relay = TerminalRelay.open()
+    try:
+        enforced = launch(confinement, _command(argv, confinement.account), relay)
+    finally:
+        if relay is not None:
+            relay.close()
+    return RunReport(
+        enforced.exit_status,
+        False,
+        chosen.described,
+        refusals=enforced.refusals,
+        not_applied=chosen.sandbox.not_applied,
+        startup_s=enforced.startup_s,
+    )

@@ -7,4 +7,5 @@ names        systemd's names and tables: architectures, families, capabilities, 
 groups       systemd's syscall groups (@system-service), from the installed systemd or the committed table
 dropins      where systemd finds a unit's drop-ins, and which files override the unit
 correction   the drop-in that makes a unit allow what it misses
+sandbox      the settings `profiler run` applies beside the Policy: Group=, Private*=, Protect*=, ReadWritePaths=
 """

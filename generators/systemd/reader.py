@@ -10,7 +10,7 @@ from generators.systemd.dropins import unit_files
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.lint import lint_result, near_miss_findings
 from generators.systemd.settings import UnitReading
-from generators.systemd.unit_syntax import EXEC_SECTIONS, Assignment, parse_unit_text, read_unit_text
+from generators.systemd.unit_syntax import Assignment, exec_sections_of, parse_unit_text, read_unit_text
 from profiler import syscalls
 from profiler.errors import PolicyParseError
 
@@ -35,17 +35,11 @@ def _places(assignments: list[Assignment]) -> tuple[tuple[PolicyPart, tuple[Plac
     return tuple((part, tuple(places)) for part, places in by_part.items())
 
 
-def _exec_sections(path: Path) -> frozenset[str]:
-    """The section a unit's exec settings belong to, by unit type; a lone drop-in names it by its directory."""
-    suffix = path.suffix if path.suffix != ".conf" else Path(path.parent.name.removesuffix(".d")).suffix
-    return frozenset([EXEC_SECTIONS[suffix]] if suffix in EXEC_SECTIONS else EXEC_SECTIONS.values())
-
-
 def read_systemd_unit(path: Path, groups: SyscallGroups) -> Policy:
     """A unit file and its drop-ins read as systemd reads them, with lint findings; PolicyParseError when unreadable."""
     loaded = unit_files(path)
     files = [path, *loaded.drop_ins]
-    exec_sections = _exec_sections(path)
+    exec_sections = exec_sections_of(path)
     assignments: list[Assignment] = []
     findings: list[LintFinding] = []
     if loaded.overridden_by is not None:

@@ -36,6 +36,12 @@ class Assignment:
     value: str
 
 
+def exec_sections_of(path: Path) -> frozenset[str]:
+    """The section a unit's exec settings belong to, by unit type; a lone drop-in names it by its directory."""
+    suffix = path.suffix if path.suffix != ".conf" else Path(path.parent.name.removesuffix(".d")).suffix
+    return frozenset([EXEC_SECTIONS[suffix]] if suffix in EXEC_SECTIONS else EXEC_SECTIONS.values())
+
+
 def read_unit_text(path: Path) -> str:
     """The text of a unit file; PolicyParseError where systemd would not load it at all."""
     data = read_input(path, "systemd unit", PolicyParseError)

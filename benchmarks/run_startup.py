@@ -1,0 +1,89 @@
+"""How long `profiler run` takes to start a command, until its exec, against a plain fork and exec measured the
+same way (subprocess.Popen returns once the child has exec'd), in the same run.
+
+Three confinements: namespaces only (mount, PID, IPC: what every run gets), the demo's learned drop-in
+(a seccomp allow-list with its supervisor), and the practitioner's unit (user, capabilities, private network,
+PrivateDevices=, ProtectSystem=strict, the seccomp allow-list of @system-service). Needs root:
+python benchmarks/run_startup.py.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from profiler.enforcement.confinement import Confinement
+from profiler.enforcement.launcher import Command, launch
+from profiler.pipeline import confinement_of, run_policy
+
+ROUNDS = 15
+TRUE = "/bin/true"
+UNIT = """\
+[Service]
+User=nobody
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateNetwork=yes
+ProtectSystem=strict
+ProtectHome=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+SystemCallFilter=@system-service
+SystemCallArchitectures=native
+"""
+DEMO_FILTER = """\
+[Service]
+SystemCallFilter=@basic-io @file-system @process @signal @network-io @io-event @ipc @timer @default brk mmap
+SystemCallErrorNumber=EPERM
+RestrictNamespaces=yes
+NoNewPrivileges=yes
+"""
+
+
+def _plain() -> float:
+    started = time.perf_counter()
+    child = subprocess.Popen([TRUE])
+    elapsed = time.perf_counter() - started
+    child.wait()
+    return elapsed
+
+
+def _confined(confinement: Confinement) -> float:
+    command = Command((TRUE,), TRUE, dict(os.environ), "/")
+    return launch(confinement, command).startup_s
+
+
+def _median(measure: object, *arguments: object) -> float:
+    return statistics.median(measure(*arguments) for _ in range(ROUNDS))  # type: ignore[operator]
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("run_startup.py: confining a command needs root")
+    with tempfile.TemporaryDirectory() as directory:
+        units = {}
+        for name, text in (("unit", UNIT), ("demo", DEMO_FILTER)):
+            path = Path(directory) / f"{name}.service"
+            path.write_text(text)
+            units[name] = confinement_of(run_policy([path]))
+    plain = _median(_plain)
+    print(f"run start-up until exec, median of {ROUNDS} (baseline: fork and exec of {TRUE})")
+    print(f"  fork and exec (subprocess.Popen)        {plain * 1000:7.2f} ms")
+    for label, confinement in (
+        ("namespaces only", Confinement()),
+        ("a seccomp allow-list, supervised", units["demo"]),
+        ("the practitioner's unit", units["unit"]),
+    ):
+        seconds = _median(_confined, confinement)
+        print(f"  {label:<40} {seconds * 1000:7.2f} ms  {seconds / plain:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Confining a command with a policy, without a container engine: the model, the launcher and its supervisor."""

@@ -1,0 +1,338 @@
+"""Starts a command under a Confinement and supervises it: every refusal the seccomp filter sends is answered
+and recorded; the command's streams and exit status pass through.
+
+    profiler (the supervisor)          answers seccomp notifications; signals go on to the holder
+      └─ holder                        new mount, PID, IPC (and network) namespaces; the mounts; loopback
+           └─ init (PID 1)             a fresh /proc; reaps, forwards signals; its exit ends the namespace
+                └─ the command         session, terminal; bounding set, groups, user, capabilities,
+                                       no_new_privs, seccomp; then exec
+
+The order in the command is one it cannot undo: the bounding set is cut while still root (it needs
+CAP_SETPCAP), the user is changed keeping only the ambient capabilities granted, and the seccomp filter comes
+last, so that nothing after it but the exec runs. Every step is checked; the first that fails writes one line to
+a close-on-exec pipe and exits, the supervisor kills the tree and raises EnforcementError: the command never
+runs unconfined. The pipe closing without a line is the exec.
+"""
+
+import os
+import signal
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, NoReturn
+
+from profiler import abi
+from profiler.enforcement import mounts, seccomp_filter
+from profiler.enforcement.confinement import Account, Confinement
+from profiler.enforcement.kernel_calls import (
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_CLEAR_ALL,
+    PR_CAP_AMBIENT_RAISE,
+    PR_CAPBSET_DROP,
+    PR_SET_DUMPABLE,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    capset,
+    mount,
+    permitted_capabilities,
+    prctl,
+    unshare,
+)
+from profiler.enforcement.supervisor import Refusal, Supervision, shell_status
+from profiler.errors import EnforcementError
+from profiler.recording.terminal_relay import ChildTerminal, TerminalRelay
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+_SET_UP_FAILED = 125
+
+
+@dataclass(frozen=True, slots=True)
+class Enforced:
+    exit_status: int  # the command's, as a shell reports it (128+N when signal N ended it)
+    refusals: tuple[Refusal, ...]
+    startup_s: float  # from the call to the exec of the command
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    argv: tuple[str, ...]
+    program: str  # argv[0] resolved to a path
+    environment: dict[str, str]
+    working_directory: str
+
+
+class _SetUpFailed(Exception):
+    pass
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, ValueError, RuntimeError, EnforcementError) as error:
+        raise _SetUpFailed(f"{name}: {error}") from None
+
+
+def _report_and_exit(status: int, message: str) -> NoReturn:
+    try:
+        os.write(status, message.encode(errors="replace")[:4000] + b"\n")
+    finally:
+        os._exit(_SET_UP_FAILED)
+
+
+def _in_child(status: int, body: Callable[[], object]) -> NoReturn:
+    """Run a child's part; whatever happens, the child ends here, never back in the caller's code."""
+    try:
+        body()
+        message = "ended before exec"
+    except _SetUpFailed as error:
+        message = str(error)
+    except BaseException as error:
+        message = f"{type(error).__name__}: {error}"
+    _report_and_exit(status, message)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the parent dies; parent is its pid as this process sees it (0 for PID 1 of a namespace)."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="PR_SET_PDEATHSIG")
+    if os.getppid() != parent:  # the parent died before the prctl
+        raise _SetUpFailed("the launcher's parent is gone")
+
+
+def _forward_signals_to(pid: int) -> None:
+    def forward(number: int, _frame: FrameType | None) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(pid, number)
+
+    for number in _FORWARDED:
+        signal.signal(number, forward)
+
+
+class _Launch:
+    def __init__(self, confinement: Confinement, command: Command, terminal: ChildTerminal | None, filter_: Any):
+        self.confinement, self.command, self.terminal, self.filter = confinement, command, terminal, filter_
+        self.status_read, self.status_write = os.pipe2(os.O_CLOEXEC)
+        self.supervisor_socket, self.command_socket = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.supervisor_socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.supervisor = os.getpid()
+
+    # --- the holder: namespaces and mounts -----------------------------------------------------------------------
+
+    def holder(self) -> None:
+        confinement = self.confinement
+        with _step("parent-death signal"):
+            _die_with_parent(self.supervisor)
+        with _step("new session"):
+            os.setsid()  # the operator's terminal signals reach profiler only, which passes them on
+        names = (
+            "CLONE_NEWNS",
+            "CLONE_NEWPID",
+            "CLONE_NEWIPC",
+            *(("CLONE_NEWNET",) if confinement.private_network else ()),
+        )
+        flags = sum(bit for bit, name in abi.NAMESPACE_FLAGS.items() if name in names)
+        with _step("unshare mount, PID, IPC" + (", network" if confinement.private_network else "") + " namespaces"):
+            unshare(flags)
+        if confinement.private_network:
+            from profiler.enforcement.network import bring_up_loopback
+
+            with _step("loopback in the private network"):
+                bring_up_loopback()
+        with _step("file-system settings"):
+            mounts.apply(confinement.file_system)
+        init = self.fork_into("the namespace's init", self.init)
+        _, wait_status = os.waitpid(init, 0)
+        os._exit(shell_status(wait_status))
+
+    def fork_into(self, what: str, body: Callable[[], object]) -> int:
+        """Fork a child that runs body; this process keeps no end of the pipes the command's exec must close,
+        and passes its signals on to the child."""
+        with _step(f"fork {what}"):
+            child = os.fork()
+        if child == 0:
+            _in_child(self.status_write, body)
+        os.close(self.status_write)
+        self.command_socket.close()
+        self.supervisor_socket.close()
+        _forward_signals_to(child)
+        return child
+
+    # --- init: PID 1 of the new PID namespace --------------------------------------------------------------------
+
+    def init(self) -> None:
+        with _step("parent-death signal"):
+            _die_with_parent(0)  # the holder is outside this PID namespace
+        with _step("not dumpable"):
+            # Root, with every capability, beside a confined command: nothing may read its memory or trace it.
+            prctl(PR_SET_DUMPABLE, 0, what="PR_SET_DUMPABLE")
+        with _step("mount /proc of the new PID namespace"):
+            mount("proc", "/proc", "proc", 0x2 | 0x4 | 0x8)  # nosuid, nodev, noexec
+        command = self.fork_into("the command", self.confine_and_exec)
+        while True:  # PID 1 reaps every orphan of the namespace; the command's exit ends it
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:
+                os._exit(0)
+            if pid == command:
+                os._exit(shell_status(wait_status))
+
+    # --- the command ---------------------------------------------------------------------------------------------
+
+    def confine_and_exec(self) -> None:
+        confinement, command = self.confinement, self.command
+        with _step("parent-death signal"):
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="PR_SET_PDEATHSIG")
+        with _step("signals"):
+            for number in _FORWARDED:
+                signal.signal(number, signal.SIG_DFL)
+        with _step("new session and terminal"):
+            os.setsid()
+            self.take_terminal()
+        with _step("close inherited files"):
+            keep = sorted({self.status_write, self.command_socket.fileno()})
+            os.closerange(3, keep[0])
+            for low, high in zip(keep, [*keep[1:], 65536], strict=True):
+                os.closerange(low + 1, high)
+        with _step("capability bounding set"):
+            self.cut_bounding_set()
+        account = confinement.account
+        with _step("groups and user"):
+            if account is not None:
+                self.become(account)
+        with _step("capabilities"):
+            self.set_capabilities(account)
+        with _step("working directory"):
+            # Again, through the new mounts and as the user: the old one could reach past a read-only or
+            # hidden mount.
+            os.chdir(command.working_directory)
+        if confinement.no_new_privileges:
+            with _step("no_new_privs"):
+                prctl(PR_SET_NO_NEW_PRIVS, 1, what="PR_SET_NO_NEW_PRIVS")
+        if self.filter is not None:
+            with _step("seccomp filter"):
+                self.command_socket.sendmsg([b"loading"], [self.credentials()])
+                self.filter.load()
+                # Held until the supervisor has the listener: a refused call before then would wait forever.
+                if os.read(self.command_socket.fileno(), 1) != b"g":
+                    raise RuntimeError("the supervisor did not take the seccomp listener")
+        with _step(f"exec {command.program}"):
+            os.execve(command.program, list(command.argv), command.environment)
+
+    def credentials(self) -> tuple[int, int, bytes]:
+        return (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, struct.pack("=iII", os.getpid(), os.getuid(), os.getgid()))
+
+    def take_terminal(self) -> None:
+        terminal = self.terminal
+        if terminal is None:
+            return
+        for target, fd in enumerate((terminal.stdin, terminal.stdout, terminal.stderr)):
+            if fd is not None:
+                os.dup2(fd, target)
+        terminal.take()
+
+    def cut_bounding_set(self) -> None:
+        kept = self.confinement.capabilities.bounding
+        with open("/proc/sys/kernel/cap_last_cap") as file:
+            last = int(file.read())
+        for number in range(last + 1):
+            name = abi.capability_name(number)
+            if name is None or name not in kept:
+                prctl(PR_CAPBSET_DROP, number, what=f"drop {name or number} from the bounding set")
+
+    def become(self, account: Account) -> None:
+        os.setgroups([])
+        os.setresgid(account.gid, account.gid, account.gid)
+        # Permitted capabilities survive the change of uid only with keepcaps; they are cut to the ambient
+        # ones right after, and keepcaps ends with the exec.
+        prctl(PR_SET_KEEPCAPS, 1, what="PR_SET_KEEPCAPS")
+        os.setresuid(account.uid, account.uid, account.uid)
+        if os.getresuid() != (account.uid,) * 3 or os.getresgid() != (account.gid,) * 3 or os.getgroups():
+            raise RuntimeError("the user, group or groups did not change")
+
+    def set_capabilities(self, account: Account | None) -> None:
+        capabilities = self.confinement.capabilities
+        ambient = _mask(capabilities.ambient & capabilities.bounding)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, what="clear the ambient set")
+        if account is not None and account.uid != 0:
+            # A user holds what is ambient, and nothing else, from here to after the exec.
+            capset(permitted=ambient, effective=ambient, inheritable=ambient)
+        elif ambient:
+            # Root keeps what it holds until the exec (the filter still needs CAP_SYS_ADMIN to load without
+            # no_new_privs), which leaves it the bounding set.
+            held = permitted_capabilities()
+            capset(permitted=held, effective=held, inheritable=ambient)
+        for number in _numbers(capabilities.ambient & capabilities.bounding):
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, number, what=f"raise {abi.capability_name(number)}")
+
+    # --- the supervisor ------------------------------------------------------------------------------------------
+
+    def run(self, relay: TerminalRelay | None) -> Enforced:
+        started = time.perf_counter()
+        holder = os.fork()
+        if holder == 0:
+            _in_child(self.status_write, self.holder)
+        os.close(self.status_write)
+        self.command_socket.close()
+        supervision = Supervision(self.confinement, holder)
+        try:
+            failure = supervision.until_exec(self.status_read, self.supervisor_socket)
+            if failure is not None:
+                supervision.kill()
+                raise EnforcementError(f"cannot confine {self.command.argv[0]}: {failure}; it was not started")
+            startup_s = time.perf_counter() - started
+            if relay is not None:
+                relay.start()
+            with _passing_signals_to(holder, relay):
+                exit_status = supervision.until_exit()
+            return Enforced(exit_status, supervision.refusals(), startup_s)
+        finally:
+            supervision.close()
+            os.close(self.status_read)
+            self.supervisor_socket.close()
+
+
+def _mask(names: frozenset[str]) -> int:
+    return sum(1 << number for number in _numbers(names))
+
+
+def _numbers(names: frozenset[str]) -> list[int]:
+    return sorted(number for name in names if (number := abi.capability_number(name)) is not None)
+
+
+@contextmanager
+def _passing_signals_to(holder: int, relay: TerminalRelay | None) -> Iterator[None]:
+    def forward(number: int, _frame: FrameType | None) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(holder, number)
+
+    def resize(_number: int, _frame: FrameType | None) -> None:
+        if relay is not None:
+            relay.resize()
+
+    saved = {number: signal.signal(number, forward) for number in _FORWARDED}
+    saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+def launch(confinement: Confinement, command: Command, relay: TerminalRelay | None = None) -> Enforced:
+    """Run the command confined; EnforcementError (nothing started, or all of it killed) when a step fails."""
+    filter_ = (
+        seccomp_filter.build_filter(confinement.seccomp, confinement.no_new_privileges)
+        if confinement.seccomp.filters
+        else None
+    )
+    if confinement.private_network:
+        import pyroute2  # noqa: F401 - imported before the fork, not in the namespace's holder
+
+    account = confinement.account
+    terminal = relay.child_terminal(account.uid if account else None) if relay is not None else None
+    return _Launch(confinement, command, terminal, filter_).run(relay)

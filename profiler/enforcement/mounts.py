@@ -1,0 +1,159 @@
+"""The file-system settings, applied in a new mount namespace as systemd applies them (src/core/namespace.c).
+
+Each path is made its own mount (a bind mount onto itself) and remounted with MS_RDONLY added to the flags it
+has: a remount of a bind mount replaces every per-mount flag, so nosuid, nodev and noexec are read back from the
+mount and kept (dropping nosuid would let set-user-ID programs on that mount work again).
+"""
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
+from profiler.enforcement.kernel_calls import (
+    MS_BIND,
+    MS_MOVE,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_STRICTATIME,
+    mount,
+)
+
+# statvfs(3) f_flag bits and the mount flags they stand for
+_KEPT_FLAGS = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
+# What systemd leaves writable under ProtectSystem=strict: the API file systems.
+_API_FILE_SYSTEMS = ("/dev", "/proc", "/sys")
+_PROTECTED = {
+    ProtectSystem.YES: ("/usr", "/boot", "/efi"),
+    ProtectSystem.FULL: ("/usr", "/boot", "/efi", "/etc"),
+    ProtectSystem.STRICT: ("/",),
+}
+_HOMES = ("/home", "/root", "/run/user")
+# The device nodes PrivateDevices= keeps (systemd's mount_private_dev), and the links of a /dev
+_PRIVATE_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1"}
+_DEV_LINKS |= {"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        field = field.replace(code, chr(int(code[1:], 8)))
+    return field
+
+
+def mount_points() -> list[str]:
+    """Every mount point of this mount namespace, parents before children."""
+    points = [_unescape(line.split()[4]) for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return sorted(set(points), key=lambda point: (point.count("/") if point != "/" else 0, point))
+
+
+def _under(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _remount_read_only(point: str) -> None:
+    flags = os.statvfs(point).f_flag
+    kept = sum(bit for flag, bit in _KEPT_FLAGS.items() if flags & flag)
+    if not flags & os.ST_RELATIME and not flags & os.ST_NOATIME:
+        kept |= MS_STRICTATIME
+    mount("none", point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept)
+
+
+def _bind_onto_itself(path: str) -> None:
+    mount(path, path, None, MS_BIND | MS_REC)
+
+
+def _private_tmp() -> None:
+    for path in ("/tmp", "/var/tmp"):
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+
+
+def _private_devices() -> None:
+    """A /dev of its own with the pseudo devices only, as PrivateDevices= gives (no disks, /dev/mem, /dev/port):
+    filled at a staging point while the host's /dev is still there to bind nodes from (mknod would need
+    CAP_MKNOD, which PrivateDevices= takes away anyway), then moved over /dev."""
+    staging = tempfile.mkdtemp(prefix=".profiler-dev-", dir="/run" if os.path.isdir("/run") else "/tmp")
+    mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
+    for name in _PRIVATE_DEVICES:
+        source = f"/dev/{name}"
+        if not stat.S_ISCHR(os.stat(source).st_mode):
+            raise OSError(f"{source} is not a character device")
+        os.close(os.open(f"{staging}/{name}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o666))
+        mount(source, f"{staging}/{name}", None, MS_BIND)
+    for directory in ("pts", "shm", "mqueue"):
+        os.mkdir(f"{staging}/{directory}", 0o755)
+    mount("devpts", f"{staging}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+    mount("tmpfs", f"{staging}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for name, target in _DEV_LINKS.items():
+        os.symlink(target, f"{staging}/{name}")
+    mount(staging, "/dev", None, MS_MOVE)
+    os.rmdir(staging)
+
+
+def _inaccessible(path: str) -> None:
+    """Empty and closed to everyone but root, as systemd's inaccessible directory is."""
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "mode=000")
+
+
+def apply(settings: FileSystem) -> None:
+    """In a new mount namespace, before the change of user: the settings, in systemd's order (bind mounts of
+    ReadWritePaths= first, so that the read-only pass that follows leaves them alone)."""
+    mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host's mounts
+    if settings.private_devices:
+        _private_devices()
+    writable = [path for path in settings.read_write_paths if os.path.exists(path)]
+    for path in writable:
+        _bind_onto_itself(path)
+    if settings.private_tmp:
+        _private_tmp()
+        writable += ["/tmp", "/var/tmp"]
+    homes = [path for path in _HOMES if os.path.isdir(path)]
+    match settings.protect_home:
+        case ProtectHome.YES:
+            for path in homes:
+                _inaccessible(path)
+        case ProtectHome.TMPFS:
+            for path in homes:
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+        case ProtectHome.READ_ONLY | ProtectHome.NO:
+            pass
+    read_only = [root for root in _PROTECTED.get(settings.protect_system, ()) if os.path.isdir(root)]
+    if settings.protect_home is ProtectHome.READ_ONLY:
+        read_only += homes
+    for root in read_only:
+        if root != "/":
+            _bind_onto_itself(root)
+    for point in _read_only_points(mount_points(), read_only, settings.protect_system, writable):
+        _remount_read_only(point)
+
+
+def _read_only_points(
+    points: list[str], read_only: list[str], protect_system: ProtectSystem, writable: list[str]
+) -> Iterator[str]:
+    for point in points:
+        if not any(_under(point, root) for root in read_only):
+            continue
+        if protect_system is ProtectSystem.STRICT and any(_under(point, api) for api in _API_FILE_SYSTEMS):
+            continue
+        if any(_under(point, path) for path in writable):
+            continue
+        yield point

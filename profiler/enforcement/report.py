@@ -1,0 +1,88 @@
+"""What `profiler run` reports: the calls an enforced run refused, or what an audited run would have had refused,
+for people (one line each) and as JSON (--report)."""
+
+import dataclasses
+import json
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from profiler import syscalls
+from profiler.enforcement.supervisor import Refusal
+
+
+def refusal_lines(refusals: Sequence[Refusal]) -> list[str]:
+    """refused: openat by /usr/bin/tar, 1x, EPERM from SystemCallFilter="""
+    return [
+        f"refused: {each.syscall} by {each.program}, {each.count}x, "
+        f"{each.answer.errno or 'killed'} from {each.answer.setting}"
+        + (f" ({each.abi} ABI)" if each.abi != syscalls.native_abi() else "")
+        + (" (ENOSYS: a program takes it for an older kernel and falls back)" if each.answer.errno == "ENOSYS" else "")
+        for each in refusals
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class WouldRefuse:
+    """What enforcement would have refused in an audited run, and the line that lets it."""
+
+    kind: str  # syscall, capability, address family, ...
+    name: str
+    programs: tuple[str, ...]
+    count: int
+    refused: str  # how the policy refuses it
+    paths: tuple[str, ...]  # kernel paths of a capability check
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    exit_status: int  # the command's
+    audit: bool
+    policy: str
+    refusals: tuple[Refusal, ...] = ()  # enforced: what the filter refused
+    would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
+    fix: str | None = None  # audited: the lines to add, in the policy's format
+    not_applied: tuple[str, ...] = ()  # settings of the policy that run does not apply
+    startup_s: float | None = None
+
+    def lines(self) -> list[str]:
+        """The report for people, one line per item."""
+        out = []
+        if self.audit:
+            for each in self.would_refuse:
+                paths = f" via {', '.join(each.paths)}" if each.paths else ""
+                out.append(
+                    f"would refuse: {each.kind} {each.name} by {', '.join(each.programs)}, {each.count}x{paths}: "
+                    f"{each.refused}"
+                )
+            if self.fix:
+                out += ["fix:", *("  " + line for line in self.fix.splitlines())]
+            if not self.would_refuse:
+                out.append(f"audit: {self.policy} would refuse nothing this run did")
+        else:
+            out += refusal_lines(self.refusals)
+            if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
+                out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
+        return out
+
+    def json(self) -> str:
+        document = {
+            "policy": self.policy,
+            "mode": "audit" if self.audit else "enforce",
+            "exit_status": self.exit_status,
+            "refused": [
+                {
+                    "syscall": each.syscall,
+                    "program": each.program,
+                    "count": each.count,
+                    "errno": each.answer.errno,
+                    "setting": each.answer.setting,
+                    "abi": each.abi,
+                }
+                for each in self.refusals
+            ],
+            "would_refuse": [dataclasses.asdict(each) for each in self.would_refuse],
+            "fix": self.fix,
+            "not_applied": list(self.not_applied),
+        }
+        return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
