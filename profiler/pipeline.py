@@ -53,7 +53,6 @@ from profiler.errors import (
     OptionError,
     OutputError,
     PolicyParseError,
-    ProfilerError,
     WorkloadError,
 )
 
@@ -340,13 +339,13 @@ def run_policy(paths: Sequence[Path], policy_format: "PolicyFormat | None" = Non
     from generators.systemd.sandbox import UnitSandbox, read_unit_sandbox
 
     if not paths:
-        raise ProfilerError("no policy given: --policy names a unit, an OCI profile, a profile or traces")
+        raise OptionError("no policy given: --policy names a unit, an OCI profile, a profile or traces")
     first = paths[0]
-    schema = _schema_of(trace.read_input(first, "policy")) if policy_format is None else None
+    schema = _schema_of(files.read_input(first, "policy")) if policy_format is None else None
     if schema == trace.SCHEMA_NAME:
         return _generated(load_profile(paths), f"the drop-in generated from {', '.join(map(str, paths))}")
     if len(paths) > 1:
-        raise ProfilerError("several --policy files: only traces combine; give one unit, OCI profile or profile")
+        raise OptionError("several --policy files: only traces combine; give one unit, OCI profile or profile")
     if schema == json_profile.SCHEMA_NAME:
         return _generated(load_drift_side(first), f"the drop-in generated from {first}")
     policy = read_policy(first, policy_format)

@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.interface import PolicyParseError
 from generators.systemd.dropins import unit_files
 from generators.systemd.names import SETTINGS, parse_boolean
 from generators.systemd.unit_syntax import Assignment, exec_sections_of, parse_unit_text, read_unit_text, split_words
+from profiler.errors import PolicyParseError
 
 # Read here; the lists and the user come through the Policy.
 SANDBOX_SETTINGS = (
