@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from generators.profile import Evidence, merge_evidence
+from generators.evidence_text import describe_evidence
+from generators.profile import Evidence, Profile, merge_evidence
 
 
 class FileOp(StrEnum):
@@ -139,9 +140,14 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     writes = [need for need in files if need.error is None and need.op in WRITE_OPS]
     skipped = API_TREES + (TEMPORARY_TREES if private_tmp else ())
     candidates: dict[tuple[str, str, str, bool], list[FileNeed]] = defaultdict(list)
+    # Directories some write went into: an entry made in a managed tree itself that is one of them is the
+    # service's own directory there, which systemd makes (mkdir /var/cache/app is CacheDirectory=app).
+    holders = {posixpath.dirname(need.path) for need in writes}
     for need in writes:
         if not _in_any(need.path, skipped):
             path, directory = _unit_of(need)
+            if need.op in ENTRY_OPS and path in MANAGED_TREES and need.path in holders:
+                path = need.path
             managed = _managed_directory(path, directory)
             candidates[(*managed, True) if managed else ("ReadWritePaths", path, path, directory)].append(need)
     roots: dict[str, WritableRoot] = {}
@@ -463,3 +469,15 @@ def _users(plan: _Planner) -> None:
             "the runs ran as root, and a trace cannot show whether what they read is readable by "
             "another user: record it as the user it should run as",
         )
+
+
+def profile_facts(profile: Profile, min_runs: int) -> ProfileFacts:
+    """What the profile's syscalls, capabilities, families and runs say that the settings depend on."""
+    users = {run.user for run in profile.runs}
+    return ProfileFacts(
+        syscalls=profile.syscall_names(),
+        capabilities=frozenset(profile.bounding_set()),
+        families=frozenset(profile.family_names()),
+        unprivileged_user=users.pop() if profile.recorded_unprivileged and len(users) == 1 else None,
+        describe=lambda evidence: describe_evidence(evidence, profile, min_runs),
+    )
