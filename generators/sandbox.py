@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from generators.evidence_text import describe_evidence
+from generators.evidence import describe_evidence
 from generators.profile import Evidence, Profile, merge_evidence
 
 

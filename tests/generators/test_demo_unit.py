@@ -13,8 +13,10 @@ import pytest
 from generators.interface import RenderOptions
 from generators.profile import Profile
 from generators.sandbox import SandboxPlan, plan_sandbox, profile_facts
-from generators.systemd import OVERRIDING_SETTINGS, SystemdFormat, _parse_unit_text, _split_words
-from generators.systemd_sandbox import SandboxReading, sandbox_lines, sandbox_refusals
+from generators.systemd.format import SystemdFormat
+from generators.systemd.names import OVERRIDING_SETTINGS
+from generators.systemd.sandbox import SandboxReading, sandbox_lines, sandbox_refusals
+from generators.systemd.unit_syntax import parse_unit_text, split_words
 from tests.generators import systemd_analyze
 from tests.generators.conftest import REPOSITORY, recorded_profile
 from tests.generators.sandbox_builders import demo_observations
@@ -52,8 +54,8 @@ def _sandbox_text(plan: SandboxPlan) -> str:
 def _refusals(unit: str, drop_in: str, plan: SandboxPlan) -> list[str]:
     reading = SandboxReading()
     for text, source in ((unit, "demo.service"), (drop_in, "profiler.conf")):
-        for at in _parse_unit_text(text, source, frozenset({"Service"})).assignments:
-            reading.apply(at.key, at.value, at.source, at.line, _split_words(at.value, unquote=True)[0])
+        for at in parse_unit_text(text, source, frozenset({"Service"})).assignments:
+            reading.apply(at.key, at.value, at.source, at.line, split_words(at.value, unquote=True)[0])
     return [
         f"{refusal.at.where} refuses {refusal.refused}: {refusal.fix}" for refusal in sandbox_refusals(reading, plan)
     ]

@@ -15,9 +15,10 @@ from generators.sandbox import (
     SandboxPlan,
     plan_sandbox,
 )
-from generators.systemd import OVERRIDING_SETTINGS, _parse_unit_text, _split_words
-from generators.systemd_groups import committed_syscall_groups
-from generators.systemd_sandbox import SandboxReading, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from generators.systemd.groups import committed_syscall_groups
+from generators.systemd.names import OVERRIDING_SETTINGS
+from generators.systemd.sandbox import SandboxReading, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from generators.systemd.unit_syntax import parse_unit_text, split_words
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
 GROUPS = committed_syscall_groups()
@@ -43,8 +44,8 @@ def _plan(files: list[FileNeed], kernel: list[KernelNeed] = (), **facts: frozens
 
 def _read(text: str) -> SandboxReading:
     reading = SandboxReading()
-    for at in _parse_unit_text(text, "unit.service", frozenset({"Service"})).assignments:
-        words, _ = _split_words(at.value, unquote=True)
+    for at in parse_unit_text(text, "unit.service", frozenset({"Service"})).assignments:
+        words, _ = split_words(at.value, unquote=True)
         reading.apply(at.key, at.value, at.source, at.line, words)
     return reading
 

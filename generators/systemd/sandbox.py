@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 from generators.danger import Danger
 from generators.sandbox import MANAGED_TREES, TEMPORARY_TREES, SandboxPlan, WritableRoot, is_under, writable_roots
+from generators.systemd.names import parse_boolean
 
-_BOOLEANS = {"1": True, "yes": True, "y": True, "true": True, "t": True, "on": True}
-_BOOLEANS |= {"0": False, "no": False, "n": False, "false": False, "f": False, "off": False}
 # Each setting's values from the most open to the strictest; the first is what systemd does without the line.
 LEVELS: dict[str, tuple[str, ...]] = {
     "ProtectSystem": ("no", "yes", "full", "strict"),
@@ -139,7 +138,7 @@ class SandboxReading:
             else:
                 self._set(at, level)
         elif key in BOOLEAN_SETTINGS:
-            on = _BOOLEANS.get(value.lower())
+            on = parse_boolean(value)
             if on is None:
                 self.findings.append((at, f"{key}={value}: not a boolean: systemd ignores the line"))
             else:
@@ -178,7 +177,7 @@ class SandboxReading:
 
 
 def _level(key: str, value: str) -> str | None:
-    boolean = _BOOLEANS.get(value.lower())
+    boolean = parse_boolean(value)
     if key in ("ProtectSystem", "ProtectHome") and boolean is not None:
         return "yes" if boolean else "no"
     return value if value in LEVELS[key] else None
