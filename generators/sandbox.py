@@ -1,7 +1,6 @@
 """The file system, device, kernel and network sandbox a component's runs allow: systemd's sandboxing settings, each
 at the strictest value no run contradicts, with the observation it rests on; other formats take what they express.
 
-SandboxObservations   what the runs did to files, devices and kernel interfaces (None on a profile: not recorded)
 writable_roots()      the fewest paths ProtectSystem=strict must leave writable so that every write still works
 plan_sandbox()        every setting: its value, or None where a run rules it out, and why
 """
@@ -11,71 +10,20 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from generators.evidence import describe_evidence
-from generators.profile import Evidence, Profile, merge_evidence
-
-
-class FileOp(StrEnum):
-    READ = "read"
-    WRITE = "write"  # the file's contents (an open for writing, a truncate)
-    CREATE = "create"  # a new entry: a file, a directory, a node, a socket
-    DELETE = "delete"
-    RENAME = "rename"  # recorded at both the old and the new path
-    LINK = "link"  # recorded at the new path
-    CHMOD = "chmod"
-    SETID = "setid"  # a chmod or a create that set S_ISUID or S_ISGID
-    EXEC = "exec"
-    MAP_EXEC = "map-exec"  # mapped executable (a shared library)
-    LIST = "list"  # a directory's entries read
-
-
-# Operations that change a directory's entries: that directory is what must be writable, since the names a
-# program creates (a temporary file, a rotated log) differ from run to run.
-ENTRY_OPS = frozenset({FileOp.CREATE, FileOp.DELETE, FileOp.RENAME, FileOp.LINK})
-# Operations that change an existing file itself: that file is what must be writable.
-INODE_OPS = frozenset({FileOp.WRITE, FileOp.CHMOD, FileOp.SETID})
-WRITE_OPS = ENTRY_OPS | INODE_OPS
-
-
-@dataclass(frozen=True, slots=True)
-class FileNeed:
-    """One thing done to one path, by the programs of the evidence, with one result."""
-
-    path: str  # absolute, as the kernel resolved it
-    op: FileOp
-    error: str | None  # the errno name where it failed: a probe the run survived, not a need
-    evidence: Evidence
-    device: tuple[int, int] | None = None  # major, minor of a device node opened
-
-
-class KernelUse(StrEnum):
-    """Kernel interfaces reached other than through a path."""
-
-    WRITE_EXECUTE = "write-execute"  # memory mapped or protected writable and executable at once
-    PERSONALITY = "personality"  # personality() set to something other than the default
-    REALTIME = "realtime"  # a realtime scheduling policy asked for
-    OTHER_PROCESS = "other-process"  # another process's /proc entries read
-    NETWORK = "network"  # a socket bound to or connected with an address beyond loopback
-    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address
-
-
-@dataclass(frozen=True, slots=True)
-class KernelNeed:
-    use: KernelUse
-    detail: str  # such as "connect 151.101.0.223:443", "personality(0x0008)"
-    evidence: Evidence
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxObservations:
-    """What every run recorded about files, devices and kernel interfaces, merged."""
-
-    files: tuple[FileNeed, ...]
-    kernel: tuple[KernelNeed, ...]
-    dropped_paths: int = 0  # file accesses not recorded: their table was full
-
+from generators.profile import (
+    ENTRY_OPS,
+    WRITE_OPS,
+    Evidence,
+    FileNeed,
+    FileOp,
+    KernelNeed,
+    KernelUse,
+    Profile,
+    SandboxObservations,
+    merge_evidence,
+)
 
 # ------------------------------------------------------------------------------------------------ paths
 
@@ -316,10 +264,12 @@ def plan_sandbox(
     elif home_probes:
         # tmpfs: what a probe did not find stays not found (ENOENT); "yes" would make it EACCES for a process
         # without CAP_DAC_OVERRIDE.
+        errors = sorted({need.error or "" for need in home_probes})
         plan.add(
             "ProtectHome",
             "tmpfs",
-            f"only probes of home directories, which failed: {_observed(home_probes, facts, 'probe')}",
+            f"{_observed(home_probes, facts, 'failed probe')}; an empty tmpfs fails it with {', '.join(errors)} "
+            "as before, where ProtectHome=yes would answer EACCES",
         )
     else:
         plan.add("ProtectHome", "yes", "no run touched /home, /root or /run/user")

@@ -2,44 +2,20 @@
 and what a deployed unit's settings would refuse of the runs, or could still tighten.
 
 sandbox_lines(plan)               each setting as (key, value, why), value None for a setting left open
-SandboxReading                    the settings a unit's assignments give, as systemd reads them
+SandboxReading                    the settings a unit's assignments give, as systemd reads them (SandboxSettings)
 sandbox_refusals(reading, plan)   what the unit would refuse, naming its line and the line to add or undo
 sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most dangerous first
 """
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from generators.danger import Danger
+from generators.interface import SandboxSettings, SettingLine
 from generators.sandbox import MANAGED_TREES, TEMPORARY_TREES, SandboxPlan, WritableRoot, is_under, writable_roots
-from generators.systemd.names import parse_boolean
+from generators.systemd.groups import SyscallGroups
+from generators.systemd.names import BOOLEAN_SETTINGS, LEVELS, LIST_SETTINGS, OVERRIDING_SETTINGS, parse_boolean
 
-# Each setting's values from the most open to the strictest; the first is what systemd does without the line.
-LEVELS: dict[str, tuple[str, ...]] = {
-    "ProtectSystem": ("no", "yes", "full", "strict"),
-    "ProtectHome": ("no", "read-only", "tmpfs", "yes"),
-    "ProtectProc": ("default", "ptraceable", "invisible", "noaccess"),
-    "ProcSubset": ("all", "pid"),
-    "RuntimeDirectoryPreserve": ("no", "restart", "yes"),
-}
-BOOLEAN_SETTINGS = (
-    "PrivateTmp",
-    "PrivateDevices",
-    "ProtectKernelTunables",
-    "ProtectKernelModules",
-    "ProtectKernelLogs",
-    "ProtectControlGroups",
-    "ProtectClock",
-    "ProtectHostname",
-    "PrivateMounts",
-    "MemoryDenyWriteExecute",
-    "LockPersonality",
-    "RestrictRealtime",
-    "RestrictSUIDSGID",
-    "PrivateNetwork",
-    "PrivateUsers",
-)
-LIST_SETTINGS = ("ReadWritePaths", *MANAGED_TREES.values(), "IPAddressDeny", "IPAddressAllow")
 # What leaving each open exposes, ranked as excess is: the danger table's levels.
 DANGER: dict[str, Danger] = {
     "ProtectSystem": Danger.HIGH,
@@ -58,6 +34,14 @@ DANGER: dict[str, Danger] = {
     "RestrictSUIDSGID": Danger.MEDIUM,
     "ProtectProc": Danger.MEDIUM,
 }
+
+
+def refused_by_settings(groups: SyscallGroups) -> dict[str, frozenset[str]]:
+    """The syscalls each of ProtectClock= and its kin refuses on its own (OVERRIDING_SETTINGS), groups expanded."""
+    return {
+        key: frozenset(each for name in names for each in (groups.expand(name) if name[0] == "@" else [name]))
+        for key, (names, _) in OVERRIDING_SETTINGS.items()
+    }
 
 
 def unit_path(path: str) -> str | None:
@@ -108,72 +92,56 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
 # ------------------------------------------------------------------------------------------------ reading
 
 
-@dataclass(frozen=True, slots=True)
-class SettingLine:
-    key: str
-    value: str
-    source: str
-    line: int
-
-    @property
-    def where(self) -> str:
-        return f"{self.key}={self.value} ({self.source}:{self.line})"
-
-
-@dataclass(slots=True)
 class SandboxReading:
     """The sandboxing settings a unit's assignments give, applied one at a time as systemd applies them."""
 
-    levels: dict[str, SettingLine] = field(default_factory=dict)  # the last line of each setting that is on
-    lists: dict[str, list[tuple[str, SettingLine]]] = field(default_factory=dict)  # entries, with their line
-    findings: list[tuple[SettingLine, str]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.levels: dict[str, SettingLine] = {}  # the last line of each setting that is on
+        self.lists: dict[str, list[SettingLine]] = {}  # each entry, with its line
 
-    def apply(self, key: str, value: str, source: str, line: int, words: list[str]) -> bool:
-        """Take one assignment (words: its value split as systemd splits it); False for a key not modelled."""
+    def apply(self, key: str, value: str, source: str, line: int, words: list[str]) -> str | None:
+        """Take one assignment of a sandboxing setting (words: its value split as systemd splits it); what is
+        wrong with it where systemd ignores it, else None."""
         at = SettingLine(key, value, source, line)
         if key in LEVELS:
             level = _level(key, value)
             if level is None:
-                self.findings.append((at, f"{key}={value}: not a value systemd knows: it ignores the line"))
-            else:
-                self._set(at, level)
+                return f"{key}={value}: not a value systemd knows for it: systemd ignores the line"
+            self._set(at, level)
         elif key in BOOLEAN_SETTINGS:
             on = parse_boolean(value)
             if on is None:
-                self.findings.append((at, f"{key}={value}: not a boolean: systemd ignores the line"))
-            else:
-                self._set(at, "yes" if on else "no")
-        elif key == "UMask":
-            self._set(at, value)
+                return f"{key}={value}: not a boolean: systemd ignores the line"
+            self._set(at, "yes" if on else "no")
         elif key in LIST_SETTINGS:
             if not words:
                 self.lists.pop(key, None)
             else:
-                self.lists.setdefault(key, []).extend((_entry(key, word), at) for word in words)
+                self.lists.setdefault(key, []).extend(SettingLine(key, _entry(key, w), source, line) for w in words)
         else:
-            return False
-        return True
+            self.levels[key] = at  # UMask=
+        return None
 
     def _set(self, at: SettingLine, level: str) -> None:
-        if level in ("no", "default", "all") and at.key != "UMask":
+        if level == LEVELS.get(at.key, ("no",))[0]:
             self.levels.pop(at.key, None)
         else:
             self.levels[at.key] = SettingLine(at.key, level, at.source, at.line)
 
-    def value(self, key: str) -> str | None:
-        """The setting's value as the plan writes it, or None where the unit leaves it as systemd's default."""
-        if key in LIST_SETTINGS:
-            return " ".join(entry for entry, _ in self.lists.get(key, ())) or None
-        at = self.levels.get(key)
-        return at.value if at else None
+    def settings(self) -> SandboxSettings:
+        return SandboxSettings(
+            tuple(self.levels[key] for key in sorted(self.levels)),
+            tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
+        )
 
-    def writable(self, path: str) -> bool:
-        """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
-        for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
-            for entry, _ in self.lists.get(setting, ()):
-                if is_under(path, entry if setting == "ReadWritePaths" else posixpath.join(tree, entry)):
-                    return True
-        return self.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
+
+def writable(settings: SandboxSettings, path: str) -> bool:
+    """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
+    for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
+        for entry in settings.entries_of(setting):
+            if is_under(path, entry.value if setting == "ReadWritePaths" else posixpath.join(tree, entry.value)):
+                return True
+    return settings.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
 
 
 def _level(key: str, value: str) -> str | None:
@@ -218,22 +186,22 @@ def _rank(key: str, value: str | None) -> int:
     return 0 if value in (None, "no") else 1
 
 
-def sandbox_refusals(reading: SandboxReading, plan: SandboxPlan) -> list[SandboxRefusal]:
+def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     refusals = []
     for setting in plan.settings:
-        at = reading.levels.get(setting.key)
+        at = next((each for each in settings.levels if each.key == setting.key), None)
         if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User"):
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
             refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}"))
-    if plan.value("IPAddressDeny") is None and "any" in (reading.value("IPAddressDeny") or "").split():
-        at = reading.lists["IPAddressDeny"][-1][1]
+    if plan.value("IPAddressDeny") is None and "any" in (settings.value("IPAddressDeny") or "").split():
+        at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
         refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))
-    protect = reading.levels.get("ProtectSystem")
-    for root in writable_roots(plan.files, private_tmp=reading.value("PrivateTmp") == "yes"):
-        if protect is not None and _read_only_under(protect.value, root.path) and not reading.writable(root.path):
+    protect = next((each for each in settings.levels if each.key == "ProtectSystem"), None)
+    for root in writable_roots(plan.files, private_tmp=settings.value("PrivateTmp") == "yes"):
+        if protect is not None and _read_only_under(protect.value, root.path) and not writable(settings, root.path):
             first = min(root.writes, key=lambda write: write.path)
             programs = ", ".join(first.evidence.programs) or "the workload"
             refusals.append(
@@ -255,12 +223,12 @@ def _read_only_under(level: str, path: str) -> bool:
     return any(is_under(path, tree) for tree in trees)
 
 
-def sandbox_tightenings(reading: SandboxReading, plan: SandboxPlan) -> list[SandboxTightening]:
+def sandbox_tightenings(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxTightening]:
     found = []
     for setting in plan.settings:
         if setting.value is None or setting.key in LIST_SETTINGS or setting.key == "User":
             continue
-        deployed = reading.value(setting.key)
+        deployed = settings.value(setting.key)
         if setting.key == "UMask":
             looser = deployed is None or int(deployed, 8) & 0o077 != 0o077
         else:
@@ -269,12 +237,14 @@ def sandbox_tightenings(reading: SandboxReading, plan: SandboxPlan) -> list[Sand
             found.append(
                 SandboxTightening(setting.key, setting.value, DANGER.get(setting.key, Danger.LOW), setting.why)
             )
-    if plan.value("IPAddressDeny") == "any" and reading.value("IPAddressDeny") is None:
+    if plan.value("IPAddressDeny") == "any" and settings.value("IPAddressDeny") is None:
         found.append(SandboxTightening("IPAddressDeny", "any", DANGER["IPAddressDeny"], "no address beyond loopback"))
     needed = {root.path for root in plan.writable}
-    for entry, at in reading.lists.get("ReadWritePaths", ()):
-        if not any(is_under(path, entry) for path in needed):
+    for entry in settings.entries_of("ReadWritePaths"):
+        if not any(is_under(path, entry.value) for path in needed):
             found.append(
-                SandboxTightening("ReadWritePaths", f"-{entry}", Danger.MEDIUM, f"{at.where} opens what no run wrote")
+                SandboxTightening(
+                    "ReadWritePaths", f"-{entry.value}", Danger.MEDIUM, f"{entry.where} opens what no run wrote"
+                )
             )
     return sorted(found, key=lambda item: (-item.danger, item.key))

@@ -3,8 +3,7 @@ or kernel observation the committed traces do not hold."""
 
 from collections.abc import Iterable
 
-from generators.profile import Evidence
-from generators.sandbox import FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
+from generators.profile import Evidence, FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
 
 
 def evidence(*programs: str) -> Evidence:

@@ -2,6 +2,7 @@
 real systemd 252: the system manager of systemd_manager.py, since the user manager cannot set up ProtectHome= or
 ProtectKernelTunables=, ProtectKernelModules=, ProtectKernelLogs= (test_systemd_manager.py)."""
 
+import dataclasses
 import secrets
 import shutil
 import subprocess
@@ -11,12 +12,9 @@ from pathlib import Path
 import pytest
 
 from generators.interface import RenderOptions
-from generators.profile import Profile
 from generators.sandbox import SandboxPlan, plan_sandbox, profile_facts
 from generators.systemd.format import SystemdFormat
-from generators.systemd.names import OVERRIDING_SETTINGS
-from generators.systemd.sandbox import SandboxReading, sandbox_lines, sandbox_refusals
-from generators.systemd.unit_syntax import parse_unit_text, split_words
+from generators.systemd.sandbox import refused_by_settings, sandbox_refusals
 from tests.generators import systemd_analyze
 from tests.generators.conftest import REPOSITORY, recorded_profile
 from tests.generators.sandbox_builders import demo_observations
@@ -39,25 +37,16 @@ def cache() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _plan(profile: Profile, systemd: SystemdFormat, cache: Path) -> SandboxPlan:
-    refusals = {
-        key: frozenset(each for name in names for each in (systemd.groups.expand(name) if name[0] == "@" else [name]))
-        for key, (names, _) in OVERRIDING_SETTINGS.items()
-    }
-    return plan_sandbox(demo_observations(str(SCRIPT), str(cache)), profile_facts(profile, 1), refusals)
+def _line(text: str, setting: str) -> int:
+    return text.splitlines().index(setting) + 1
 
 
-def _sandbox_text(plan: SandboxPlan) -> str:
-    return "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
-
-
-def _refusals(unit: str, drop_in: str, plan: SandboxPlan) -> list[str]:
-    reading = SandboxReading()
-    for text, source in ((unit, "demo.service"), (drop_in, "profiler.conf")):
-        for at in parse_unit_text(text, source, frozenset({"Service"})).assignments:
-            reading.apply(at.key, at.value, at.source, at.line, split_words(at.value, unquote=True)[0])
+def _refusals(unit: Path, plan: SandboxPlan, systemd: SystemdFormat) -> list[str]:
+    """What check says the unit (with its drop-ins) would refuse of the runs."""
+    settings = systemd.read(unit).sandbox
     return [
-        f"{refusal.at.where} refuses {refusal.refused}: {refusal.fix}" for refusal in sandbox_refusals(reading, plan)
+        f"{refusal.at.key}={refusal.at.value} (line {refusal.at.line}) refuses {refusal.refused}: {refusal.fix}"
+        for refusal in sandbox_refusals(settings, plan)
     ]
 
 
@@ -69,29 +58,42 @@ def test_the_demo_runs_under_its_whole_unit_which_scores_at_most_1_5(
     profile = recorded_profile(PYTHON, str(SCRIPT), env=environment)
     unconfined = subprocess.run([PYTHON, SCRIPT], capture_output=True, text=True, env=environment, check=True)
     shutil.rmtree(cache)
-    plan = _plan(profile, systemd, cache)
+    observations = demo_observations(str(SCRIPT), str(cache))
+    whole_profile = dataclasses.replace(profile, sandbox=observations)
+    plan = plan_sandbox(observations, profile_facts(whole_profile, 1), refused_by_settings(systemd.groups))
     drop_in = systemd.render(profile, RenderOptions())
-    whole = drop_in + _sandbox_text(plan)
+    whole = systemd.render(whole_profile, RenderOptions())
     unit = f"[Service]\nType=oneshot\nEnvironment=CACHE_DIRECTORY={cache}\nExecStart={PYTHON} {SCRIPT}\n"
-    scores = {}
+    units = {}
     for name, text in {"whole": whole, "drop-in": drop_in, "practitioner": drop_in + PRACTITIONER}.items():
         (tmp_path / name).mkdir()
-        scores[name] = systemd_analyze.exposure(systemd_analyze.write_unit(tmp_path / name, "demo", text, unit))
+        units[name] = systemd_analyze.write_unit(tmp_path / name, "demo", text, unit)
+    scores = {name: systemd_analyze.exposure(path) for name, path in units.items()}
     assert scores["whole"] <= 1.5 < scores["practitioner"] < scores["drop-in"], scores
 
     ran = system_manager.run("demo", unit, {"profiler.conf": whole})
     assert ran.succeeded and ran.stdout == unconfined.stdout, ran
-    assert _refusals(unit, whole, plan) == []
+    assert _refusals(units["whole"], plan, systemd) == []
 
     # Without its cache directory, or with ProtectHome=yes (its probe of /root/.config then fails with EACCES, not
     # ENOENT, since the unit leaves it no CAP_DAC_OVERRIDE), the demo fails; check says so first.
     cache_line = f"CacheDirectory={cache.name}\n"
     broken = {"no-cache": whole.replace(cache_line, ""), "home": whole.replace("ProtectHome=tmpfs", "ProtectHome=yes")}
     assert cache_line in whole and "ProtectHome=tmpfs\n" in whole
-    named = {name: _refusals(unit, text, plan) for name, text in broken.items()}
-    assert named["no-cache"][0].endswith(f"refuses the write to {cache} by /usr/bin/python3.11: {cache_line.strip()}")
-    assert named["home"][0].startswith("ProtectHome=yes (profiler.conf:")
-    assert "probe of /root/.config/tool-executor.json" in named["home"][0]
+    named = {}
+    for name, text in broken.items():
+        (tmp_path / name).mkdir()
+        named[name] = _refusals(systemd_analyze.write_unit(tmp_path / name, "demo", text, unit), plan, systemd)
+    protect = _line(broken["no-cache"], "ProtectSystem=strict")
+    assert named["no-cache"] == [
+        f"ProtectSystem=strict (line {protect}) refuses the write to {cache} by /usr/bin/python3.11: "
+        f"{cache_line.strip()}"
+    ]
+    [home] = named["home"]
+    assert home.startswith(
+        f"ProtectHome=yes (line {_line(broken['home'], 'ProtectHome=yes')}) refuses failed probe of "
+    )
+    assert "/root/.config/tool-executor.json" in home and home.endswith(": ProtectHome=tmpfs")
     for name, text in broken.items():
         shutil.rmtree(cache, ignore_errors=True)
         failed = system_manager.run(f"demo-{name}", unit, {"profiler.conf": text})

@@ -5,18 +5,8 @@ import posixpath
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generators.profile import Evidence
-from generators.sandbox import (
-    API_TREES,
-    ENTRY_OPS,
-    INODE_OPS,
-    TEMPORARY_TREES,
-    FileNeed,
-    FileOp,
-    WritableRoot,
-    is_under,
-    writable_roots,
-)
+from generators.profile import ENTRY_OPS, INODE_OPS, Evidence, FileNeed, FileOp
+from generators.sandbox import API_TREES, TEMPORARY_TREES, WritableRoot, is_under, writable_roots
 
 EVIDENCE = Evidence((0,), 1, ("/usr/bin/app",), None)
 _TOPS = ("/etc", "/srv/app", "/var/lib", "/var/cache", "/var/log", "/run", "/tmp", "/proc/sys", "/root", "/")

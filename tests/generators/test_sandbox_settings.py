@@ -1,31 +1,24 @@
 """The sandboxing settings: each at the strictest value no observation contradicts, read back as written, and what
 a deployed unit would refuse named by its line."""
 
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generators.profile import Evidence
-from generators.sandbox import (
-    FileNeed,
-    FileOp,
-    KernelNeed,
-    KernelUse,
-    ProfileFacts,
-    SandboxObservations,
-    SandboxPlan,
-    plan_sandbox,
-)
+from generators.interface import RenderOptions, SandboxSettings, SettingLine
+from generators.profile import Evidence, FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
+from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox, profile_facts
+from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
-from generators.systemd.names import OVERRIDING_SETTINGS
-from generators.systemd.sandbox import SandboxReading, sandbox_lines, sandbox_refusals, sandbox_tightenings
-from generators.systemd.unit_syntax import parse_unit_text, split_words
+from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
-GROUPS = committed_syscall_groups()
-REFUSALS = {
-    key: frozenset(each for name in names for each in (GROUPS.expand(name) if name[0] == "@" else [name]))
-    for key, (names, _) in OVERRIDING_SETTINGS.items()
-}
+SYSTEMD = SystemdFormat(committed_syscall_groups())
 
 
 def _facts(syscalls: frozenset[str] = frozenset(), capabilities: frozenset[str] = frozenset()) -> ProfileFacts:
@@ -38,19 +31,26 @@ def _facts(syscalls: frozenset[str] = frozenset(), capabilities: frozenset[str] 
     )
 
 
-def _plan(files: list[FileNeed], kernel: list[KernelNeed] = (), **facts: frozenset[str]) -> SandboxPlan:  # type: ignore[assignment]
-    return plan_sandbox(SandboxObservations(tuple(files), tuple(kernel)), _facts(**facts), REFUSALS)
+def _plan(files: Sequence[FileNeed], kernel: Sequence[KernelNeed] = (), **facts: frozenset[str]) -> SandboxPlan:
+    return plan_sandbox(
+        SandboxObservations(tuple(files), tuple(kernel)), _facts(**facts), refused_by_settings(SYSTEMD.groups)
+    )
 
 
-def _read(text: str) -> SandboxReading:
-    reading = SandboxReading()
-    for at in parse_unit_text(text, "unit.service", frozenset({"Service"})).assignments:
-        words, _ = split_words(at.value, unquote=True)
-        reading.apply(at.key, at.value, at.source, at.line, words)
-    return reading
+def _read(text: str) -> SandboxSettings:
+    """The settings systemd's reader finds in a unit of this text."""
+    with tempfile.TemporaryDirectory() as directory:
+        unit = Path(directory) / "unit.service"
+        unit.write_text(text)
+        return dataclasses.replace(SYSTEMD.read(unit).sandbox)
+
+
+def _where(line: SettingLine) -> str:
+    return f"{line.key}={line.value} (line {line.line})"
 
 
 def _render(plan: SandboxPlan) -> str:
+    """The plan's lines alone, as a unit."""
     return "[Service]\n" + "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
 
 
@@ -66,21 +66,24 @@ kernel_needs = st.lists(
 def test_render_then_read_gives_the_same_settings(
     files: list[FileNeed], kernel: list[KernelNeed], syscalls: set[str]
 ) -> None:
-    plan = _plan(files, kernel, syscalls=frozenset(syscalls))
-    reading = _read(_render(plan))
+    """Through the drop-in renderer and systemd's reader: the settings read back are the plan's, none refuses
+    what the runs did, and none could be tightened."""
+    observations = SandboxObservations(tuple(files), tuple(kernel))
+    profile = dataclasses.replace(make_profile(syscalls=("read", "write", *sorted(syscalls))), sandbox=observations)
+    plan = plan_sandbox(observations, profile_facts(profile, 1), refused_by_settings(SYSTEMD.groups))
+    settings = _read(SYSTEMD.render(profile, RenderOptions()))
     for setting in plan.settings:
-        assert reading.value(setting.key) == setting.value, setting
+        assert settings.value(setting.key) == setting.value, setting
     for root in plan.writable:
-        assert root.value in (reading.value(root.setting) or "").split()
-    # Nothing the plan writes refuses what the runs did, and it leaves nothing it could tighten.
-    assert sandbox_refusals(reading, plan) == []
-    assert sandbox_tightenings(reading, plan) == []
+        assert root.value in (settings.value(root.setting) or "").split()
+    assert sandbox_refusals(settings, plan) == []
+    assert sandbox_tightenings(settings, plan) == []
 
 
 def test_paths_with_spaces_quotes_and_percent_signs_read_back_as_they_are() -> None:
     odd = {"/srv/my app", "/srv/50%", '/srv/say "hi"', "/srv/back\\slash"}
     plan = _plan([FileNeed(f"{path}/file", FileOp.CREATE, None, EVIDENCE) for path in odd])
-    assert {entry for entry, _ in _read(_render(plan)).lists["ReadWritePaths"]} == odd
+    assert {entry.value for entry in _read(_render(plan)).entries_of("ReadWritePaths")} == odd
 
 
 def test_a_path_no_unit_line_can_hold_is_covered_by_the_directory_above_it() -> None:
@@ -137,9 +140,9 @@ def test_check_names_the_line_that_refuses_a_write_and_the_line_to_add() -> None
     plan = _plan([FileNeed("/var/cache/app/index", FileOp.WRITE, None, Evidence((0,), 1, ("/usr/bin/app",), None))])
     unit = "[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\nProtectHome=yes\n"
     refusals = sandbox_refusals(_read(unit), plan)
-    assert [(r.at.where, r.refused, r.fix) for r in refusals] == [
+    assert [(_where(r.at), r.refused, r.fix) for r in refusals] == [
         (
-            "ProtectSystem=strict (unit.service:3)",
+            "ProtectSystem=strict (line 3)",
             "the write to /var/cache/app/index by /usr/bin/app",
             "CacheDirectory=app",
         )
@@ -150,7 +153,7 @@ def test_check_names_the_line_that_refuses_a_write_and_the_line_to_add() -> None
 def test_check_names_a_setting_a_run_contradicts() -> None:
     plan = _plan([FileNeed("/proc/sys/net/core/somaxconn", FileOp.WRITE, None, EVIDENCE)])
     [refusal] = sandbox_refusals(_read("[Service]\nProtectKernelTunables=yes\n"), plan)
-    assert refusal.at.where == "ProtectKernelTunables=yes (unit.service:2)"
+    assert _where(refusal.at) == "ProtectKernelTunables=yes (line 2)"
     assert (
         refusal.refused.startswith("write of /proc/sys/net/core/somaxconn")
         and refusal.fix == "ProtectKernelTunables=no"
