@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from generators.danger import Danger
 from generators.interface import SandboxSettings, SettingLine
+from generators.profile import Evidence
 from generators.sandbox import MANAGED_TREES, TEMPORARY_TREES, SandboxPlan, WritableRoot, is_under, writable_roots
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.names import BOOLEAN_SETTINGS, LEVELS, LIST_SETTINGS, OVERRIDING_SETTINGS, parse_boolean
@@ -168,6 +169,7 @@ class SandboxRefusal:
     at: SettingLine
     refused: str  # the observation, as the plan names it
     fix: str  # the line to add or change
+    evidence: Evidence | None = None  # of the observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +196,11 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
-            refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}"))
+            refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}", setting.evidence))
     if plan.value("IPAddressDeny") is None and "any" in (settings.value("IPAddressDeny") or "").split():
         at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
-        refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))
+        refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))  # an empty IPAddressDeny= drops the list
     protect = next((each for each in settings.levels if each.key == "ProtectSystem"), None)
     for root in writable_roots(plan.files, private_tmp=settings.value("PrivateTmp") == "yes"):
         if protect is not None and _read_only_under(protect.value, root.path) and not writable(settings, root.path):
@@ -209,6 +211,7 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
                     protect,
                     f"the write to {first.path} by {programs}",
                     f"{root.setting}={root.value}",
+                    root.evidence,
                 )
             )
     return refusals
