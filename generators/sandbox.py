@@ -102,7 +102,10 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     # Shortest first: a path under a directory already chosen is covered by it. So is a directory the runs
     # created, which does not exist when the service starts (systemd refuses to start a unit whose
     # ReadWritePaths= entry is missing): creating it changed the entries of the one above it.
-    for (setting, value, path, directory), covered in sorted(candidates.items(), key=lambda item: len(item[0][2])):
+    # A path both written as a file and holding entries (a file replaced by a directory) is the directory.
+    for (setting, value, path, directory), covered in sorted(
+        candidates.items(), key=lambda item: (len(item[0][2]), not item[0][3], item[0])
+    ):
         owner = next((root for root in roots.values() if root.directory and is_under(path, root.path)), None)
         if owner:
             roots[owner.path] = dataclasses.replace(owner, writes=owner.writes + tuple(covered))
