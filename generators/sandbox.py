@@ -287,7 +287,7 @@ def plan_sandbox(
     plan.by_syscalls(
         "PrivateDevices",
         "yes",
-        refusals["PrivateDevices"],
+        refusals.get("PrivateDevices", frozenset()),
         frozenset(),
         "only the pseudo devices a private /dev holds (null, zero, random, tty, pts, shm) were opened",
         devices,
@@ -295,7 +295,7 @@ def plan_sandbox(
     plan.by_syscalls(
         "ProtectKernelTunables",
         "yes",
-        refusals["ProtectKernelTunables"],
+        refusals.get("ProtectKernelTunables", frozenset()),
         frozenset(),
         "no run wrote under /proc/sys or /sys",
         plan.files(KERNEL_TUNABLES, WRITE_OPS) + plan.files(("/proc/kcore", "/proc/kallsyms")),
@@ -303,7 +303,7 @@ def plan_sandbox(
     plan.by_syscalls(
         "ProtectKernelModules",
         "yes",
-        refusals["ProtectKernelModules"],
+        refusals.get("ProtectKernelModules", frozenset()),
         frozenset({"CAP_SYS_MODULE"}),
         "no module loaded, nothing under /lib/modules read",
         plan.files(KERNEL_MODULES),
@@ -311,7 +311,7 @@ def plan_sandbox(
     plan.by_syscalls(
         "ProtectKernelLogs",
         "yes",
-        refusals["ProtectKernelLogs"],
+        refusals.get("ProtectKernelLogs", frozenset()),
         frozenset({"CAP_SYSLOG"}),
         "the kernel log was not read",
         plan.files(KERNEL_LOGS),
@@ -322,7 +322,7 @@ def plan_sandbox(
     plan.by_syscalls(
         "ProtectClock",
         "yes",
-        refusals["ProtectClock"],
+        refusals.get("ProtectClock", frozenset()),
         frozenset({"CAP_SYS_TIME", "CAP_WAKE_ALARM"}),
         "the clock was not set, no real-time clock device opened",
         plan.files(CLOCK_DEVICES),

@@ -79,7 +79,7 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         wider = f"; {root.path} itself cannot be written in a unit line" if path != root.path else ""
         value = root.value if root.setting != "ReadWritePaths" else unit_path(path)
         assert value is not None
-        lines.append((root.setting, value, f"{root.setting}={root.value}: written: {shown}{wider}"))
+        lines.append((root.setting, value, f"written: {shown}{wider}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))

@@ -7,8 +7,12 @@ from pathlib import Path
 from generators.compare import compare
 from generators.comparison import ItemKind
 from generators.formats import correction
+from generators.interface import RenderOptions
 from generators.profile import FileOp, Profile
+from generators.reports.explain import explain
 from generators.reports.text import TextReport
+from generators.seccomp.docker import DockerFormat
+from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import files, observations
@@ -55,3 +59,21 @@ def test_a_profile_without_files_compares_as_before(systemd: SystemdFormat, tmp_
     unit.write_text("[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\n")
     comparison = compare(make_profile(), systemd.read(unit))
     assert not [item for item in comparison.excess if item.kind is ItemKind.SETTING] and not comparison.missing
+
+
+def test_explain_answers_for_each_setting() -> None:
+    profile = _profile()
+    assert explain(profile, "ProtectHome").startswith("ProtectHome=yes: no run touched /home, /root or /run/user")
+    cache = explain(profile, "CacheDirectory=")
+    assert (
+        "CacheDirectory=app: written: /var/cache/app/index" in cache and "    write /var/cache/app/index: 1×" in cache
+    )
+    assert explain(make_profile(), "ProtectSystem").startswith("ProtectSystem=: not written: the traces did not")
+
+
+def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -> None:
+    k8s, docker = (format_.render(_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
+    assert "#     readOnlyRootFilesystem: true" in k8s and "/var/cache/app: written: /var/cache/app/index" in k8s
+    assert "  --read-only \\\n" in docker and "  --volume=/var/cache/app \\\n" in docker
+    before = (format_.render(make_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
+    assert not any("readOnlyRootFilesystem" in text or "--read-only" in text for text in before)
