@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generators.interface import RenderOptions, SandboxSettings, SettingLine
@@ -62,6 +62,8 @@ kernel_needs = st.lists(
 )
 
 
+# Each example renders a drop-in and reads it from a file: on a loaded machine that can pass 200 ms.
+@settings(deadline=None)
 @given(needs, kernel_needs, st.sets(st.sampled_from(("syslog", "mount", "settimeofday", "sethostname"))))
 def test_render_then_read_gives_the_same_settings(
     files: list[FileNeed], kernel: list[KernelNeed], syscalls: set[str]
