@@ -214,6 +214,7 @@ class SandboxObservations:
     files: tuple[FileNeed, ...]
     kernel: tuple[KernelNeed, ...]
     dropped_paths: int = 0  # file accesses not recorded: their table was full
+    unresolved_paths: int = 0  # relative paths the recorder could not resolve (the process was gone): not here
 
 
 @dataclass(frozen=True, slots=True)

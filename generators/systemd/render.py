@@ -93,10 +93,11 @@ def _sandbox(out: _DropIn, profile: Profile, options: RenderOptions, groups: Sys
     if profile.sandbox is None:
         return  # "not recorded" is not "nothing touched": a trace without files keeps the drop-in of before
     plan = plan_sandbox(profile.sandbox, profile_facts(profile, options.min_runs), refused_by_settings(groups))
-    if profile.sandbox.dropped_paths:
+    if profile.sandbox.dropped_paths or profile.sandbox.unresolved_paths:
         out.comment(
-            f"WARNING: {profile.sandbox.dropped_paths} file accesses were not recorded (their table was full): "
-            "a path written only by them is not writable below."
+            f"WARNING: {profile.sandbox.dropped_paths} file accesses were not recorded (their table was full), and "
+            f"{profile.sandbox.unresolved_paths} relative paths could not be resolved: a path written only by "
+            "them is not writable below."
         )
     for key, value, why in sandbox_lines(plan):
         if value is None:

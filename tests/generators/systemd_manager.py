@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiler.workload_cgroup import WorkloadCgroup
+from profiler.recording.workload_cgroup import WorkloadCgroup
 
 SYSTEMD = Path("/lib/systemd/systemd")
 UNITS = Path("/run/profiler-units")
