@@ -142,6 +142,7 @@ class PolicyPart(StrEnum):
     AMBIENT_CAPABILITIES = "ambient_capabilities"
     ADDRESS_FAMILIES = "address_families"
     NAMESPACES = "namespaces"
+    SANDBOX = "sandbox"  # systemd's sandboxing settings: ProtectSystem=, ReadWritePaths=, ...
 
 
 @dataclass(frozen=True, slots=True)
