@@ -1,5 +1,6 @@
 """A small tool executor, like the component that runs `cargo audit` for an orchestrator: it reads its
-inputs, runs a child tool, and reports to a collector over a loopback socket. `make demo` records it."""
+settings and inputs, runs a child tool, caches what the tool found, and reports to a collector over a loopback
+socket. `make demo` records it."""
 
 import json
 import os
@@ -8,6 +9,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from pathlib import Path
+
+# Where systemd's CacheDirectory=tool-executor puts the cache, and says so in $CACHE_DIRECTORY.
+CACHE = "/var/cache/tool-executor"
 
 
 def serve_once(server: socket.socket, received: list[bytes]) -> None:
@@ -16,7 +21,27 @@ def serve_once(server: socket.socket, received: list[bytes]) -> None:
         received.append(connection.recv(65536))
 
 
+def settings() -> dict[str, object]:
+    """The user's settings, if there are any: a missing file means the defaults, an unreadable one is an error."""
+    home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    try:
+        with open(Path(home) / "tool-executor.json", encoding="utf-8") as file:
+            return dict(json.load(file))
+    except FileNotFoundError:
+        return {}
+
+
+def cache(name: str, text: str) -> None:
+    """Keep the tool's output for the next run: written beside, then renamed over, the previous one."""
+    directory = Path(os.environ.get("CACHE_DIRECTORY") or CACHE)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, encoding="utf-8") as file:
+        file.write(text)
+    os.replace(file.name, directory / name)
+
+
 def main() -> int:
+    options = settings()
     # Read the inputs: a manifest the tool would audit.
     with open("/etc/os-release", encoding="utf-8") as manifest:
         fields = dict(line.rstrip("\n").split("=", 1) for line in manifest if "=" in line)
@@ -25,6 +50,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         listing = subprocess.run(["ls", "-l", "/usr/bin"], capture_output=True, text=True, cwd=workdir, check=True)
         tools = len(listing.stdout.splitlines())
+    cache("usr-bin.listing", listing.stdout)
 
     # Report to the collector over loopback.
     received: list[bytes] = []
@@ -33,7 +59,7 @@ def main() -> int:
         server.listen(1)
         collector = threading.Thread(target=serve_once, args=(server, received))
         collector.start()
-        report = json.dumps({"os": fields.get("ID"), "tools": tools, "pid": os.getpid()}).encode()
+        report = json.dumps({"os": fields.get("ID"), "tools": tools, "pid": os.getpid(), **options}).encode()
         with socket.create_connection(server.getsockname()) as client:
             client.sendall(report)
         collector.join()

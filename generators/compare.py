@@ -25,9 +25,12 @@ from generators.danger import (
 )
 from generators.interface import ListMode, NameSet, Override, Policy, PolicyFormat
 from generators.oci_runtimes import OCI_RUNTIMES
-from generators.profile import ALL_NAMESPACE_TYPES, Profile, merge_evidence
+from generators.profile import ALL_NAMESPACE_TYPES, Evidence, Profile, merge_evidence
 from generators.refusals import ambient_needs, enosys_by, listed_refusal, overrides_of, refusal_of, states_capabilities
+from generators.sandbox import plan_sandbox, profile_facts
 from generators.syscall_plan import Addition, SyscallPlan, plan_syscalls
+from generators.systemd.groups import syscall_groups
+from generators.systemd.sandbox import refused_by_settings, sandbox_refusals, sandbox_tightenings
 from profiler import abi
 
 _DANGER_TABLES: Mapping[ItemKind, Mapping[str, Rating]] = {
@@ -120,7 +123,11 @@ def _excess(profile: Profile, policy: Policy, found: Iterable[Need], plan: Sysca
         for kind, names in allowed.items()
         for name in names - needed[kind]
     ]
-    return sorted(found_excess, key=lambda item: (-item.rating.danger, KIND_ORDER[item.kind], item.name))
+    return sorted(found_excess, key=_excess_order)
+
+
+def _excess_order(item: Excess) -> tuple[int, int, str]:
+    return (-item.rating.danger, KIND_ORDER[item.kind], item.name)
 
 
 def deploying_runtimes(policy: Policy) -> tuple[str, ...]:
@@ -174,11 +181,14 @@ def compare(
         for need in found
         if (refused := refusal_of(policy, need)) is not None
     ]
+    settings_missing, settings_excess = _sandbox(profile, policy, min_runs)
+    found += [item.need for item in settings_missing]
+    missing += settings_missing
     advisories, portability_fix = portability_advisories(policy, plan)
     allow: dict[ItemKind, list[str]] = {}
     undo: dict[Override, None] = {}
     for item in missing:
-        if listed_refusal(policy, item.need) is not None:
+        if item.need.kind is ItemKind.SETTING or listed_refusal(policy, item.need) is not None:
             allow.setdefault(item.need.kind, []).append(item.need.name)
         undo |= dict.fromkeys(overrides_of(policy, item.need))
     return Comparison(
@@ -187,7 +197,7 @@ def compare(
         min_runs=min_runs,
         needs=tuple(found),
         missing=tuple(missing),
-        excess=tuple(_excess(profile, policy, found, plan)),
+        excess=tuple(sorted(_excess(profile, policy, found, plan) + settings_excess, key=_excess_order)),
         advisories=tuple([*advisories, *privilege_advisories(found, policy), *coverage_advisories(profile, policy)]),
         fix=Fix(
             tuple((kind, tuple(names)) for kind, names in allow.items()),
@@ -196,6 +206,27 @@ def compare(
             tuple(undo),
         ),
     )
+
+
+def _sandbox(profile: Profile, policy: Policy, min_runs: int) -> tuple[list[Missing], list[Excess]]:
+    """What a unit's sandboxing settings would refuse of the runs, and what they leave open that no run needs:
+    where the traces recorded files and the policy is a systemd unit, whose settings these are."""
+    if profile.sandbox is None or policy.format is not PolicyFormat.SYSTEMD:
+        return [], []
+    plan = plan_sandbox(profile.sandbox, profile_facts(profile, min_runs), refused_by_settings(syscall_groups()))
+    missing = [
+        Missing(
+            Need(ItemKind.SETTING, refusal.fix, refusal.evidence or Evidence((), 0, (), None)),
+            f"{refusal.at.where} refuses {refusal.refused}",
+            refusal.evidence is not None and profile.is_uncertain(refusal.evidence, min_runs),
+        )
+        for refusal in sandbox_refusals(policy.sandbox, plan)
+    ]
+    excess = [
+        Excess(ItemKind.SETTING, f"{each.key}={each.value}", Rating(each.danger, each.why))
+        for each in sandbox_tightenings(policy.sandbox, plan)
+    ]
+    return missing, excess
 
 
 def drift(old: Profile, new: Profile) -> Drift:

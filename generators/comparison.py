@@ -26,6 +26,7 @@ class ItemKind(StrEnum):
     FAMILY = "family"
     NAMESPACE = "namespace"
     ARCHITECTURE = "architecture"  # a syscall ABI (x86_64, and x86 for 32-bit programs)
+    SETTING = "setting"  # a sandboxing setting (ProtectSystem=strict), named with its line
 
     @property
     def label(self) -> str:
@@ -42,6 +43,8 @@ class ItemKind(StrEnum):
                 return "namespace type"
             case ItemKind.ARCHITECTURE:
                 return "syscall ABI"
+            case ItemKind.SETTING:
+                return "setting"
 
 
 KIND_ORDER = {kind: index for index, kind in enumerate(ItemKind)}

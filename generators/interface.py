@@ -136,6 +136,7 @@ class PolicyPart(StrEnum):
     AMBIENT_CAPABILITIES = "ambient_capabilities"
     ADDRESS_FAMILIES = "address_families"
     NAMESPACES = "namespaces"
+    SANDBOX = "sandbox"  # systemd's sandboxing settings: ProtectSystem=, ReadWritePaths=, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,42 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
+class SettingLine:
+    """One setting of a policy file as its consumer reads it, and where: ProtectSystem=strict (unit:12)."""
+
+    key: str
+    value: str
+    source: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.key}={self.value} ({self.source}:{self.line})"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """The file system, device, kernel and network settings a policy sets, in systemd's names (ProtectSystem=
+    strict, ReadWritePaths=/srv): the last line of each that is on, and each entry of the list settings."""
+
+    levels: tuple[SettingLine, ...] = ()
+    entries: tuple[SettingLine, ...] = ()  # one per entry, value the entry: ReadWritePaths=/srv
+
+    def value(self, key: str) -> str | None:
+        """The setting's value, entries joined by spaces; None where the policy leaves it as the default."""
+        entries = [each.value for each in self.entries if each.key == key]
+        if entries:
+            return " ".join(entries)
+        return next((each.value for each in self.levels if each.key == key), None)
+
+    def line(self, key: str) -> SettingLine | None:
+        return next((each for each in reversed(self.levels + self.entries) if each.key == key), None)
+
+    def entries_of(self, key: str) -> tuple[SettingLine, ...]:
+        return tuple(each for each in self.entries if each.key == key)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     source: str
     format: PolicyFormat
@@ -190,6 +227,7 @@ class Policy:
     # The lines that set each part, in file order (every SystemCallFilter= line of a unit and its drop-ins; the
     # defaultAction and syscalls of an OCI profile); a part no line sets is absent.
     places: tuple[tuple[PolicyPart, tuple[Place, ...]], ...] = ()
+    sandbox: SandboxSettings = SandboxSettings()
 
     def places_of(self, part: PolicyPart) -> tuple[Place, ...]:
         return next((places for each, places in self.places if each is part), ())

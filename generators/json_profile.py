@@ -86,9 +86,18 @@ class JsonProfileFormat(Renderer):
                 "command_lines": options.command_lines,
             },
             "policy": _policy(profile, options),
-            "profile": _adapter().dump_python(profile, mode="json"),
+            "profile": _dumped(profile),
         }
         return _layout(document, "") + "\n"
+
+
+def _dumped(profile: Profile) -> Any:
+    """The profile as JSON values; without "sandbox" where the traces did not record it, as profiles were
+    written before they could."""
+    dumped = _adapter().dump_python(profile, mode="json")
+    if profile.sandbox is None:
+        del dumped["sandbox"]
+    return dumped
 
 
 def _inline(value: object) -> str:
@@ -146,7 +155,7 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
         raise TraceFormatError(
             f"{source}: invalid profile at {error_location(('profile', *first['loc']))}: {first['msg']}"
         ) from None
-    written = _adapter().dump_python(profile, mode="json")
+    written = _dumped(profile)
     if written != data["profile"]:
         raise TraceFormatError(
             f"{source}: not a profile this profiler writes: {_first_difference(written, data['profile'])}"

@@ -5,6 +5,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from profiler.capability_paths import asking_function
@@ -154,6 +155,68 @@ class NamespaceNeed:
     evidence: Evidence
 
 
+class FileOp(StrEnum):
+    READ = "read"
+    WRITE = "write"  # the file's contents (an open for writing, a truncate)
+    CREATE = "create"  # a new entry: a file, a directory, a node, a socket
+    DELETE = "delete"
+    RENAME = "rename"  # recorded at both the old and the new path
+    LINK = "link"  # recorded at the new path
+    CHMOD = "chmod"
+    SETID = "setid"  # a chmod or a create that set S_ISUID or S_ISGID
+    EXEC = "exec"
+    MAP_EXEC = "map-exec"  # mapped executable (a shared library)
+    LIST = "list"  # a directory's entries read
+
+
+# Operations that change a directory's entries: that directory is what must be writable, since the names a
+# program creates (a temporary file, a rotated log) differ from run to run.
+ENTRY_OPS = frozenset({FileOp.CREATE, FileOp.DELETE, FileOp.RENAME, FileOp.LINK})
+# Operations that change an existing file itself: that file is what must be writable.
+INODE_OPS = frozenset({FileOp.WRITE, FileOp.CHMOD, FileOp.SETID})
+WRITE_OPS = ENTRY_OPS | INODE_OPS
+
+
+@dataclass(frozen=True, slots=True)
+class FileNeed:
+    """One thing done to one path, by the programs of the evidence, with one result."""
+
+    path: str  # absolute, as the kernel resolved it
+    op: FileOp
+    error: str | None  # the errno name where it failed: a probe the run survived, not a need
+    evidence: Evidence
+    device: tuple[int, int] | None = None  # major, minor of a device node opened
+
+
+class KernelUse(StrEnum):
+    """Kernel interfaces reached other than through a path."""
+
+    WRITE_EXECUTE = "write-execute"  # memory mapped or protected writable and executable at once
+    PERSONALITY = "personality"  # personality() set to something other than the default
+    REALTIME = "realtime"  # a realtime scheduling policy asked for
+    OTHER_PROCESS = "other-process"  # another process's /proc entries read
+    NETWORK = "network"  # a socket bound to or connected with an address beyond loopback
+    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address
+
+
+@dataclass(frozen=True, slots=True)
+class KernelNeed:
+    use: KernelUse
+    detail: str  # such as "connect 151.101.0.223:443", "personality(0x0008)"
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxObservations:
+    """What the runs did to files, devices and kernel interfaces, merged: the sandboxing settings a profile
+    allows rest on it (generators/sandbox.py)."""
+
+    files: tuple[FileNeed, ...]
+    kernel: tuple[KernelNeed, ...]
+    dropped_paths: int = 0  # file accesses not recorded: their table was full
+    unresolved_paths: int = 0  # relative paths the recorder could not resolve (the process was gone): not here
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     component: str
@@ -165,6 +228,9 @@ class Profile:
     families: tuple[FamilyUse, ...]
     namespaces: tuple[NamespaceNeed, ...]
     dropped: DropCounters = field(default_factory=DropCounters)
+    # None where a run did not record files, devices and kernel interfaces: "not recorded" is not "nothing
+    # touched", so no setting is inferred from it.
+    sandbox: SandboxObservations | None = None
 
     def syscall_names(self) -> frozenset[str]:
         return frozenset(need.name for need in self.syscalls)

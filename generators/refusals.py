@@ -88,6 +88,8 @@ def listed_refusal(policy: Policy, need: Need) -> str | None:
             if policy.architectures is None or need.name in policy.architectures:
                 return None
             return "ABI not allowed: every syscall made in it is refused"
+        case ItemKind.SETTING:
+            return None  # sandboxing settings are compared on their own (compare._sandbox)
 
 
 def _namespace_allowed(namespaces: NameSet, name: str) -> bool:

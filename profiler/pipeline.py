@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from generators.comparison import Comparison, Drift
     from generators.interface import NameSet, Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
-    from generators.systemd.sandbox import UnitSandbox
+    from generators.systemd.run_settings import UnitSandbox
     from profiler.enforcement.launcher import Command
     from profiler.enforcement.report import RunReport
     from profiler.recording.session import Recording
@@ -321,7 +321,7 @@ def _generated(profile: "Profile", described: str) -> RunPolicy:
     """The systemd drop-in `generate` writes for the profile, read back: what `run` enforces is what would ship."""
     from generators import formats
     from generators.interface import PolicyFormat, RenderOptions
-    from generators.systemd.sandbox import read_unit_sandbox
+    from generators.systemd.run_settings import read_unit_sandbox
 
     with tempfile.TemporaryDirectory(prefix="profiler-run-") as directory:
         dropin = Path(directory) / "generated.conf"
@@ -336,7 +336,7 @@ def run_policy(paths: Sequence[Path], policy_format: "PolicyFormat | None" = Non
     """What --policy names, read; PolicyParseError or TraceFormatError (one line) when it cannot be."""
     from generators import json_profile
     from generators.interface import PolicyFormat
-    from generators.systemd.sandbox import UnitSandbox, read_unit_sandbox
+    from generators.systemd.run_settings import UnitSandbox, read_unit_sandbox
 
     if not paths:
         raise OptionError("no policy given: --policy names a unit, an OCI profile, a profile or traces")

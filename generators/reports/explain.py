@@ -1,7 +1,9 @@
 """Where one item of a profile came from, in full: what `profiler explain` prints.
 
 An item is a syscall (openat, or the number of one the traces could not name), a capability (CAP_CHOWN),
-an address family (AF_NETLINK) or a namespace type (user, or CLONE_NEWUSER). An item the traces never used
+an address family (AF_NETLINK), a namespace type (user, or CLONE_NEWUSER) or a sandboxing setting of systemd
+(ProtectHome, ReadWritePaths=): its value, the observation it rests on or that rules it out, and the writes a
+writable path covers. An item the traces never used
 is one line saying so, and what a generated policy does with it; a name that is none of these is an error.
 Each line is escaped whole (profiler.escaping.visible): a recorded path or argv cannot break a line or act on
 the terminal.
@@ -20,7 +22,11 @@ from generators.profile import (
     Evidence,
     Profile,
 )
+from generators.sandbox import plan_sandbox, profile_facts
 from generators.syscall_plan import FALLS_BACK, plan_syscalls
+from generators.systemd.groups import syscall_groups
+from generators.systemd.names import SANDBOX_SETTINGS
+from generators.systemd.sandbox import refused_by_settings, sandbox_lines
 from profiler import abi, syscalls
 from profiler.errors import UnknownItemError
 from profiler.escaping import visible
@@ -40,14 +46,45 @@ def _explanation(profile: Profile, item: str, min_runs: int, portability: bool) 
         return _family(profile, item, min_runs)
     if item in ALL_NAMESPACE_TYPES or upper in NAMESPACE_TYPES or item == "any":
         return _namespace(profile, NAMESPACE_TYPES.get(upper, item), min_runs)
+    if item.removesuffix("=") in SANDBOX_SETTINGS:
+        return _setting(profile, item.removesuffix("="), min_runs)
     if re.fullmatch(r"#?\d+", item):
         return _syscall_number(profile, int(item.lstrip("#")), min_runs, portability)
     if exists_on(item, profile.abis()):
         return _syscall(profile, item, min_runs, portability)
     raise UnknownItemError(
         f"{item}: not a syscall, capability (CAP_*), address family (AF_*) or namespace type "
-        f"({', '.join(ALL_NAMESPACE_TYPES)}); check the spelling"
+        f"({', '.join(ALL_NAMESPACE_TYPES)}) or sandboxing setting (ProtectHome=); check the spelling"
     )
+
+
+def _setting(profile: Profile, key: str, min_runs: int) -> list[str]:
+    if profile.sandbox is None:
+        return [
+            f"{key}=: not written: the traces did not record files, devices and kernel interfaces, and no setting "
+            "is inferred from what was not recorded"
+        ]
+    plan = plan_sandbox(profile.sandbox, profile_facts(profile, min_runs), refused_by_settings(syscall_groups()))
+    lines = []
+    for line_key, value, why in sandbox_lines(plan):
+        if line_key == key and value != "":
+            lines.append(f"{key}={value}: {why}" if value is not None else f"{key}= left open: {why}")
+    runs: list[int] = []
+    for setting in plan.settings:
+        if setting.key == key and setting.evidence is not None:
+            lines += _evidence_lines(profile, setting.evidence, min_runs)
+            runs += setting.evidence.runs
+    for root in plan.writable:
+        if root.setting == key:
+            lines.append(f"  {root.value} covers:")
+            for write in sorted(root.writes, key=lambda write: (write.path, write.op)):
+                lines.append(
+                    f"    {write.op.value} {write.path}: {describe_evidence(write.evidence, profile, min_runs)}"
+                )
+            runs += root.evidence.runs
+    if not lines:
+        return [f"{key}=: not written: no run wrote where it would make writable"]
+    return _with_runs(lines, profile, runs) if runs else lines
 
 
 def _runs_of(profile: Profile) -> str:

@@ -45,6 +45,8 @@ def policy_part(kind: ItemKind) -> PolicyPart:
             return PolicyPart.NAMESPACES
         case ItemKind.ARCHITECTURE:
             return PolicyPart.ARCHITECTURES
+        case ItemKind.SETTING:
+            return PolicyPart.SANDBOX
         case _:
             assert_never(kind)
 

@@ -8,7 +8,7 @@ import shlex
 
 from generators.interface import PolicyFormat, Renderer, RenderOptions
 from generators.profile import Profile
-from generators.seccomp.privileges import SECCOMP_AND_NO_NEW_PRIVILEGES, container_privileges
+from generators.seccomp.privileges import SECCOMP_AND_NO_NEW_PRIVILEGES, ContainerFilesystem, container_privileges
 from profiler.errors import RenderOptionError
 from profiler.escaping import visible
 
@@ -16,6 +16,24 @@ from profiler.escaping import visible
 def seccomp_file_name(component: str) -> str:
     """The default file of the OCI profile: the component's name made a plain file name (no path, no control)."""
     return (re.sub(r"[^A-Za-z0-9_.-]+", "-", component).strip("-.") or "profile") + ".seccomp.json"
+
+
+def _filesystem_flags(filesystem: ContainerFilesystem | None) -> list[tuple[str, str]]:
+    """--read-only, with a tmpfs for each temporary directory the runs used as their own and a volume for each
+    path they wrote; nothing where the traces did not record files."""
+    if filesystem is None:
+        return []
+    flags = [("--read-only", "--read-only: the root file system is read-only; what the runs wrote stays writable")]
+    flags += [(f"--tmpfs={path}", f"--tmpfs={path}: an empty {path} of its own") for path in filesystem.tmpfs]
+    for path, why in filesystem.writable:
+        # docker splits -v at ':' and --mount at ',': such a path cannot be given as a flag.
+        if ":" in path or "," in path:
+            flags.append(("", f"{path} must be writable ({why}), but docker cannot mount a path holding ':' or ','"))
+        else:
+            flags.append(
+                (f"--volume={path}", f"--volume={path}: an anonymous volume, writable ({why}); name one to keep it")
+            )
+    return flags
 
 
 class DockerFormat(Renderer):
@@ -50,6 +68,7 @@ class DockerFormat(Renderer):
                     + SECCOMP_AND_NO_NEW_PRIVILEGES,
                 )
             )
+        flags += _filesystem_flags(privileges.filesystem)
         flags.append(
             (
                 f"--security-opt=seccomp={seccomp_file}",
@@ -69,6 +88,6 @@ class DockerFormat(Renderer):
             ]
             lines += [f"# {visible(comment)}" for comment in comments]
         lines.append("exec docker run \\")
-        lines += [f"  {shlex.quote(flag)} \\" for flag, _ in flags]
+        lines += [f"  {shlex.quote(flag)} \\" for flag, _ in flags if flag]
         lines.append('  "$@"')
         return "\n".join(lines) + "\n"

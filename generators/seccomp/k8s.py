@@ -240,6 +240,15 @@ def _security_context(privileges: ContainerPrivileges, name: str, namespace: str
         if privileges.capabilities:
             block.append("    add:")
             block += [_item(cap, why, comments, "      ") for cap, why in privileges.capabilities]
+    if privileges.filesystem is not None:
+        writable = [*privileges.filesystem.tmpfs, *(path for path, _ in privileges.filesystem.writable)]
+        if comments:
+            block.append(
+                "  # the root file system is read-only; mount an emptyDir or a volume at each path the runs wrote"
+                + (f": {', '.join(writable)}" if writable else " (none)")
+            )
+            block += [f"  #   {path}: {why}" for path, why in privileges.filesystem.writable]
+        block.append("  readOnlyRootFilesystem: true")
     block += ["  seccompProfile:", "    type: Localhost", f"    localhostProfile: {yaml_scalar(localhost)}"]
     lines = ["#", "# The securityContext of the containers that run it (paste under spec.containers[]):"]
     if comments and namespace is None:

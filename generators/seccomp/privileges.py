@@ -3,12 +3,14 @@
 container_privileges(profile, min_runs)   the docker and k8s formats both write it, each in its own syntax
 """
 
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from generators.evidence import describe_evidence
 from generators.policy_names import check_profile_names
 from generators.profile import CapabilityPath, CapabilityUse, Profile, merge_evidence
+from generators.sandbox import TEMPORARY_TREES, is_under, plan_sandbox, profile_facts
 from profiler.escaping import visible
 from profiler.trace import CapabilitySource, CheckClass
 
@@ -21,12 +23,41 @@ SECCOMP_AND_NO_NEW_PRIVILEGES = (
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerFilesystem:
+    """A read-only root file system, and what must stay writable in it: the paths systemd's ReadWritePaths= and
+    StateDirectory= would open (a volume each), and the temporary directories the runs used as their own."""
+
+    writable: tuple[tuple[str, str], ...]  # (path, why), each a directory or file to mount writable
+    tmpfs: tuple[str, ...]  # /tmp, /var/tmp: an empty tmpfs each
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerPrivileges:
     """What a container runtime should grant: None for capabilities when the traces cannot tell."""
 
     capabilities: tuple[tuple[str, str], ...] | None  # (name without CAP_, as Docker and Kubernetes write it, why)
     no_new_privileges: bool
     notes: tuple[str, ...]  # what a reader should know: each a sentence
+    filesystem: ContainerFilesystem | None = None  # None where the traces did not record files
+
+
+def container_filesystem(profile: Profile, min_runs: int) -> ContainerFilesystem | None:
+    """The read-only root and its writable paths, where every run recorded files; a path no line can hold safely
+    (not printable) is covered by the directory above it."""
+    if profile.sandbox is None:
+        return None
+    plan = plan_sandbox(profile.sandbox, profile_facts(profile, min_runs), {})
+    writable = []
+    for root in plan.writable:
+        path = root.path
+        while not path.isprintable():
+            path = posixpath.dirname(path)
+        written = sorted({write.path for write in root.writes})
+        why = f"written: {', '.join(written[:3])}" + (f" (+{len(written) - 3} more)" if len(written) > 3 else "")
+        writable.append((path, visible(f"{why}: {describe_evidence(root.evidence, profile, min_runs)}")))
+    private = plan.value("PrivateTmp") == "yes"
+    used = {tree for tree in TEMPORARY_TREES for need in profile.sandbox.files if is_under(need.path, tree)}
+    return ContainerFilesystem(tuple(writable), tuple(sorted(used)) if private else ())
 
 
 def _where(paths: Iterable[CapabilityPath]) -> str:
@@ -59,7 +90,7 @@ def container_privileges(profile: Profile, min_runs: int) -> ContainerPrivileges
             f"Capabilities are left as the runtime's defaults: the kernel could not report capability checks in "
             f"{', '.join(blind)}. Record on a kernel with the capability tracepoint or kprobes to learn them."
         )
-        return ContainerPrivileges(None, True, tuple(notes))
+        return ContainerPrivileges(None, True, tuple(notes), container_filesystem(profile, min_runs))
     needed = [use for use in profile.capabilities if use.needed]
     added = tuple(
         (
@@ -96,4 +127,6 @@ def container_privileges(profile: Profile, min_runs: int) -> ContainerPrivileges
             "program, file capabilities or ambient capabilities. Docker and Kubernetes raise no ambient "
             "capabilities for a non-root user, and no-new-privileges stops the other two."
         )
-    return ContainerPrivileges(added, no_new_privileges, tuple(visible(note) for note in notes))
+    return ContainerPrivileges(
+        added, no_new_privileges, tuple(visible(note) for note in notes), container_filesystem(profile, min_runs)
+    )

@@ -61,6 +61,10 @@ def systemd_correction(comparison: Comparison) -> Correction:
         "SystemCallArchitectures",
         [systemd_architecture(name) for name in allow.get(ItemKind.ARCHITECTURE, ())],
     )
+    settings = allow.get(ItemKind.SETTING, ())
+    if settings:
+        lines.append("# sandboxing settings: each lets through what the unit's own refuses (see Missing)")
+        lines += list(dict.fromkeys(settings))
     for override in comparison.fix.undo:
         # No line of a list gives back what such a setting refuses; turned off, it gives back all of it.
         lines.append(f"# {visible(override.where)} refuses what is missing, whatever the lists say; off, it allows:")

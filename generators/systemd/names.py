@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from generators.abis import exists_on
 from generators.profile import NAMESPACE_TYPES
+from generators.sandbox import MANAGED_TREES
 from profiler import abi
 
 # SystemCallArchitectures= identifiers of systemd 252 (seccomp_arch_from_string), as libseccomp ABI names.
@@ -94,6 +95,34 @@ SECCOMP_SWITCHES = (
 )
 
 
+# Each setting's values from the most open to the strictest; the first is what systemd does without the line.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "ProtectSystem": ("no", "yes", "full", "strict"),
+    "ProtectHome": ("no", "read-only", "tmpfs", "yes"),
+    "ProtectProc": ("default", "ptraceable", "invisible", "noaccess"),
+    "ProcSubset": ("all", "pid"),
+    "RuntimeDirectoryPreserve": ("no", "restart", "yes"),
+}
+BOOLEAN_SETTINGS = (
+    "PrivateTmp",
+    "PrivateDevices",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "PrivateMounts",
+    "MemoryDenyWriteExecute",
+    "LockPersonality",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "PrivateNetwork",
+    "PrivateUsers",
+)
+LIST_SETTINGS = ("ReadWritePaths", *MANAGED_TREES.values(), "IPAddressDeny", "IPAddressAllow")
+# The sandboxing settings the reader models (systemd.exec(5), systemd.resource-control(5)).
+SANDBOX_SETTINGS = (*LEVELS, *BOOLEAN_SETTINGS, *LIST_SETTINGS, "UMask")
 SETTINGS = (
     "SystemCallFilter",
     "SystemCallErrorNumber",
@@ -105,7 +134,7 @@ SETTINGS = (
     "NoNewPrivileges",
     "User",
     "DynamicUser",
-    *SECCOMP_SWITCHES,
+    *dict.fromkeys([*SECCOMP_SWITCHES, *SANDBOX_SETTINGS]),
 )
 
 

@@ -9,6 +9,7 @@ from generators.interface import LintFinding, Place, Policy, PolicyPart
 from generators.systemd.dropins import unit_files
 from generators.systemd.groups import SyscallGroups
 from generators.systemd.lint import lint_result, near_miss_findings
+from generators.systemd.names import SANDBOX_SETTINGS
 from generators.systemd.settings import UnitReading
 from generators.systemd.unit_syntax import Assignment, exec_sections_of, parse_unit_text, read_unit_text
 from profiler import syscalls
@@ -23,7 +24,7 @@ _PART_SETTINGS = {
     "AmbientCapabilities": PolicyPart.AMBIENT_CAPABILITIES,
     "RestrictAddressFamilies": PolicyPart.ADDRESS_FAMILIES,
     "RestrictNamespaces": PolicyPart.NAMESPACES,
-}
+} | dict.fromkeys(SANDBOX_SETTINGS, PolicyPart.SANDBOX)
 
 
 def _places(assignments: list[Assignment]) -> tuple[tuple[PolicyPart, tuple[Place, ...]], ...]:

@@ -7,6 +7,7 @@ from generators.evidence import describe_evidence
 from generators.interface import RenderOptions
 from generators.policy_names import check_profile_names
 from generators.profile import ANY_NAMESPACE, CapabilityPath, Evidence, Profile, merge_evidence
+from generators.sandbox import plan_sandbox, profile_facts
 from generators.syscall_plan import plan_syscalls
 from generators.systemd.groups import ALL_KNOWN_GROUP, IMPLIED_GROUP, SyscallGroups
 from generators.systemd.names import (
@@ -16,6 +17,7 @@ from generators.systemd.names import (
     family_name,
     systemd_architecture,
 )
+from generators.systemd.sandbox import refused_by_settings, sandbox_lines
 from profiler.escaping import visible
 from profiler.trace import CapabilitySource, CheckClass
 
@@ -82,7 +84,26 @@ def render_systemd_dropin(profile: Profile, options: RenderOptions, groups: Sysc
         "execve() cannot gain privileges: setuid and setgid bits and file capabilities stop working "
         "(programs such as sudo or a setcap ping lose them)",
     )
+    _sandbox(out, profile, options, groups)
     return out.text()
+
+
+def _sandbox(out: _DropIn, profile: Profile, options: RenderOptions, groups: SyscallGroups) -> None:
+    """The file system, device, kernel and network settings, where the traces recorded what they rest on."""
+    if profile.sandbox is None:
+        return  # "not recorded" is not "nothing touched": a trace without files keeps the drop-in of before
+    plan = plan_sandbox(profile.sandbox, profile_facts(profile, options.min_runs), refused_by_settings(groups))
+    if profile.sandbox.dropped_paths or profile.sandbox.unresolved_paths:
+        out.comment(
+            f"WARNING: {profile.sandbox.dropped_paths} file accesses were not recorded (their table was full), and "
+            f"{profile.sandbox.unresolved_paths} relative paths could not be resolved: a path written only by "
+            "them is not writable below."
+        )
+    for key, value, why in sandbox_lines(plan):
+        if value is None:
+            out.comment(f"{key}= left open: {why}")
+        else:
+            out.setting(key, value, why)
 
 
 def _header(out: _DropIn, profile: Profile, options: RenderOptions, groups: SyscallGroups) -> None:

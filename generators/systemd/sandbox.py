@@ -1,105 +1,253 @@
-"""The file-system, network and group settings of a unit that `profiler run` applies beside the Policy's lists.
+"""systemd's sandboxing settings: the lines of a plan (sandbox.py), how systemd 252 reads them back from a unit,
+and what a deployed unit's settings would refuse of the runs, or could still tighten.
 
-A unit and its drop-ins are read as the systemd reader reads them; each setting keeps the value of its last
-assignment, as systemd's does (an empty ReadWritePaths= resets the list). Settings of the unit that confine
-and that `run` does not apply are named, so that a user is never told a unit is enforced when part of it is not.
+sandbox_lines(plan)               each setting as (key, value, why), value None for a setting left open
+SandboxReading                    the settings a unit's assignments give, as systemd reads them (SandboxSettings)
+sandbox_refusals(reading, plan)   what the unit would refuse, naming its line and the line to add or undo
+sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most dangerous first
 """
 
-import re
+import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
-from generators.systemd.dropins import unit_files
-from generators.systemd.names import SETTINGS, parse_boolean
-from generators.systemd.unit_syntax import Assignment, exec_sections_of, parse_unit_text, read_unit_text, split_words
-from profiler.errors import PolicyParseError
+from generators.danger import Danger
+from generators.interface import SandboxSettings, SettingLine
+from generators.profile import Evidence
+from generators.sandbox import MANAGED_TREES, TEMPORARY_TREES, SandboxPlan, WritableRoot, is_under, writable_roots
+from generators.systemd.groups import SyscallGroups
+from generators.systemd.names import BOOLEAN_SETTINGS, LEVELS, LIST_SETTINGS, OVERRIDING_SETTINGS, parse_boolean
 
-# Read here; the lists and the user come through the Policy.
-SANDBOX_SETTINGS = (
-    "Group",
-    "PrivateTmp",
-    "PrivateDevices",
-    "PrivateNetwork",
-    "ProtectSystem",
-    "ProtectHome",
-    "ReadWritePaths",
-)
-# Settings that confine a service which `run` does not apply: named in its report.
-_CONFINING = re.compile(
-    r"(Protect|Private|Restrict|Inaccessible|ReadOnly|ExecPaths|NoExecPaths|TemporaryFileSystem|Bind|Device|"
-    r"IPAddress|MemoryDenyWriteExecute|LockPersonality|SecureBits|RemoveIPC|DynamicUser|SystemCallLog|"
-    r"SupplementaryGroups|RootDirectory|RootImage|UMask|Personality|KeyringMode|NetworkNamespacePath|"
-    r"IPCNamespacePath|ProcSubset|Limit).*"
-)
+# What leaving each open exposes, ranked as excess is: the danger table's levels.
+DANGER: dict[str, Danger] = {
+    "ProtectSystem": Danger.HIGH,
+    "ProtectHome": Danger.HIGH,
+    "ProtectKernelTunables": Danger.HIGH,
+    "ProtectKernelModules": Danger.CRITICAL,
+    "PrivateNetwork": Danger.HIGH,
+    "IPAddressDeny": Danger.MEDIUM,
+    "PrivateDevices": Danger.HIGH,
+    "PrivateUsers": Danger.MEDIUM,
+    "ProtectControlGroups": Danger.MEDIUM,
+    "ProtectKernelLogs": Danger.MEDIUM,
+    "ProtectClock": Danger.MEDIUM,
+    "PrivateTmp": Danger.MEDIUM,
+    "MemoryDenyWriteExecute": Danger.MEDIUM,
+    "RestrictSUIDSGID": Danger.MEDIUM,
+    "ProtectProc": Danger.MEDIUM,
+}
+
+
+def refused_by_settings(groups: SyscallGroups) -> dict[str, frozenset[str]]:
+    """The syscalls each of ProtectClock= and its kin refuses on its own (OVERRIDING_SETTINGS), groups expanded."""
+    return {
+        key: frozenset(each for name in names for each in (groups.expand(name) if name[0] == "@" else [name]))
+        for key, (names, _) in OVERRIDING_SETTINGS.items()
+    }
+
+
+def unit_path(path: str) -> str | None:
+    """A path as a unit file writes it (quoted where it holds spaces or quotes, % doubled), or None where no
+    unit line can hold it (a character that is not printable: a newline would start a line of its own)."""
+    if not path.isprintable() or not path.startswith("/"):
+        return None
+    text = path.replace("%", "%%")
+    if any(char in text for char in " \t\"'\\"):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _expressible(root: WritableRoot) -> str:
+    """The root's path, or the nearest directory above it that a unit line can hold (which covers it too)."""
+    path = root.path
+    while unit_path(path) is None:
+        path = posixpath.dirname(path)
+    return path
+
+
+def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
+    """(key, value, why) for each line: list settings start with an empty assignment, which discards what the
+    unit set, since a drop-in's lines add to the unit's; a value None is a setting a run rules out."""
+    lines: list[tuple[str, str | None, str]] = []
+    written = {root.setting for root in plan.writable}
+    for key in ("ReadWritePaths", *MANAGED_TREES.values()):
+        if key in written:
+            lines.append((key, "", ""))
+    for root in plan.writable:
+        writes = sorted({write.path for write in root.writes})
+        shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
+        path = _expressible(root)
+        wider = f"; {root.path} itself cannot be written in a unit line" if path != root.path else ""
+        value = root.value if root.setting != "ReadWritePaths" else unit_path(path)
+        assert value is not None
+        lines.append((root.setting, value, f"written: {shown}{wider}"))
+        if root.setting == "RuntimeDirectory":
+            # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
+            lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
+    for setting in plan.settings:
+        if setting.key in LIST_SETTINGS and setting.value is not None:
+            lines.append((setting.key, "", ""))
+        lines.append((setting.key, setting.value, setting.why))
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+class SandboxReading:
+    """The sandboxing settings a unit's assignments give, applied one at a time as systemd applies them."""
+
+    def __init__(self) -> None:
+        self.levels: dict[str, SettingLine] = {}  # the last line of each setting that is on
+        self.lists: dict[str, list[SettingLine]] = {}  # each entry, with its line
+
+    def apply(self, key: str, value: str, source: str, line: int, words: list[str]) -> str | None:
+        """Take one assignment of a sandboxing setting (words: its value split as systemd splits it); what is
+        wrong with it where systemd ignores it, else None."""
+        at = SettingLine(key, value, source, line)
+        if key in LEVELS:
+            level = _level(key, value)
+            if level is None:
+                return f"{key}={value}: not a value systemd knows for it: systemd ignores the line"
+            self._set(at, level)
+        elif key in BOOLEAN_SETTINGS:
+            on = parse_boolean(value)
+            if on is None:
+                return f"{key}={value}: not a boolean: systemd ignores the line"
+            self._set(at, "yes" if on else "no")
+        elif key in LIST_SETTINGS:
+            if not words:
+                self.lists.pop(key, None)
+            else:
+                self.lists.setdefault(key, []).extend(SettingLine(key, _entry(key, w), source, line) for w in words)
+        else:
+            self.levels[key] = at  # UMask=
+        return None
+
+    def _set(self, at: SettingLine, level: str) -> None:
+        if level == LEVELS.get(at.key, ("no",))[0]:
+            self.levels.pop(at.key, None)
+        else:
+            self.levels[at.key] = SettingLine(at.key, level, at.source, at.line)
+
+    def settings(self) -> SandboxSettings:
+        return SandboxSettings(
+            tuple(self.levels[key] for key in sorted(self.levels)),
+            tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
+        )
+
+
+def writable(settings: SandboxSettings, path: str) -> bool:
+    """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
+    for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
+        for entry in settings.entries_of(setting):
+            if is_under(path, entry.value if setting == "ReadWritePaths" else posixpath.join(tree, entry.value)):
+                return True
+    return settings.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
+
+
+def _level(key: str, value: str) -> str | None:
+    boolean = parse_boolean(value)
+    if key in ("ProtectSystem", "ProtectHome") and boolean is not None:
+        return "yes" if boolean else "no"
+    return value if value in LEVELS[key] else None
+
+
+def _entry(key: str, word: str) -> str:
+    """An entry as the plan writes it: ReadWritePaths= prefixes (- ignore if missing, + under RootDirectory=)
+    dropped, specifiers' %% as %."""
+    entry = word.replace("%%", "%")
+    return entry.lstrip("-+") if key == "ReadWritePaths" else entry
+
+
+# ---------------------------------------------------------------------------------------------- comparing
 
 
 @dataclass(frozen=True, slots=True)
-class UnitSandbox:
-    group: str | None = None
-    private_tmp: bool = False
-    private_devices: bool = False
-    private_network: bool = False
-    protect_system: str = "no"  # no, yes, full, strict
-    protect_home: str = "no"  # no, yes, read-only, tmpfs
-    read_write_paths: tuple[str, ...] = ()  # as written: a leading '-' means a missing path is ignored
-    not_applied: tuple[str, ...] = ()  # Key=value (file:line) of confining settings run does not apply
+class SandboxRefusal:
+    """What a deployed setting would refuse of the runs, and the line that lets it through."""
+
+    at: SettingLine
+    refused: str  # the observation, as the plan names it
+    fix: str  # the line to add or change
+    evidence: Evidence | None = None  # of the observation
 
 
-_CHOICES = {"ProtectSystem": ("yes", "full", "strict"), "ProtectHome": ("yes", "read-only", "tmpfs")}
+@dataclass(frozen=True, slots=True)
+class SandboxTightening:
+    """A setting the unit leaves open (or wider) that no run needs: a candidate, ranked like excess."""
+
+    key: str
+    value: str  # what the plan would write
+    danger: Danger
+    why: str
 
 
-def _choice(at: Assignment) -> str:
-    value = parse_boolean(at.value)
-    if value is not None:
-        return "yes" if value else "no"
-    if at.value in _CHOICES[at.key]:
-        return at.value
-    raise PolicyParseError(
-        f"{at.source}:{at.line}: {at.key}={at.value}: not one of yes, no, {', '.join(_CHOICES[at.key][1:])}"
-    )
+def _rank(key: str, value: str | None) -> int:
+    if key in LEVELS:
+        return LEVELS[key].index(value) if value in LEVELS[key] else 0
+    return 0 if value in (None, "no") else 1
 
 
-def _flag(at: Assignment) -> bool:
-    value = parse_boolean(at.value)
-    if value is None:
-        raise PolicyParseError(f"{at.source}:{at.line}: {at.key}={at.value}: not a boolean")
-    return value
+def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
+    refusals = []
+    for setting in plan.settings:
+        at = next((each for each in settings.levels if each.key == setting.key), None)
+        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User"):
+            continue
+        if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
+            allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
+            refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}", setting.evidence))
+    if plan.value("IPAddressDeny") is None and "any" in (settings.value("IPAddressDeny") or "").split():
+        at = settings.entries_of("IPAddressDeny")[-1]
+        why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
+        refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))  # an empty IPAddressDeny= drops the list
+    protect = next((each for each in settings.levels if each.key == "ProtectSystem"), None)
+    for root in writable_roots(plan.files, private_tmp=settings.value("PrivateTmp") == "yes"):
+        if protect is not None and _read_only_under(protect.value, root.path) and not writable(settings, root.path):
+            first = min(root.writes, key=lambda write: write.path)
+            programs = ", ".join(first.evidence.programs) or "the workload"
+            refusals.append(
+                SandboxRefusal(
+                    protect,
+                    f"the write to {first.path} by {programs}",
+                    f"{root.setting}={root.value}",
+                    root.evidence,
+                )
+            )
+    return refusals
 
 
-def read_unit_sandbox(path: Path) -> UnitSandbox:
-    """The sandbox settings of a unit file and its drop-ins; PolicyParseError where a value is not systemd's."""
-    exec_sections = exec_sections_of(path)
-    values: dict[str, object] = {}
-    paths: list[str] = []
-    not_applied: dict[str, str] = {}
-    for each in [path, *unit_files(path).drop_ins]:
-        for at in parse_unit_text(read_unit_text(each), str(each), exec_sections).assignments:
-            if at.section not in exec_sections:
-                continue
-            match at.key:
-                case "Group":
-                    values["group"] = at.value or None
-                case "PrivateTmp" | "PrivateDevices" | "PrivateNetwork":
-                    values[at.key] = _flag(at)
-                case "ProtectSystem" | "ProtectHome":
-                    values[at.key] = _choice(at)
-                case "ReadWritePaths":
-                    words, _ = split_words(at.value, unquote=True)
-                    paths = paths + words if words else []
-                    for word in words:
-                        if not word.lstrip("-+").startswith("/"):
-                            raise PolicyParseError(
-                                f"{at.source}:{at.line}: ReadWritePaths={word}: not an absolute path"
-                            )
-                case key if key not in SETTINGS and _CONFINING.fullmatch(key):
-                    not_applied[key] = f"{key}={at.value} ({at.source}:{at.line})"
-    return UnitSandbox(
-        group=values.get("group"),  # type: ignore[arg-type]
-        private_tmp=values.get("PrivateTmp", False) is True,
-        private_devices=values.get("PrivateDevices", False) is True,
-        private_network=values.get("PrivateNetwork", False) is True,
-        protect_system=str(values.get("ProtectSystem", "no")),
-        protect_home=str(values.get("ProtectHome", "no")),
-        read_write_paths=tuple(paths),
-        not_applied=tuple(text for key, text in sorted(not_applied.items()) if key not in SANDBOX_SETTINGS),
-    )
+def _read_only_under(level: str, path: str) -> bool:
+    """Whether ProtectSystem=LEVEL makes path read-only (systemd.exec(5)): yes /usr, /boot and /efi; full also
+    /etc; strict all but /dev, /proc and /sys."""
+    trees = {"yes": ("/usr", "/boot", "/efi"), "full": ("/usr", "/boot", "/efi", "/etc")}.get(level)
+    if trees is None:
+        return not any(is_under(path, tree) for tree in ("/dev", "/proc", "/sys"))
+    return any(is_under(path, tree) for tree in trees)
+
+
+def sandbox_tightenings(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxTightening]:
+    found = []
+    for setting in plan.settings:
+        if setting.value is None or setting.key in LIST_SETTINGS or setting.key == "User":
+            continue
+        deployed = settings.value(setting.key)
+        if setting.key == "UMask":
+            looser = deployed is None or int(deployed, 8) & 0o077 != 0o077
+        else:
+            looser = _rank(setting.key, deployed) < _rank(setting.key, setting.value)
+        if looser:
+            found.append(
+                SandboxTightening(setting.key, setting.value, DANGER.get(setting.key, Danger.LOW), setting.why)
+            )
+    if plan.value("IPAddressDeny") == "any" and settings.value("IPAddressDeny") is None:
+        found.append(SandboxTightening("IPAddressDeny", "any", DANGER["IPAddressDeny"], "no address beyond loopback"))
+    needed = {root.path for root in plan.writable}
+    for entry in settings.entries_of("ReadWritePaths"):
+        if not any(is_under(path, entry.value) for path in needed):
+            found.append(
+                SandboxTightening(
+                    "ReadWritePaths", f"-{entry.value}", Danger.MEDIUM, f"{entry.where} opens what no run wrote"
+                )
+            )
+    return sorted(found, key=lambda item: (-item.danger, item.key))

@@ -29,6 +29,7 @@ from generators.systemd.names import (
     NAMESPACE_NAMES,
     NATIVE_ARCHITECTURE,
     OVERRIDING_SETTINGS,
+    SANDBOX_SETTINGS,
     SECCOMP_SWITCHES,
     SYSTEMD_ARCHITECTURES,
     capability_bit,
@@ -37,6 +38,7 @@ from generators.systemd.names import (
     family_name,
     parse_boolean,
 )
+from generators.systemd.sandbox import SandboxReading, refused_by_settings
 from generators.systemd.unit_syntax import Assignment, split_words
 from profiler import abi, syscalls
 
@@ -78,12 +80,17 @@ class UnitReading:
         self.dynamic_user_at: Assignment | None = None  # the line that turned DynamicUser= on, while it is on
         self.switched_on: dict[str, Assignment] = {}  # the line that turned each seccomp switch on, while it is on
         self.last_at: dict[str, Assignment] = {}  # the last line of each setting
+        self.sandbox = SandboxReading()
 
     def warn(self, at: Assignment, message: str) -> None:
         self.findings.append(LintFinding(at.source, at.line, message, at.key))
 
     def apply(self, at: Assignment) -> None:
         self.last_at[at.key] = at
+        if at.key in SANDBOX_SETTINGS:
+            wrong = self.sandbox.apply(at.key, at.value, at.source, at.line, split_words(at.value, unquote=True)[0])
+            if wrong and at.key not in SECCOMP_SWITCHES:  # those are told below
+                self.warn(at, wrong)
         match at.key:
             case "SystemCallFilter":
                 self.syscall_filter(at)
@@ -347,6 +354,7 @@ class UnitReading:
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
             )
             + self.namespace_override(),
+            sandbox=self.sandbox.settings(),
         )
         return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 
@@ -367,10 +375,13 @@ class UnitReading:
         return f"{at.key}= ({at.source}:{at.line})" if at else None
 
     def override(self, key: str, at: Assignment) -> Override:
-        names, capabilities = OVERRIDING_SETTINGS[key]
-        refused = {each for name in names for each in (self.groups.expand(name) if name[0] == "@" else [name])}
         return Override(
-            f"{key}={at.value}", f"{key}=no", at.source, at.line, frozenset(refused), frozenset(capabilities)
+            f"{key}={at.value}",
+            f"{key}=no",
+            at.source,
+            at.line,
+            refused_by_settings(self.groups)[key],
+            frozenset(OVERRIDING_SETTINGS[key][1]),
         )
 
     def restricts_namespaces(self) -> bool:

@@ -17,6 +17,8 @@ from profiler.errors import TracingError
 from profiler.recording.session import RecordOptions, record
 from profiler.recording.targets import CommandTarget
 from profiler.trace import Trace
+from tests.generators.systemd_manager import SystemManager, cannot_run_system_manager
+from tests.generators.systemd_manager import system_manager as running_system_manager
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -109,3 +111,14 @@ def recorded_profile(*argv: str, cwd: Path | None = None, env: Mapping[str, str]
         pytest.skip(str(error))
     assert recording.exit_status == 0
     return build_profile([(f"{Path(argv[0]).name}.trace.json", recording.trace)])
+
+
+@pytest.fixture
+def system_manager(tmp_path: Path) -> Iterator[SystemManager]:
+    """systemd as a system manager in namespaces of its own (systemd_manager.py), for settings the user manager
+    cannot set up; it skips where it cannot run."""
+    reason = cannot_run_system_manager()
+    if reason:
+        pytest.skip(reason)
+    with running_system_manager(tmp_path) as manager:
+        yield manager

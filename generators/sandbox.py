@@ -1,0 +1,436 @@
+"""The file system, device, kernel and network sandbox a component's runs allow: systemd's sandboxing settings, each
+at the strictest value no run contradicts, with the observation it rests on; other formats take what they express.
+
+writable_roots()      the fewest paths ProtectSystem=strict must leave writable so that every write still works
+plan_sandbox()        every setting: its value, or None where a run rules it out, and why
+"""
+
+import dataclasses
+import posixpath
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from generators.evidence import describe_evidence
+from generators.profile import (
+    ENTRY_OPS,
+    WRITE_OPS,
+    Evidence,
+    FileNeed,
+    FileOp,
+    KernelNeed,
+    KernelUse,
+    Profile,
+    SandboxObservations,
+    merge_evidence,
+)
+
+# ------------------------------------------------------------------------------------------------ paths
+
+# ProtectSystem=strict leaves the API file systems writable; their own settings below decide.
+API_TREES = ("/dev", "/proc", "/sys")
+# PrivateTmp= gives the service its own, empty and writable, /tmp and /var/tmp.
+TEMPORARY_TREES = ("/tmp", "/var/tmp")
+HOME_TREES = ("/home", "/root", "/run/user")
+# The directories systemd creates, owns to the service's user and leaves writable, named under each tree.
+MANAGED_TREES: dict[str, str] = {
+    "/var/lib": "StateDirectory",
+    "/var/cache": "CacheDirectory",
+    "/var/log": "LogsDirectory",
+    "/run": "RuntimeDirectory",
+}
+
+
+def is_under(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _in_any(path: str, trees: Iterable[str]) -> bool:
+    return any(is_under(path, tree) for tree in trees)
+
+
+@dataclass(frozen=True, slots=True)
+class WritableRoot:
+    """One path left writable: a ReadWritePaths= entry, or a directory systemd manages (StateDirectory=app)."""
+
+    setting: str  # ReadWritePaths, StateDirectory, CacheDirectory, LogsDirectory, RuntimeDirectory
+    value: str  # the path, or the directory's name under its tree
+    path: str  # the absolute path it opens up
+    directory: bool  # a directory whose entries the runs changed, or a file they wrote
+    writes: tuple[FileNeed, ...]  # the writes it covers
+
+    @property
+    def evidence(self) -> Evidence:
+        return merge_evidence(write.evidence for write in self.writes)
+
+
+def _unit_of(need: FileNeed) -> tuple[str, bool]:
+    """The path a write needs writable, and whether it is a directory: the directory whose entries it changes,
+    or the file it changes."""
+    return (posixpath.dirname(need.path), True) if need.op in ENTRY_OPS else (need.path, False)
+
+
+def _managed_directory(path: str, directory: bool) -> tuple[str, str, str] | None:
+    """(setting, name, path) where the path is in a directory of its own under a managed tree: /var/cache/app/index
+    is in CacheDirectory=app, which systemd creates if it is missing. /run/user holds homes, not services."""
+    for tree, setting in MANAGED_TREES.items():
+        rest = path[len(tree) + 1 :] if is_under(path, tree) and path != tree else ""
+        if rest and (directory or "/" in rest) and not _in_any(path, HOME_TREES):
+            name = rest.split("/", 1)[0]
+            return setting, name, posixpath.join(tree, name)
+    return None
+
+
+def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[WritableRoot, ...]:
+    """The fewest paths that cover every successful write outside the API file systems (and the temporary ones,
+    where PrivateTmp= makes them the service's own): each the directory systemd manages under /var/lib,
+    /var/cache, /var/log or /run, a directory whose entries a run changed, or a file a run wrote."""
+    writes = [need for need in files if need.error is None and need.op in WRITE_OPS]
+    skipped = API_TREES + (TEMPORARY_TREES if private_tmp else ())
+    candidates: dict[tuple[str, str, str, bool], list[FileNeed]] = defaultdict(list)
+    # Directories some write went into: an entry made in a managed tree itself that is one of them is the
+    # service's own directory there, which systemd makes (mkdir /var/cache/app is CacheDirectory=app).
+    holders = {posixpath.dirname(need.path) for need in writes}
+    for need in writes:
+        if not _in_any(need.path, skipped):
+            path, directory = _unit_of(need)
+            if need.op in ENTRY_OPS and path in MANAGED_TREES and need.path in holders:
+                path = need.path
+            managed = _managed_directory(path, directory)
+            candidates[(*managed, True) if managed else ("ReadWritePaths", path, path, directory)].append(need)
+    roots: dict[str, WritableRoot] = {}
+    # Shortest first: a path under a directory already chosen is covered by it. So is a directory the runs
+    # created, which does not exist when the service starts (systemd refuses to start a unit whose
+    # ReadWritePaths= entry is missing): creating it changed the entries of the one above it.
+    # A path both written as a file and holding entries (a file replaced by a directory) is the directory.
+    for (setting, value, path, directory), covered in sorted(
+        candidates.items(), key=lambda item: (len(item[0][2]), not item[0][3], item[0])
+    ):
+        owner = next((root for root in roots.values() if root.directory and is_under(path, root.path)), None)
+        if owner:
+            roots[owner.path] = dataclasses.replace(owner, writes=owner.writes + tuple(covered))
+        else:
+            roots[path] = WritableRoot(setting, value, path, directory, tuple(covered))
+    return tuple(sorted(roots.values(), key=lambda root: (root.setting, root.path)))
+
+
+# ----------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSetting:
+    """One setting: its value, or None where a run rules it out; why, naming the observation."""
+
+    key: str
+    value: str | None
+    why: str
+    evidence: Evidence | None = None  # of the observation that rules it out, or that a value rests on
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPlan:
+    settings: tuple[SandboxSetting, ...]
+    writable: tuple[WritableRoot, ...]
+    files: tuple[FileNeed, ...]  # what the settings were decided from, for a unit that decides otherwise
+
+    def value(self, key: str) -> str | None:
+        return next((each.value for each in self.settings if each.key == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFacts:
+    """What the rest of a profile says that sandboxing settings depend on."""
+
+    syscalls: frozenset[str]  # the syscalls used
+    capabilities: frozenset[str]  # needed in the bounding set
+    families: frozenset[str]  # socket families allocated
+    unprivileged_user: str | None  # the user every run ran as, where none ran as root
+    describe: Callable[[Evidence], str]  # "12× in 2/3 runs by /usr/bin/ls"
+
+
+# The devices PrivateDevices= keeps in its own /dev (mount_private_dev in src/core/namespace.c, systemd 252), and
+# the trees it binds from the host's.
+PRIVATE_DEVICES = frozenset(
+    {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"}
+)
+PRIVATE_DEVICE_TREES = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages", "/dev/fd")
+# Paths each setting makes read-only or inaccessible (systemd 252 src/core/namespace.c tables).
+KERNEL_TUNABLES = (
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/latency_stats",
+    "/proc/acpi",
+    "/proc/timer_stats",
+    "/proc/asound",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/kallsyms",
+    "/proc/kcore",
+    "/sys",
+)
+KERNEL_MODULES = ("/lib/modules", "/usr/lib/modules")
+KERNEL_LOGS = ("/proc/kmsg", "/dev/kmsg")
+CONTROL_GROUPS = ("/sys/fs/cgroup",)
+CLOCK_DEVICES = ("/dev/rtc",)
+# Syscalls and capabilities each setting refuses on its own (OVERRIDING_SETTINGS of the systemd reader, which
+# holds the same table for what a deployed unit refuses), and those that only a setting's absence permits.
+MOUNT_SYSCALLS = frozenset({"mount", "umount", "umount2", "fsmount", "move_mount", "mount_setattr", "open_tree"})
+HOSTNAME_SYSCALLS = frozenset({"sethostname", "setdomainname"})
+REALTIME_SYSCALLS = frozenset({"sched_setscheduler", "sched_setattr", "sched_setparam"})
+
+
+def _first(needs: Sequence[FileNeed]) -> FileNeed:
+    return min(needs, key=lambda need: (need.path, need.op))
+
+
+def _observed(needs: Sequence[FileNeed], facts: ProfileFacts, verb: str | None = None) -> str:
+    need = _first(needs)
+    more = f" (and {len(needs) - 1} more)" if len(needs) > 1 else ""
+    return f"{verb or need.op.value} of {need.path}{more}: {facts.describe(merge_evidence(n.evidence for n in needs))}"
+
+
+class _Planner:
+    def __init__(self, observations: SandboxObservations, facts: ProfileFacts, refusals: dict[str, frozenset[str]]):
+        self.observations, self.facts, self.refusals = observations, facts, refusals
+        self.succeeded = [need for need in observations.files if need.error is None]
+        self.settings: list[SandboxSetting] = []
+
+    def files(self, trees: Iterable[str], ops: Iterable[FileOp] | None = None) -> list[FileNeed]:
+        trees, wanted = tuple(trees), frozenset(ops) if ops is not None else None
+        return [n for n in self.succeeded if _in_any(n.path, trees) and (wanted is None or n.op in wanted)]
+
+    def kernel(self, use: KernelUse) -> list[KernelNeed]:
+        return [need for need in self.observations.kernel if need.use is use]
+
+    def add(self, key: str, value: str | None, why: str, evidence: Evidence | None = None) -> None:
+        self.settings.append(SandboxSetting(key, value, why, evidence))
+
+    def decide(self, key: str, value: str, ruled_out: list[FileNeed], kept: str, verb: str | None = None) -> None:
+        if ruled_out:
+            self.add(key, None, _observed(ruled_out, self.facts, verb), merge_evidence(n.evidence for n in ruled_out))
+        else:
+            self.add(key, value, kept)
+
+    def by_syscalls(
+        self,
+        key: str,
+        value: str,
+        syscalls: frozenset[str],
+        capabilities: frozenset[str],
+        kept: str,
+        files: list[FileNeed],
+    ) -> None:
+        used = sorted(syscalls & self.facts.syscalls)
+        needed = sorted(capabilities & self.facts.capabilities)
+        if used or needed:
+            self.add(key, None, f"{', '.join(used + needed)} used: {key}= would refuse it")
+        else:
+            self.decide(key, value, files, kept)
+
+
+def plan_sandbox(
+    observations: SandboxObservations, facts: ProfileFacts, refusals: dict[str, frozenset[str]]
+) -> SandboxPlan:
+    """Every setting systemd-analyze security scores that the observations decide. refusals: per setting that
+    refuses syscalls and capabilities on its own (ProtectClock, ...), the names it refuses, groups expanded."""
+    plan = _Planner(observations, facts, refusals)
+    temporary = plan.files(TEMPORARY_TREES)
+    # A path in /tmp the runs did not create was there before: another program's, which a private /tmp hides.
+    created = {need.path for need in plan.succeeded if need.op is FileOp.CREATE}
+    shared_tmp = [
+        need
+        for need in temporary
+        if need.path not in TEMPORARY_TREES and not any(is_under(need.path, path) for path in created)
+    ]
+    plan.decide(
+        "PrivateTmp",
+        "yes",
+        shared_tmp,
+        "its own /tmp and /var/tmp: every path the runs used there they created",
+        verb=None,
+    )
+    roots = writable_roots(observations.files, private_tmp=not shared_tmp)
+    plan.add(
+        "ProtectSystem",
+        "strict",
+        f"the file system is read-only but for the {len(roots)} writable "
+        "path(s) below, which cover every write the runs made",
+    )
+    home_writes = plan.files(HOME_TREES, WRITE_OPS)
+    home_reads = plan.files(HOME_TREES)
+    home_probes = [n for n in observations.files if n.error is not None and _in_any(n.path, HOME_TREES)]
+    if home_writes:
+        plan.add("ProtectHome", None, _observed(home_writes, facts), merge_evidence(n.evidence for n in home_writes))
+    elif home_reads:
+        plan.add("ProtectHome", "read-only", _observed(home_reads, facts) + "; no run wrote there")
+    elif home_probes:
+        # tmpfs: what a probe did not find stays not found (ENOENT); "yes" would make it EACCES for a process
+        # without CAP_DAC_OVERRIDE.
+        errors = sorted({need.error or "" for need in home_probes})
+        plan.add(
+            "ProtectHome",
+            "tmpfs",
+            f"{_observed(home_probes, facts, 'failed probe')}; an empty tmpfs fails it with {', '.join(errors)} "
+            "as before, where ProtectHome=yes would answer EACCES",
+        )
+    else:
+        plan.add("ProtectHome", "yes", "no run touched /home, /root or /run/user")
+    devices = [
+        n
+        for n in plan.succeeded
+        if is_under(n.path, "/dev")
+        and n.path not in PRIVATE_DEVICES
+        and not _in_any(n.path, PRIVATE_DEVICE_TREES)
+        and n.op is not FileOp.LIST
+    ]
+    plan.by_syscalls(
+        "PrivateDevices",
+        "yes",
+        refusals.get("PrivateDevices", frozenset()),
+        frozenset(),
+        "only the pseudo devices a private /dev holds (null, zero, random, tty, pts, shm) were opened",
+        devices,
+    )
+    plan.by_syscalls(
+        "ProtectKernelTunables",
+        "yes",
+        refusals.get("ProtectKernelTunables", frozenset()),
+        frozenset(),
+        "no run wrote under /proc/sys or /sys",
+        plan.files(KERNEL_TUNABLES, WRITE_OPS) + plan.files(("/proc/kcore", "/proc/kallsyms")),
+    )
+    plan.by_syscalls(
+        "ProtectKernelModules",
+        "yes",
+        refusals.get("ProtectKernelModules", frozenset()),
+        frozenset({"CAP_SYS_MODULE"}),
+        "no module loaded, nothing under /lib/modules read",
+        plan.files(KERNEL_MODULES),
+    )
+    plan.by_syscalls(
+        "ProtectKernelLogs",
+        "yes",
+        refusals.get("ProtectKernelLogs", frozenset()),
+        frozenset({"CAP_SYSLOG"}),
+        "the kernel log was not read",
+        plan.files(KERNEL_LOGS),
+    )
+    plan.decide(
+        "ProtectControlGroups", "yes", plan.files(CONTROL_GROUPS, WRITE_OPS), "no run wrote to the cgroup file system"
+    )
+    plan.by_syscalls(
+        "ProtectClock",
+        "yes",
+        refusals.get("ProtectClock", frozenset()),
+        frozenset({"CAP_SYS_TIME", "CAP_WAKE_ALARM"}),
+        "the clock was not set, no real-time clock device opened",
+        plan.files(CLOCK_DEVICES),
+    )
+    plan.by_syscalls("ProtectHostname", "yes", HOSTNAME_SYSCALLS, frozenset(), "the host name was not set", [])
+    _proc(plan)
+    plan.by_syscalls("PrivateMounts", "yes", MOUNT_SYSCALLS, frozenset(), "nothing mounted", [])
+    _kernel_switch(plan, "MemoryDenyWriteExecute", KernelUse.WRITE_EXECUTE, "no memory mapped writable and executable")
+    _kernel_switch(plan, "LockPersonality", KernelUse.PERSONALITY, "the execution domain was not changed")
+    _kernel_switch(plan, "RestrictRealtime", KernelUse.REALTIME, "no realtime scheduling asked for")
+    plan.decide("RestrictSUIDSGID", "yes", plan.files(("/",), (FileOp.SETID,)), "no setuid or setgid bit set")
+    _network(plan)
+    plan.add(
+        "UMask",
+        "0077",
+        "files it creates are readable by its own user only; a program of another user that "
+        "reads them needs UMask=0027 or a group",
+    )
+    _users(plan)
+    return SandboxPlan(tuple(plan.settings), roots, observations.files)
+
+
+def _proc(plan: _Planner) -> None:
+    others = plan.kernel(KernelUse.OTHER_PROCESS)
+    if others:
+        plan.add(
+            "ProtectProc", None, f"{others[0].detail}: {plan.facts.describe(others[0].evidence)}", others[0].evidence
+        )
+    else:
+        plan.add("ProtectProc", "invisible", "no other process's /proc entries read")
+    system = [
+        n
+        for n in plan.files(("/proc",))
+        if n.path != "/proc"
+        and not n.path.split("/")[2].isdigit()
+        and n.path.split("/")[2] not in ("self", "thread-self")
+    ]
+    plan.decide("ProcSubset", "pid", system, "only processes' own /proc entries read")
+
+
+def _kernel_switch(plan: _Planner, key: str, use: KernelUse, kept: str) -> None:
+    seen = plan.kernel(use)
+    if seen:
+        plan.add(key, None, f"{seen[0].detail}: {plan.facts.describe(seen[0].evidence)}", seen[0].evidence)
+    else:
+        plan.add(key, "yes", kept)
+
+
+def _network(plan: _Planner) -> None:
+    beyond = plan.kernel(KernelUse.NETWORK)
+    inet = {"AF_INET", "AF_INET6"} & plan.facts.families
+    others = plan.facts.families - {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
+    if beyond:
+        why = f"{beyond[0].detail}: {plan.facts.describe(beyond[0].evidence)}"
+        plan.add("PrivateNetwork", None, why, beyond[0].evidence)
+        plan.add("IPAddressDeny", None, why, beyond[0].evidence)
+        return
+    if others:
+        plan.add(
+            "PrivateNetwork",
+            None,
+            f"sockets of {', '.join(sorted(others))}, which a network namespace of its own may not offer",
+        )
+    else:
+        loopback = plan.kernel(KernelUse.LOOPBACK)
+        plan.add(
+            "PrivateNetwork",
+            "yes",
+            "it talks only to itself, over loopback" if loopback else "no address beyond loopback bound or connected",
+            merge_evidence(n.evidence for n in loopback) if loopback else None,
+        )
+    plan.add(
+        "IPAddressDeny",
+        "any",
+        "no address beyond loopback bound or connected" + ("" if inet else "; no Internet socket"),
+    )
+    plan.add(
+        "IPAddressAllow",
+        "localhost",
+        "loopback stays open: "
+        + (", ".join(sorted({n.detail for n in plan.kernel(KernelUse.LOOPBACK)})) or "nothing used it"),
+    )
+
+
+def _users(plan: _Planner) -> None:
+    needed = sorted(plan.facts.capabilities)
+    if needed:
+        plan.add("PrivateUsers", None, f"{', '.join(needed)} needed against the host's user namespace")
+    else:
+        plan.add("PrivateUsers", "yes", "no capability needed against the host's user namespace")
+    if plan.facts.unprivileged_user:
+        plan.add("User", plan.facts.unprivileged_user, "every run ran as this user")
+    else:
+        plan.add(
+            "User",
+            None,
+            "the runs ran as root, and a trace cannot show whether what they read is readable by "
+            "another user: record it as the user it should run as",
+        )
+
+
+def profile_facts(profile: Profile, min_runs: int) -> ProfileFacts:
+    """What the profile's syscalls, capabilities, families and runs say that the settings depend on."""
+    users = {run.user for run in profile.runs}
+    return ProfileFacts(
+        syscalls=profile.syscall_names(),
+        capabilities=frozenset(profile.bounding_set()),
+        families=frozenset(profile.family_names()),
+        unprivileged_user=users.pop() if profile.recorded_unprivileged and len(users) == 1 else None,
+        describe=lambda evidence: describe_evidence(evidence, profile, min_runs),
+    )

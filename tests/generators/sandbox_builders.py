@@ -1,0 +1,43 @@
+"""Sandbox observations written by hand, in the shape the recorder gives them: for tests that need a file, device
+or kernel observation the committed traces do not hold."""
+
+from collections.abc import Iterable
+
+from generators.profile import Evidence, FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
+
+
+def evidence(*programs: str) -> Evidence:
+    return Evidence((0,), 1, programs or ("/usr/bin/python3.11",), 0.0)
+
+
+def files(program: str, *entries: tuple[str, FileOp] | tuple[str, FileOp, str]) -> list[FileNeed]:
+    """(path, op) or (path, op, errno) done by program."""
+    return [FileNeed(entry[0], entry[1], entry[2] if len(entry) == 3 else None, evidence(program)) for entry in entries]
+
+
+def observations(needs: Iterable[FileNeed], kernel: Iterable[KernelNeed] = ()) -> SandboxObservations:
+    return SandboxObservations(tuple(needs), tuple(kernel))
+
+
+def demo_observations(script: str, cache: str, home: str = "/root") -> SandboxObservations:
+    """What demo/tool_executor.py does to files and the network, run as root from a shell (see its source)."""
+    python, ls = "/usr/bin/python3.11", "/usr/bin/ls"
+    return observations(
+        files(
+            python,
+            (script, FileOp.READ),
+            (f"{home}/.config/tool-executor.json", FileOp.READ, "ENOENT"),
+            ("/etc/os-release", FileOp.READ),
+            ("/tmp/tmpa1b2c3", FileOp.CREATE),
+            ("/tmp/tmpa1b2c3", FileOp.DELETE),
+            (cache, FileOp.CREATE),
+            (f"{cache}/tmpd4e5f6", FileOp.CREATE),
+            (f"{cache}/tmpd4e5f6", FileOp.WRITE),
+            (f"{cache}/tmpd4e5f6", FileOp.RENAME),
+            (f"{cache}/usr-bin.listing", FileOp.RENAME),
+            ("/usr/bin/ls", FileOp.EXEC),
+            ("/proc/self/fd", FileOp.LIST),
+        )
+        + files(ls, ("/usr/bin", FileOp.LIST), ("/etc/passwd", FileOp.READ), ("/etc/group", FileOp.READ)),
+        [KernelNeed(KernelUse.LOOPBACK, "connect 127.0.0.1", evidence(python))],
+    )

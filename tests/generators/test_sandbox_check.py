@@ -1,0 +1,79 @@
+"""check over a unit's sandboxing settings: what it would refuse of the runs, named by its line, with the line that
+lets it through; what it could tighten, ranked with the excess."""
+
+import dataclasses
+from pathlib import Path
+
+from generators.compare import compare
+from generators.comparison import ItemKind
+from generators.formats import correction
+from generators.interface import RenderOptions
+from generators.profile import FileOp, Profile
+from generators.reports.explain import explain
+from generators.reports.text import TextReport
+from generators.seccomp.docker import DockerFormat
+from generators.seccomp.k8s import KubernetesFormat
+from generators.systemd.format import SystemdFormat
+from tests.generators.profile_builders import make_profile
+from tests.generators.sandbox_builders import files, observations
+
+APP = "/usr/bin/app"
+
+
+def _profile() -> Profile:
+    writes = files(APP, ("/var/cache/app/index", FileOp.WRITE), ("/etc/app.conf", FileOp.READ))
+    return dataclasses.replace(make_profile(), sandbox=observations(writes))
+
+
+def test_check_names_the_line_that_refuses_a_write_and_the_line_that_lets_it_through(
+    systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\nReadWritePaths=/srv\n")
+    comparison = compare(_profile(), systemd.read(unit))
+    [missing] = comparison.missing
+    assert missing.need.name == "CacheDirectory=app"
+    assert missing.refused == f"ProtectSystem=strict ({unit}:3) refuses the write to /var/cache/app/index by {APP}"
+    assert not comparison.passed()
+    fix = correction(comparison)
+    assert fix is not None and "\nCacheDirectory=app\n" in fix.text
+    report = TextReport().comparison(comparison)
+    assert f"setting CacheDirectory=app: ProtectSystem=strict ({unit}:3) refuses the write" in report
+    settings = [item.name for item in comparison.excess if item.kind is ItemKind.SETTING]
+    assert "ReadWritePaths=-/srv" in settings and "ProtectKernelModules=yes" in settings
+    assert settings.index("ProtectKernelModules=yes") < settings.index("ReadWritePaths=-/srv")  # critical first
+
+
+def test_the_fix_passes_check(systemd: SystemdFormat, tmp_path: Path) -> None:
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\n")
+    fix = correction(compare(_profile(), systemd.read(unit)))
+    assert fix is not None
+    (tmp_path / "app.service.d").mkdir()
+    (tmp_path / "app.service.d" / "fix.conf").write_text(fix.text)
+    assert compare(_profile(), systemd.read(unit)).passed()
+
+
+def test_a_profile_without_files_compares_as_before(systemd: SystemdFormat, tmp_path: Path) -> None:
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\n")
+    comparison = compare(make_profile(), systemd.read(unit))
+    assert not [item for item in comparison.excess if item.kind is ItemKind.SETTING] and not comparison.missing
+
+
+def test_explain_answers_for_each_setting() -> None:
+    profile = _profile()
+    assert explain(profile, "ProtectHome").startswith("ProtectHome=yes: no run touched /home, /root or /run/user")
+    cache = explain(profile, "CacheDirectory=")
+    assert (
+        "CacheDirectory=app: written: /var/cache/app/index" in cache and "    write /var/cache/app/index: 1×" in cache
+    )
+    assert explain(make_profile(), "ProtectSystem").startswith("ProtectSystem=: not written: the traces did not")
+
+
+def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -> None:
+    k8s, docker = (format_.render(_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
+    assert "#     readOnlyRootFilesystem: true" in k8s and "/var/cache/app: written: /var/cache/app/index" in k8s
+    assert "  --read-only \\\n" in docker and "  --volume=/var/cache/app \\\n" in docker
+    before = (format_.render(make_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
+    assert not any("readOnlyRootFilesystem" in text or "--read-only" in text for text in before)
