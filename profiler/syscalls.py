@@ -67,7 +67,7 @@ def syscall_name(abi: str, number: int) -> tuple[str | None, str | None]:
         return None, f"{number} is not a syscall number (the kernel reports it for a task outside a syscall)"
     try:
         name = _seccomp().resolve_syscall(_arch(abi), number)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: past libseccomp's int, where no syscall is
         return None, f"libseccomp {libseccomp_version()} knows no syscall {number} on {abi}"
     return name.decode(), None
 

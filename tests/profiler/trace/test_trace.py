@@ -385,6 +385,10 @@ V1_NAMES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
         lambda d: [row.update(name="ptrace") for row in d["syscalls"] if row["nr"] == 0],
         "syscalls\\[0\\].name: 'ptrace' for syscall 0 on x86_64, which libseccomp .* names 'read'",
     ),
+    "past-libseccomp's-int": (
+        lambda d: d["syscalls"][0].update(nr=2**31),
+        "syscalls\\[0\\].name: 'read' for syscall 2147483648 on x86_64, where read is 0",
+    ),
     "injected": (lambda d: d["syscalls"][0].update(name="read\nbpf"), "syscalls\\[0\\].name: must be a syscall name"),
     "two-names": (
         lambda d: d["capability_checks"][0].update(syscall="getpid"),
