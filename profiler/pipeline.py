@@ -28,25 +28,12 @@ import grp
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from profiler import abi, files, trace
-from profiler.enforcement.confinement import (
-    ALL_CAPABILITIES,
-    Account,
-    Answer,
-    Capabilities,
-    Confinement,
-    FileSystem,
-    ProtectHome,
-    ProtectSystem,
-    SeccompRules,
-    SyscallList,
-)
 from profiler.errors import (
     ComponentError,
     EnforcementError,
@@ -61,6 +48,7 @@ if TYPE_CHECKING:
     from generators.interface import NameSet, Policy, PolicyFormat, RenderOptions
     from generators.profile import Profile
     from generators.systemd.run_settings import UnitSandbox
+    from profiler.enforcement.confinement import Account, Confinement, SeccompRules
     from profiler.enforcement.launcher import Command
     from profiler.enforcement.report import RunReport
     from profiler.recording.session import Recording
@@ -319,6 +307,8 @@ class RunPolicy:
 
 def _generated(profile: "Profile", described: str) -> RunPolicy:
     """The systemd drop-in `generate` writes for the profile, read back: what `run` enforces is what would ship."""
+    import tempfile
+
     from generators import formats
     from generators.interface import PolicyFormat, RenderOptions
     from generators.systemd.run_settings import read_unit_sandbox
@@ -390,10 +380,11 @@ def _errno_checked(name: str | None, source: str) -> str | None:
     return name
 
 
-def seccomp_rules(policy: "Policy") -> SeccompRules:
+def seccomp_rules(policy: "Policy") -> "SeccompRules":
     """The seccomp side of a policy, with each refusal named after the setting that makes it."""
     from generators.interface import ListMode
     from generators.profile import NAMESPACE_TYPES
+    from profiler.enforcement.confinement import Answer, SeccompRules, SyscallList
 
     labels = _labels(policy)
     syscall_list = None
@@ -428,15 +419,16 @@ def seccomp_rules(policy: "Policy") -> SeccompRules:
     )
 
 
-def account_of(spec: str | None) -> Account | None:
+def account_of(spec: str | None) -> "Account | None":
     """The user to run as, or None to stay profiler's own (root); WorkloadError for an unknown or empty one."""
+    from profiler.enforcement.confinement import Account
     from profiler.recording.targets import User
 
     user = User.lookup(spec) if spec is not None else None
     return Account(user.name, user.uid, user.gid, user.home) if user is not None and user.uid != 0 else None
 
 
-def _with_group(account: Account | None, group: str | None) -> Account | None:
+def _with_group(account: "Account | None", group: str | None) -> "Account | None":
     if account is None or group is None:
         return account
     try:
@@ -446,8 +438,17 @@ def _with_group(account: Account | None, group: str | None) -> Account | None:
     return dataclasses.replace(account, gid=gid)
 
 
-def confinement_of(chosen: RunPolicy, user: str | None = None) -> Confinement:
+def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
     """What the launcher applies for a policy; --user takes the place of the policy's user."""
+    from profiler.enforcement.confinement import (
+        ALL_CAPABILITIES,
+        Capabilities,
+        Confinement,
+        FileSystem,
+        ProtectHome,
+        ProtectSystem,
+    )
+
     policy, sandbox = chosen.policy, chosen.sandbox
     account = _with_group(account_of(user if user is not None else policy.user), sandbox.group)
     taken = frozenset(name for each in policy.overrides for name in each.capabilities)
@@ -479,7 +480,7 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> Confinement:
     )
 
 
-def _command(argv: Sequence[str], account: Account | None) -> "Command":
+def _command(argv: Sequence[str], account: "Account | None") -> "Command":
     from profiler.enforcement.launcher import Command
     from profiler.recording.targets import resolve_program
 
