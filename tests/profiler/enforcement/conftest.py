@@ -1,16 +1,34 @@
 """Fixtures for tests that run real programs under `profiler run`."""
 
+import atexit
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-PROBE = Path(__file__).with_name("probe.py")
+
+def _outside_tmp(*names: str) -> tuple[Path, ...]:
+    """The probe scripts, copied where a confined command finds them: a checkout under /tmp is hidden from it by
+    PrivateTmp= (as root only: the tests that run them need root)."""
+    here = Path(__file__).parent
+    if os.geteuid() != 0:
+        return tuple(here / name for name in names)
+    directory = Path(tempfile.mkdtemp(prefix="profiler-run-probes-", dir="/var/lib"))
+    directory.chmod(0o755)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    for name in names:
+        shutil.copy(here / name, directory / name)
+        (directory / name).chmod(0o644)
+    return tuple(directory / name for name in names)
+
+
+PROBE, NETWORK_PROBE = _outside_tmp("probe.py", "network_probe.py")
 PYTHON = "/usr/bin/python3"
 PROFILER = str(Path(sys.executable).with_name("profiler"))
 EPERM, EACCES, EROFS, EAFNOSUPPORT, ENOSYS = 1, 13, 30, 97, 38
@@ -27,9 +45,10 @@ def as_root() -> None:
 
 @pytest.fixture
 def profiler_run() -> RunProfiler:
-    """`profiler run ARGS...` as a user types it; its output and exit status."""
+    """`profiler run ARGS...` as a user types it; its output and exit status. It starts in / (systemd's default
+    WorkingDirectory=), not in the checkout, which may be under a /tmp that PrivateTmp= replaces."""
 
-    def run(*arguments: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(*arguments: str, timeout: float = 60, cwd: Path = Path("/")) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [PROFILER, "run", *arguments],
             capture_output=True,

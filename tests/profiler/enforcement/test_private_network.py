@@ -5,9 +5,8 @@ import socket
 import sys
 from pathlib import Path
 
-from tests.profiler.enforcement.conftest import RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import NETWORK_PROBE, RunProfiler, write_unit
 
-PROBE = Path(__file__).with_name("network_probe.py")
 ENETUNREACH = 101
 
 
@@ -19,7 +18,7 @@ def _host_address() -> str:
 
 
 def _inside(run: RunProfiler, unit: Path) -> dict[str, object]:
-    done = run("--policy", str(unit), "--", sys.executable, str(PROBE), _host_address())
+    done = run("--policy", str(unit), "--", sys.executable, str(NETWORK_PROBE), _host_address())
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
