@@ -25,7 +25,7 @@ from generators.syscall_plan import plan_syscalls
 from profiler.errors import TraceFormatError
 from profiler.escaping import json_dumps
 from profiler.files import read_input
-from profiler.trace import error_location
+from profiler.trace import PATH_COUNTERS, error_location
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -92,11 +92,14 @@ class JsonProfileFormat(Renderer):
 
 
 def _dumped(profile: Profile) -> Any:
-    """The profile as JSON values; without "sandbox" where the traces did not record it, as profiles were
-    written before they could."""
+    """The profile as JSON values; without "sandbox" and the zero counters of its tables where the traces did not
+    record it, as profiles were written before they could."""
     dumped = _adapter().dump_python(profile, mode="json")
     if profile.sandbox is None:
         del dumped["sandbox"]
+        for counter in PATH_COUNTERS:
+            if not dumped["dropped"][counter]:
+                del dumped["dropped"][counter]
     return dumped
 
 

@@ -5,12 +5,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Generic, TypeVar
 
 from profiler.capability_paths import asking_function
 from profiler.errors import ComponentError, MixedAbiError, NoTraceError
-from profiler.trace import CapabilitySource, CheckClass, DropCounters, Trace
+from profiler.trace import CapabilitySource, CheckClass, DropCounters, FileOp, KernelUse, Trace
 
 # RestrictNamespaces= names of the CLONE_NEW* flags; "any" stands for setns on a namespace of any type.
 NAMESPACE_TYPES: dict[str, str] = {
@@ -155,20 +154,6 @@ class NamespaceNeed:
     evidence: Evidence
 
 
-class FileOp(StrEnum):
-    READ = "read"
-    WRITE = "write"  # the file's contents (an open for writing, a truncate)
-    CREATE = "create"  # a new entry: a file, a directory, a node, a socket
-    DELETE = "delete"
-    RENAME = "rename"  # recorded at both the old and the new path
-    LINK = "link"  # recorded at the new path
-    CHMOD = "chmod"
-    SETID = "setid"  # a chmod or a create that set S_ISUID or S_ISGID
-    EXEC = "exec"
-    MAP_EXEC = "map-exec"  # mapped executable (a shared library)
-    LIST = "list"  # a directory's entries read
-
-
 # Operations that change a directory's entries: that directory is what must be writable, since the names a
 # program creates (a temporary file, a rotated log) differ from run to run.
 ENTRY_OPS = frozenset({FileOp.CREATE, FileOp.DELETE, FileOp.RENAME, FileOp.LINK})
@@ -186,17 +171,6 @@ class FileNeed:
     error: str | None  # the errno name where it failed: a probe the run survived, not a need
     evidence: Evidence
     device: tuple[int, int] | None = None  # major, minor of a device node opened
-
-
-class KernelUse(StrEnum):
-    """Kernel interfaces reached other than through a path."""
-
-    WRITE_EXECUTE = "write-execute"  # memory mapped or protected writable and executable at once
-    PERSONALITY = "personality"  # personality() set to something other than the default
-    REALTIME = "realtime"  # a realtime scheduling policy asked for
-    OTHER_PROCESS = "other-process"  # another process's /proc entries read
-    NETWORK = "network"  # a socket bound to or connected with an address beyond loopback
-    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address
 
 
 @dataclass(frozen=True, slots=True)

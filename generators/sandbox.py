@@ -17,13 +17,12 @@ from generators.profile import (
     WRITE_OPS,
     Evidence,
     FileNeed,
-    FileOp,
     KernelNeed,
-    KernelUse,
     Profile,
     SandboxObservations,
     merge_evidence,
 )
+from profiler.trace import FileOp, KernelUse
 
 # ------------------------------------------------------------------------------------------------ paths
 

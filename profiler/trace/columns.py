@@ -166,3 +166,6 @@ def _run_fields(escaped: bool) -> tuple[Column, ...]:
 
 
 _DROPPED: Final = tuple(Column(counter.name, _COUNTER, "") for counter in fields(DropCounters))
+# The counters of file_accesses and kernel_uses: written with those tables (or where not zero), absent from a trace
+# that did not record them, and 0 when absent.
+PATH_COUNTERS: Final = ("paths", "kernel_uses", "unresolved_paths")

@@ -11,7 +11,9 @@ from profiler.trace.columns import (
 )
 from profiler.trace.rows import (
     CapabilityCheck,
+    FileAccess,
     Image,
+    KernelInterfaceUse,
     KernelStack,
     NamespaceUse,
     Process,
@@ -33,12 +35,18 @@ class Trace:
     kernel_stacks: tuple[KernelStack, ...]
     sockets: tuple[SocketUse, ...]
     namespaces: tuple[NamespaceUse, ...]
+    # None where the run did not record files and kernel interfaces (a version 1 trace, `record --no-paths`):
+    # "not recorded" is not "nothing touched". Both are None or neither.
+    file_accesses: tuple[FileAccess, ...] | None = None
+    kernel_uses: tuple[KernelInterfaceUse, ...] | None = None
     schema: Literal["profiler-trace"] = SCHEMA_NAME
     schema_version: Literal[2] = SCHEMA_VERSION
     _by_id: dict[int, Process] = field(init=False, repr=False, compare=False)
     _stacks: dict[int, KernelStack] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if (self.file_accesses is None) != (self.kernel_uses is None):
+            raise ValueError("file_accesses and kernel_uses are recorded together: give both or neither")
         object.__setattr__(self, "_by_id", {process.id: process for process in self.processes})
         object.__setattr__(self, "_stacks", {stack.id: stack for stack in self.kernel_stacks})
 

@@ -35,6 +35,33 @@ SOCKET_SYSCALLS: tuple[SocketSyscall, ...] = get_args(SocketSyscall)
 NAMESPACE_SYSCALLS: tuple[NamespaceSyscall, ...] = get_args(NamespaceSyscall)
 
 
+class FileOp(StrEnum):
+    """What was done to a path."""
+
+    READ = "read"
+    WRITE = "write"  # the file's contents (an open for writing, a truncate)
+    CREATE = "create"  # a new entry: a file, a directory, a node, a socket
+    DELETE = "delete"
+    RENAME = "rename"  # recorded at both the old and the new path
+    LINK = "link"  # recorded at the new path
+    CHMOD = "chmod"
+    SETID = "setid"  # a chmod or a create that set S_ISUID or S_ISGID
+    EXEC = "exec"
+    MAP_EXEC = "map-exec"  # mapped executable (a shared library)
+    LIST = "list"  # a directory's entries read
+
+
+class KernelUse(StrEnum):
+    """Kernel interfaces reached other than through a path."""
+
+    WRITE_EXECUTE = "write-execute"  # memory mapped or protected writable and executable at once
+    PERSONALITY = "personality"  # personality() set to something other than the default
+    REALTIME = "realtime"  # a realtime scheduling policy asked for
+    OTHER_PROCESS = "other-process"  # another process's /proc entries read
+    NETWORK = "network"  # a socket bound to or connected with an address beyond loopback
+    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address
+
+
 class CheckClass(StrEnum):
     NEEDED = "needed"  # an audited check that was granted: the workload uses the capability
     DENIED = "denied"  # an audited check that was refused: attempted, and the workload went on without it
@@ -52,6 +79,9 @@ class DropCounters:
     sockets: int = 0  # socket() calls not recorded: their table was full
     namespaces: int = 0  # namespace operations not recorded: their table was full
     processes: int = 0  # processes not followed: their pid is beyond the process table
+    paths: int = 0  # file accesses not recorded: their table was full
+    kernel_uses: int = 0  # kernel interface uses not recorded: their table was full
+    unresolved_paths: int = 0  # relative paths not recorded: the process was gone before its directory was read
 
     @property
     def total(self) -> int:
@@ -163,4 +193,28 @@ class NamespaceUse(NamedTuple):
     syscall: NamespaceSyscall
     flags: tuple[str, ...]  # CLONE_NEW* names; empty for setns on a namespace of any type
     flags_nr: int
+    count: int  # type: ignore[assignment]
+
+
+class FileAccess(NamedTuple):
+    """Identical accesses (same process image, path, operation and result), counted."""
+
+    process: int
+    image: int
+    path: str  # a byte string, absolute: as the program named it, made absolute against the directory the kernel
+    # used (its dirfd or working directory); a symlink as given, and again as resolved
+    op: FileOp
+    error: str | None  # the errno name (ENOENT, EACCES) where the call failed; None on success
+    device: tuple[int, int] | None  # (major, minor) where the path opened is a character or block device node
+    count: int  # type: ignore[assignment]
+    first_s: float | None  # the first access, in seconds since the start of the recording; None if not known
+
+
+class KernelInterfaceUse(NamedTuple):
+    """Identical uses of one kernel interface (same process image, use and detail), counted."""
+
+    process: int
+    image: int
+    use: KernelUse
+    detail: str  # printable, bounded: "connect 127.0.0.1:8080", "mprotect PROT_WRITE|PROT_EXEC"
     count: int  # type: ignore[assignment]

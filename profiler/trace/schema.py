@@ -7,6 +7,7 @@ from profiler.column_kinds import (
 )
 from profiler.trace.columns import (
     _DROPPED,
+    PATH_COUNTERS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     TABLES,
@@ -62,7 +63,7 @@ def json_schema() -> dict[str, Any]:
                     **{column.name: _described(column) for column in run_fields},
                     "dropped": {
                         "type": "object",
-                        "required": list(dropped),
+                        "required": [name for name in dropped if name not in PATH_COUNTERS],
                         "additionalProperties": False,
                         "properties": dropped,
                     },

@@ -16,6 +16,7 @@ from profiler.column_kinds import (
 )
 from profiler.trace.columns import (
     _DROPPED,
+    PATH_COUNTERS,
     TIME_LIMIT_US,
     _run_fields,
 )
@@ -44,15 +45,16 @@ class _Invalid(Exception):
         self.problem = problem
 
 
-def _object(value: Any, where: str, keys: Iterable[str]) -> dict[str, Any]:
-    """value as a JSON object with exactly these keys."""
+def _object(value: Any, where: str, keys: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+    """value as a JSON object with exactly these keys, of which the optional ones may be missing."""
     wanted = list(keys)
+    may_miss = set(optional)
     if type(value) is not dict:
         raise _Invalid(where, f"must be an object, not {shown(value)}")
     unknown = [key for key in value if key not in wanted]
     if unknown:
         raise _Invalid(unknown[0] if where == "top level" else f"{where}.{unknown[0]}", "unknown key")
-    missing = [key for key in wanted if key not in value]
+    missing = [key for key in wanted if key not in value and key not in may_miss]
     if missing:
         raise _Invalid(where, f"no {missing[0]!r}")
     return value
@@ -69,9 +71,10 @@ def _read_run(value: Any, escaped: bool) -> RunInfo:
     columns = _run_fields(escaped)
     data = _object(value, "run", [*(column.name for column in columns), "dropped"])
     read = {column.name: _field(data[column.name], f"run.{column.name}", column.kind) for column in columns}
-    dropped = _object(data["dropped"], "run.dropped", (column.name for column in _DROPPED))
+    dropped = _object(data["dropped"], "run.dropped", (column.name for column in _DROPPED), PATH_COUNTERS)
     counters = {
-        column.name: _field(dropped[column.name], f"run.dropped.{column.name}", column.kind) for column in _DROPPED
+        column.name: _field(dropped.get(column.name, 0), f"run.dropped.{column.name}", column.kind)
+        for column in _DROPPED
     }
     read.update(
         mode=RecordingMode(read["mode"]),

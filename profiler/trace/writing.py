@@ -11,6 +11,7 @@ from profiler import byte_strings
 from profiler.errors import OutputError
 from profiler.files import PRIVATE, write_text_atomically
 from profiler.trace.columns import (
+    PATH_COUNTERS,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     TABLES,
@@ -111,8 +112,9 @@ def _table_rows(trace: "Trace") -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def _run_object(run: RunInfo) -> dict[str, Any]:
+def _run_object(run: RunInfo, paths_recorded: bool) -> dict[str, Any]:
     encode = byte_strings.encode
+    dropped = {counter.name: getattr(run.dropped, counter.name) for counter in fields(DropCounters)}
     return {
         "tool_version": run.tool_version,
         "component": encode(run.component),
@@ -133,12 +135,16 @@ def _run_object(run: RunInfo) -> dict[str, Any]:
         "end_reason": run.end_reason.value,
         "exit_status": run.exit_status,
         "capability_source": run.capability_source.value,
-        "dropped": {counter.name: getattr(run.dropped, counter.name) for counter in fields(DropCounters)},
+        "dropped": {
+            name: count for name, count in dropped.items() if paths_recorded or count or name not in PATH_COUNTERS
+        },
     }
 
 
 def _render(trace: "Trace") -> str:
-    run = json.dumps(_run_object(trace.run), indent=2, ensure_ascii=False).replace("\n", "\n  ")
+    run = json.dumps(_run_object(trace.run, trace.file_accesses is not None), indent=2, ensure_ascii=False).replace(
+        "\n", "\n  "
+    )
     tables = []
     for (name, columns), rows in zip(TABLES.items(), _table_rows(trace).values(), strict=True):
         header = json.dumps([column.name for column in columns])

@@ -3,7 +3,8 @@ or kernel observation the committed traces do not hold."""
 
 from collections.abc import Iterable
 
-from generators.profile import Evidence, FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
+from generators.profile import Evidence, FileNeed, KernelNeed, SandboxObservations
+from profiler.trace import FileOp, KernelUse
 
 
 def evidence(*programs: str) -> Evidence:

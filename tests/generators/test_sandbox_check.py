@@ -8,12 +8,13 @@ from generators.compare import compare
 from generators.comparison import ItemKind
 from generators.formats import correction
 from generators.interface import RenderOptions
-from generators.profile import FileOp, Profile
+from generators.profile import Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
+from profiler.trace import FileOp
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import files, observations
 

@@ -5,8 +5,9 @@ import posixpath
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generators.profile import ENTRY_OPS, INODE_OPS, Evidence, FileNeed, FileOp
+from generators.profile import ENTRY_OPS, INODE_OPS, Evidence, FileNeed
 from generators.sandbox import API_TREES, TEMPORARY_TREES, WritableRoot, is_under, writable_roots
+from profiler.trace import FileOp
 
 EVIDENCE = Evidence((0,), 1, ("/usr/bin/app",), None)
 _TOPS = ("/etc", "/srv/app", "/var/lib", "/var/cache", "/var/log", "/run", "/tmp", "/proc/sys", "/root", "/")

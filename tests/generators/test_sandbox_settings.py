@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generators.interface import RenderOptions, SandboxSettings, SettingLine
-from generators.profile import Evidence, FileNeed, FileOp, KernelNeed, KernelUse, SandboxObservations
+from generators.profile import Evidence, FileNeed, KernelNeed, SandboxObservations
 from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox, profile_facts
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from profiler.trace import FileOp, KernelUse
 from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
