@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from generators.danger import Danger
 from generators.interface import SandboxSettings, SettingLine
-from generators.profile import WRITE_OPS, Evidence, FileOp
+from generators.profile import WRITE_OPS, Evidence, FileNeed, merge_evidence
 from generators.sandbox import (
     MANAGED_TREES,
     PSEUDO_DEVICES,
@@ -31,6 +31,7 @@ from generators.systemd.names import (
     PATH_SETTINGS,
     parse_boolean,
 )
+from profiler.trace import FileOp
 
 # What leaving each open exposes, ranked as excess is: the danger table's levels.
 DANGER: dict[str, Danger] = {
@@ -165,9 +166,12 @@ class SandboxReading:
         else:
             self.levels[at.key] = SettingLine(at.key, level, at.source, at.line)
 
-    def settings(self) -> SandboxSettings:
+    def settings(self, user: str | None) -> SandboxSettings:
+        """The settings; user is the unit's User=. DynamicUser=yes beside User=NAME runs the service as NAME where
+        NAME is a static user, as a user the runs ran as is: it changes nothing of theirs, and is left out."""
+        levels = [self.levels[key] for key in sorted(self.levels) if not (user and key == "DynamicUser")]
         return SandboxSettings(
-            tuple(self.levels[key] for key in sorted(self.levels)),
+            tuple(levels),
             tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
         )
 
@@ -262,41 +266,39 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     allowed = {
         entry.value.split(" ")[0]: entry.value.rsplit(" ", 1)[-1] for entry in settings.entries_of("DeviceAllow")
     }
-    refusals = []
+    refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.device is None:
             continue
         wanted = "w" if need.op in WRITE_OPS else "r"
-        pseudo = policy.value == "closed" and need.path in PSEUDO_DEVICES
-        if not pseudo and wanted not in allowed.get(need.path, ""):
-            refusals.append(
-                SandboxRefusal(
-                    policy,
-                    f"the {need.op.value} of {need.path} by {', '.join(need.evidence.programs) or 'the workload'}",
-                    f"DeviceAllow={unit_path(need.path)} {wanted}",
-                    need.evidence,
-                )
-            )
-    return refusals
+        if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
+            refused.setdefault(f"DeviceAllow={unit_path(need.path)} {wanted}", (policy, []))[1].append(need)
+    return _grouped(refused)
 
 
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """What NoExecPaths= refuses to execute or map executable: a path under one of its entries and under no
-    ExecPaths= entry (which makes paths below NoExecPaths= executable again)."""
-    refusals = []
+    ExecPaths= entry (which makes paths below NoExecPaths= executable again), one refusal per directory."""
+    refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
         barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
         if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            refusals.append(
-                SandboxRefusal(
-                    barred[-1],
-                    f"the {need.op.value} of {need.path} by {', '.join(need.evidence.programs) or 'the workload'}",
-                    f"ExecPaths={unit_path(posixpath.dirname(need.path))}",
-                    need.evidence,
-                )
-            )
+            refused.setdefault(f"ExecPaths={unit_path(posixpath.dirname(need.path))}", (barred[-1], []))[1].append(need)
+    return _grouped(refused)
+
+
+def _grouped(refused: dict[str, tuple[SettingLine, list[FileNeed]]]) -> list[SandboxRefusal]:
+    """A refusal per fix: the first path it lets through, the programs of all."""
+    refusals = []
+    for fix, (at, needs) in sorted(refused.items()):
+        first = min(needs, key=lambda need: (need.path, need.op))
+        evidence = merge_evidence(need.evidence for need in needs)
+        paths = len({need.path for need in needs})
+        more = f" (and {paths - 1} more)" if paths > 1 else ""
+        programs = ", ".join(evidence.programs) or "the workload"
+        refusals.append(SandboxRefusal(at, f"the {first.op.value} of {first.path}{more} by {programs}", fix, evidence))
     return refusals
 
 

@@ -354,7 +354,7 @@ class UnitReading:
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
             )
             + self.namespace_override(),
-            sandbox=self.sandbox.settings(),
+            sandbox=self.sandbox.settings(self.user),
         )
         return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 
