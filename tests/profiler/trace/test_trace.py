@@ -4,6 +4,7 @@ tables, and one clear error for every kind of bad file."""
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -598,3 +599,15 @@ def test_the_path_tables_are_given_together() -> None:
     trace = chain(1)
     with pytest.raises(ValueError, match="both or neither"):
         dataclasses.replace(trace, file_accesses=())
+
+
+def test_the_format_page_documents_every_table_column_and_dropped_counter() -> None:
+    page = (REPOSITORY / "docs" / "trace-format.md").read_text()
+    sections = {section.split("\n", 1)[0]: section for section in page.split("\n## ")[1:]}
+    for name, columns in {**trace_module.TABLES, **trace_module.PATH_TABLES}.items():
+        assert name in sections, name
+        # process and image, where a row was recorded, are said once, in syscalls.
+        for column in [each for each in columns if each.name not in ("process", "image") or name == "syscalls"]:
+            assert f"`{column.name}`" in sections[name], f"{name}.{column.name}"
+    for counter in dataclasses.fields(DropCounters):
+        assert re.search(rf"^\| [^|]*`{counter.name}`[^|]*\|", sections["run"], re.MULTILINE), counter.name
