@@ -8,13 +8,15 @@ families) stay real unless a test asks for one hostile name: those the renderers
 
 import dataclasses
 import functools
+import posixpath
 
 from hypothesis import strategies as st
 
 from generators.profile import Profile, build_profile
 from profiler import trace
-from profiler.trace import SyscallUse, Trace
+from profiler.trace import FileOp, KernelUse, SyscallUse, Trace
 from tests.generators.conftest import REPOSITORY
+from tests.generators.sandbox_builders import recorded
 
 INJECTIONS = (
     "\n",
@@ -67,9 +69,9 @@ def base_trace(name: str) -> Trace:
 
 
 @st.composite
-def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> Trace:
+def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE, paths: bool = False) -> Trace:
     """A real trace with every free-text string replaced by a hostile one, and an unresolved syscall whose
-    reason is hostile too."""
+    reason is hostile too; with paths, sometimes recorded with files and kernel interfaces at hostile paths."""
     base = base_trace(draw(st.sampled_from(BASES)))
     run = dataclasses.replace(
         base.run,
@@ -90,9 +92,21 @@ def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> T
     )
     first = base.processes[0]
     unresolved = SyscallUse(first.id, 0, 999, None, draw(text), 1, 0.5)
-    return dataclasses.replace(
+    hostile = dataclasses.replace(
         base, run=run, processes=processes, kernel_stacks=stacks, syscalls=(*base.syscalls, unresolved)
     )
+    if not paths or not draw(st.booleans()):
+        return hostile
+    # Files and kernel interfaces recorded, at hostile paths (under directories the sandbox settings decide on,
+    # normalised as a trace file holds them) and with hostile details.
+    directory = st.sampled_from(["/", "/tmp/", "/var/cache/", "/root/", "/dev/", "/proc/sys/", "/srv/"])
+    path = st.builds(lambda where, name: posixpath.normpath(where + name).replace("//", "/"), directory, text)
+    accesses = [
+        (draw(path), draw(st.sampled_from(FileOp)), draw(st.none() | st.just("ENOENT")))
+        for _ in range(draw(st.integers(1, 4)))
+    ]
+    kernel = [(draw(st.sampled_from(KernelUse)), draw(text)) for _ in range(draw(st.integers(0, 2)))]
+    return recorded(hostile, accesses, kernel)
 
 
 @st.composite

@@ -4,6 +4,7 @@ tables, and one clear error for every kind of bad file."""
 import dataclasses
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def traces(draw: st.DrawFn) -> Trace:
         return FileAccess(
             process,
             image_index,
-            "/" + draw(byte_strings),
+            posixpath.normpath("/" + draw(byte_strings)).replace("//", "/"),
             draw(st.sampled_from(FileOp)),
             draw(st.none() | st.sampled_from(["ENOENT", "EACCES", "EROFS"])),
             draw(st.none() | st.tuples(st.integers(0, 2**12 - 1), st.integers(0, 2**20 - 1))),
@@ -378,8 +379,13 @@ BAD_FILES: dict[str, tuple[Callable[[Path], object], str]] = {
     ),
     "unknown-op": (cell("file_accesses", 0, "op", "chown"), "file_accesses.rows\\[0\\].op: must be one of read, write"),
     "unknown-use": (cell("kernel_uses", 0, "use", "ptrace"), "kernel_uses.rows\\[0\\].use: must be one of write-exec"),
-    "relative-path": (cell("file_accesses", 0, "path", "etc/passwd"), 'path: "etc/passwd" is not absolute'),
-    "empty-path": (cell("file_accesses", 0, "path", ""), 'path: "" is not absolute'),
+    "relative-path": (cell("file_accesses", 0, "path", "etc/passwd"), 'path: "etc/passwd" is not an absolute, norm'),
+    "empty-path": (cell("file_accesses", 0, "path", ""), 'path: "" is not an absolute, normalised path'),
+    "dot-dot": (cell("file_accesses", 0, "path", "/var/lib/../../etc/shadow"), "is not an absolute, normalised"),
+    "dot": (cell("file_accesses", 0, "path", "/etc/./passwd"), "is not an absolute, normalised"),
+    "double-slash": (cell("file_accesses", 0, "path", "//etc/passwd"), "is not an absolute, normalised"),
+    "inner-slashes": (cell("file_accesses", 0, "path", "/etc//passwd"), "is not an absolute, normalised"),
+    "trailing-slash": (cell("file_accesses", 0, "path", "/etc/"), "is not an absolute, normalised"),
     "long-path": (cell("file_accesses", 0, "path", "/" + "a" * 4096), "path: .*longer than 4096 bytes"),
     "escape-in-path": (cell("file_accesses", 0, "path", "/etc\\q"), "path: not a byte string.*a backslash"),
     "errno-name": (cell("file_accesses", 0, "error", "ENOENT\nx"), "error: must be an errno name"),
