@@ -216,6 +216,18 @@ def test_the_json_schema_is_a_valid_schema_of_every_table() -> None:
     schema = trace_module.json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert set(schema["properties"]["tables"]["required"]) == set(trace_module.TABLES)
+    assert set(schema["properties"]["tables"]["properties"]) == {*trace_module.TABLES, *trace_module.PATH_TABLES}
+
+
+def test_the_json_schema_says_the_path_tables_come_together(saved: tuple[Path, Trace]) -> None:
+    path, _ = saved
+    validator = jsonschema.Draft202012Validator(trace_module.json_schema())
+    document = json.loads(path.read_text())
+    validator.validate(document)
+    document["tables"].pop("kernel_uses")
+    assert not validator.is_valid(document)
+    document["tables"].pop("file_accesses")
+    validator.validate(document)
 
 
 @pytest.mark.parametrize("path", VERSION_1, ids=lambda path: path.name)
