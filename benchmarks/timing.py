@@ -24,8 +24,8 @@ def median_seconds(work: Callable[[], object], rounds: int = ROUNDS) -> float:
 def bytecode_cache(empty: bool = False) -> Iterator[dict[str, str]]:
     """An environment for new Python processes whose modules' bytecode is cached in a directory of this run's
     own (PYTHONPYCACHEPREFIX), which the first run fills, as Python does for people; or, empty, one where no
-    bytecode is read or written, what a checkout's first run costs. Either way whatever PYTHONDONTWRITEBYTECODE
-    the environment sets: inherited, it had every run compile profiler's modules again (30 to 100 ms each)."""
+    bytecode is read or written, what a checkout's first run costs. Either way without the PYTHONDONTWRITEBYTECODE
+    this environment may set: inherited, it had every run compile profiler's modules again (30 to 100 ms each)."""
     inherited = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as directory:
         yield {**inherited, "PYTHONPYCACHEPREFIX": directory} | ({"PYTHONDONTWRITEBYTECODE": "1"} if empty else {})
