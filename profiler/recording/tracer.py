@@ -14,6 +14,7 @@ import struct
 import time
 from array import array
 from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
@@ -323,6 +324,12 @@ class Tracer:
         self.close()
 
     def close(self) -> None:
+        # A perf tracepoint waits for RCU grace periods as it detaches (about 75 ms each here), and BCC's cleanup
+        # detaches them one after another: side by side, the waits overlap (finishing took 0.41 s, then 0.22 s,
+        # measured interleaved). The raw tracepoints detach at once, in the cleanup.
+        attached = list(self._bpf.tracepoint_fds)
+        with ThreadPoolExecutor(max(len(attached), 1)) as pool:
+            list(pool.map(self._bpf.detach_tracepoint, attached))
         self._bpf.cleanup()
 
     def _on_event(self, _context: object, data: int, _size: int) -> None:
