@@ -451,8 +451,11 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
 
     policy, sandbox = chosen.policy, chosen.sandbox
     account = _with_group(account_of(user if user is not None else policy.user), sandbox.group)
-    taken = frozenset(name for each in policy.overrides for name in each.capabilities)
-    bounding = (_allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES) - taken
+    allowed = _allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES
+    taken = tuple(
+        (name, each.where) for each in policy.overrides for name in sorted(each.capabilities) if name in allowed
+    )
+    bounding = allowed - {name for name, _ in taken}
     rules = seccomp_rules(policy)
     ambient = policy.ambient_capabilities & bounding
     # The kernel loads a filter for a process without CAP_SYS_ADMIN only under no_new_privs; systemd turns it
@@ -460,7 +463,7 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
     implied = account is not None and rules.filters and "CAP_SYS_ADMIN" not in ambient
     return Confinement(
         account=account,
-        capabilities=Capabilities(bounding, ambient),
+        capabilities=Capabilities(bounding, ambient, taken),
         no_new_privileges=policy.no_new_privileges is True or bool(policy.no_new_privileges_implied_by) or implied,
         seccomp=rules,
         private_network=sandbox.private_network,
@@ -524,9 +527,12 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunRepo
     )
 
 
-def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None) -> "RunReport":
+def run(
+    chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None, watch: bool = True
+) -> "RunReport":
     """Run a command confined by a policy (run_policy), or audited against it; the report says what was, or
-    would have been, refused."""
+    would have been, refused. watch: enforced, name the capabilities and paths refused too, not only the calls
+    the seccomp filter refused (through eBPF)."""
     from profiler.enforcement.launcher import launch
     from profiler.enforcement.report import RunReport
     from profiler.recording.terminal_relay import TerminalRelay
@@ -536,7 +542,7 @@ def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: st
     confinement = confinement_of(chosen, user)
     relay = TerminalRelay.open()
     try:
-        enforced = launch(confinement, _command(argv, confinement.account), relay)
+        enforced = launch(confinement, _command(argv, confinement.account), relay, watch_refusals=watch)
     finally:
         if relay is not None:
             relay.close()
@@ -545,6 +551,9 @@ def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: st
         False,
         chosen.described,
         refusals=enforced.refusals,
+        capability_refusals=enforced.capability_refusals,
+        path_refusals=enforced.path_refusals,
+        unwatched=enforced.unwatched,
         not_applied=chosen.sandbox.not_applied,
         startup_s=enforced.startup_s,
     )

@@ -14,13 +14,14 @@ a close-on-exec pipe and exits, the supervisor kills the tree and raises Enforce
 runs unconfined. The pipe closing without a line is the exec.
 """
 
+import dataclasses
 import os
 import signal
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -43,8 +44,11 @@ from profiler.enforcement.kernel_calls import (
     prctl,
     unshare,
 )
+from profiler.enforcement.refusals import CapabilityRefusal, PathRefusal, capability_refusals, path_refusals
 from profiler.enforcement.supervisor import Refusal, Supervision, shell_status
-from profiler.errors import EnforcementError
+from profiler.errors import EnforcementError, TracingError
+from profiler.recording import kernel_features
+from profiler.recording.refusal_watch import RefusalWatch
 from profiler.recording.terminal_relay import ChildTerminal, TerminalRelay
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -54,8 +58,11 @@ _SET_UP_FAILED = 125
 @dataclass(frozen=True, slots=True)
 class Enforced:
     exit_status: int  # the command's, as a shell reports it (128+N when signal N ended it)
-    refusals: tuple[Refusal, ...]
+    refusals: tuple[Refusal, ...]  # by the seccomp filter
     startup_s: float  # from the call to the exec of the command
+    capability_refusals: tuple[CapabilityRefusal, ...] = ()
+    path_refusals: tuple[PathRefusal, ...] = ()
+    unwatched: str | None = None  # why capability and path refusals were not watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +278,11 @@ class _Launch:
 
     # --- the supervisor ------------------------------------------------------------------------------------------
 
-    def run(self, relay: TerminalRelay | None) -> Enforced:
-        started = time.perf_counter()
-        holder = os.fork()
-        if holder == 0:
-            _in_child(self.status_write, self.holder)
+    def run(self, relay: TerminalRelay | None, watch: RefusalWatch | None, started: float) -> Enforced:
+        with watch.arming() if watch is not None else nullcontext():
+            holder = os.fork()
+            if holder == 0:
+                _in_child(self.status_write, self.holder)
         os.close(self.status_write)
         self.command_socket.close()
         supervision = Supervision(self.confinement, holder)
@@ -289,7 +296,17 @@ class _Launch:
                 relay.start()
             with _passing_signals_to(holder, relay):
                 exit_status = supervision.until_exit()
-            return Enforced(exit_status, supervision.refusals(), startup_s)
+            refusals = supervision.refusals()
+            if watch is None:
+                return Enforced(exit_status, refusals, startup_s)
+            return Enforced(
+                exit_status,
+                refusals,
+                startup_s,
+                capability_refusals(self.confinement, watch.denied_capabilities()),
+                path_refusals(self.confinement, watch.failed_path_calls(), refusals),
+                None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
+            )
         finally:
             supervision.close()
             os.close(self.status_read)
@@ -323,8 +340,13 @@ def _passing_signals_to(holder: int, relay: TerminalRelay | None) -> Iterator[No
             signal.signal(number, handler)
 
 
-def launch(confinement: Confinement, command: Command, relay: TerminalRelay | None = None) -> Enforced:
-    """Run the command confined; EnforcementError (nothing started, or all of it killed) when a step fails."""
+def launch(
+    confinement: Confinement, command: Command, relay: TerminalRelay | None = None, *, watch_refusals: bool = True
+) -> Enforced:
+    """Run the command confined; EnforcementError (nothing started, or all of it killed) when a step fails.
+    watch_refusals: watch the capability checks and path calls the confinement refuses, through eBPF (where it
+    cannot load, the run goes on without, and Enforced.unwatched says why)."""
+    started = time.perf_counter()
     filter_ = (
         seccomp_filter.build_filter(confinement.seccomp, confinement.no_new_privileges)
         if confinement.seccomp.filters
@@ -335,4 +357,15 @@ def launch(confinement: Confinement, command: Command, relay: TerminalRelay | No
 
     account = confinement.account
     terminal = relay.child_terminal(account.uid if account else None) if relay is not None else None
-    return _Launch(confinement, command, terminal, filter_).run(relay)
+    watch, unwatched = None, None
+    if watch_refusals:
+        try:
+            watch = RefusalWatch(kernel_features.probe())
+        except TracingError as error:
+            unwatched = str(error)
+    try:
+        enforced = _Launch(confinement, command, terminal, filter_).run(relay, watch, started)
+    finally:
+        if watch is not None:
+            watch.close()
+    return dataclasses.replace(enforced, unwatched=unwatched) if unwatched else enforced
