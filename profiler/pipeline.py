@@ -493,17 +493,23 @@ def _command(argv: Sequence[str], account: "Account | None") -> "Command":
     return Command(tuple(argv), resolve_program(tuple(argv)), environment, os.getcwd())
 
 
-def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunReport":
+def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None, watch: bool) -> "RunReport":
     from generators import compare as comparing
     from generators import formats
     from generators.profile import build_profile
+    from profiler.enforcement.audit import audit
     from profiler.enforcement.report import RunReport, WouldRefuse
-    from profiler.recording.session import RecordOptions, record
-    from profiler.recording.targets import CommandTarget, User
+    from profiler.recording.targets import User
 
-    account = account_of(user if user is not None else chosen.policy.user)
-    target = CommandTarget(tuple(argv), User.lookup(account.name) if account else None)
-    recording = record(target, RecordOptions(component="audited"))
+    confinement = confinement_of(chosen, user)
+    account = confinement.account
+    audited = audit(
+        confinement,
+        _command(argv, account),
+        User.lookup(str(account.uid)) if account else None,
+        watch_refusals=watch,
+    )
+    recording = audited.recording
     comparison = comparing.compare(build_profile([("the audited run", recording.trace)]), chosen.policy)
     would = tuple(
         WouldRefuse(
@@ -516,14 +522,26 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunRepo
         )
         for item in comparison.missing
     )
+    paths = tuple(
+        WouldRefuse(
+            "path",
+            f"{each.operation} {each.path}",
+            (each.program,),
+            each.count,
+            f"{each.errno} from {each.setting} (refused in this run too: an audit applies the mounts and the user)",
+            (),
+        )
+        for each in audited.path_refusals
+    )
     fixed = formats.correction(comparison)
     return RunReport(
         recording.exit_status,
         True,
         chosen.described,
-        would_refuse=would,
+        would_refuse=would + paths,
         fix=fixed.text if fixed else None,
         not_applied=chosen.sandbox.not_applied,
+        unwatched=audited.unwatched,
     )
 
 
@@ -538,7 +556,7 @@ def run(
     from profiler.recording.terminal_relay import TerminalRelay
 
     if audit:
-        return _audit(chosen, argv, user)
+        return _audit(chosen, argv, user, watch)
     confinement = confinement_of(chosen, user)
     relay = TerminalRelay.open()
     try:

@@ -227,6 +227,9 @@ class _Launch:
                 # Held until the supervisor has the listener: a refused call before then would wait forever.
                 if os.read(self.command_socket.fileno(), 1) != b"g":
                     raise RuntimeError("the supervisor did not take the seccomp listener")
+        else:
+            with _step("say who the command is"):
+                self.command_socket.sendmsg([b"unfiltered"], [self.credentials()])
         with _step(f"exec {command.program}"):
             os.execve(command.program, list(command.argv), command.environment)
 
@@ -278,7 +281,11 @@ class _Launch:
 
     # --- the supervisor ------------------------------------------------------------------------------------------
 
-    def run(self, relay: TerminalRelay | None, watch: RefusalWatch | None, started: float) -> Enforced:
+    @contextmanager
+    def _until_exec(self, watch: RefusalWatch | None) -> Iterator[Supervision]:
+        """Fork the holder and serve the set-up until the command's exec; EnforcementError when a step failed
+        (nothing runs). On the way out the supervision is closed: what is left of the tree is killed, unless
+        it was left running."""
         with watch.arming() if watch is not None else nullcontext():
             holder = os.fork()
             if holder == 0:
@@ -289,28 +296,66 @@ class _Launch:
         try:
             failure = supervision.until_exec(self.status_read, self.supervisor_socket)
             if failure is not None:
-                supervision.kill()
                 raise EnforcementError(f"cannot confine {self.command.argv[0]}: {failure}; it was not started")
-            startup_s = time.perf_counter() - started
-            if relay is not None:
-                relay.start()
-            with _passing_signals_to(holder, relay):
-                exit_status = supervision.until_exit()
-            refusals = supervision.refusals()
-            if watch is None:
-                return Enforced(exit_status, refusals, startup_s)
-            return Enforced(
-                exit_status,
-                refusals,
-                startup_s,
-                capability_refusals(self.confinement, watch.denied_capabilities()),
-                path_refusals(self.confinement, watch.failed_path_calls(), refusals),
-                None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
-            )
+            yield supervision
         finally:
             supervision.close()
             os.close(self.status_read)
             self.supervisor_socket.close()
+
+    def run(self, relay: TerminalRelay | None, watch: RefusalWatch | None, started: float) -> Enforced:
+        with self._until_exec(watch) as supervision:
+            startup_s = time.perf_counter() - started
+            if relay is not None:
+                relay.start()
+            with _passing_signals_to(supervision.holder, relay):
+                exit_status = supervision.until_exit()
+            refusals = supervision.refusals()
+        if watch is None:
+            return Enforced(exit_status, refusals, startup_s)
+        return Enforced(
+            exit_status,
+            refusals,
+            startup_s,
+            capability_refusals(self.confinement, watch.denied_capabilities()),
+            path_refusals(self.confinement, watch.failed_path_calls(), refusals),
+            None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
+        )
+
+    def start_unfiltered(self, watch: RefusalWatch | None) -> "Unfiltered":
+        """Start the command with nothing to supervise (no seccomp filter), for a caller that follows it."""
+        assert self.filter is None
+        with self._until_exec(watch) as supervision:
+            assert supervision.command_pid is not None
+            supervision.leave_running()
+            return Unfiltered(supervision.holder, supervision.command_pid)
+
+
+class Unfiltered:
+    """A command started without a filter, as subprocess.Popen gives one (recording.command.Child): the holder's
+    status is the command's; pid is the command's own (its process group, a session of its own)."""
+
+    def __init__(self, holder: int, command: int):
+        self.holder, self.pid = holder, command
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, wait_status = os.waitpid(self.holder, os.WNOHANG)
+            if pid:
+                self.returncode = shell_status(wait_status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(self.holder, signal.SIGKILL)  # and so init, PID 1, and with it the whole namespace
+
+    def wait(self) -> int:
+        code = self.poll()
+        if code is None:
+            _, wait_status = os.waitpid(self.holder, 0)
+            code = self.returncode = shell_status(wait_status)
+        return code
 
 
 def _mask(names: frozenset[str]) -> int:
@@ -357,15 +402,28 @@ def launch(
 
     account = confinement.account
     terminal = relay.child_terminal(account.uid if account else None) if relay is not None else None
-    watch, unwatched = None, None
-    if watch_refusals:
-        try:
-            watch = RefusalWatch(kernel_features.probe())
-        except TracingError as error:
-            unwatched = str(error)
+    watch, unwatched = load_watch() if watch_refusals else (None, None)
     try:
         enforced = _Launch(confinement, command, terminal, filter_).run(relay, watch, started)
     finally:
         if watch is not None:
             watch.close()
     return dataclasses.replace(enforced, unwatched=unwatched) if unwatched else enforced
+
+
+def load_watch() -> tuple[RefusalWatch | None, str | None]:
+    """The refusal watch, or why it cannot load here (no BCC, BPF not allowed): a run goes on without it."""
+    try:
+        return RefusalWatch(kernel_features.probe()), None
+    except TracingError as error:
+        return None, str(error)
+
+
+def start_unfiltered(
+    confinement: Confinement, command: Command, terminal: ChildTerminal | None, watch: RefusalWatch | None
+) -> Unfiltered:
+    """Start the command under a confinement without a seccomp filter, and return once it has exec'd: for a
+    caller that follows it itself (run --audit records it). EnforcementError when a step fails."""
+    if confinement.seccomp.filters:
+        raise ValueError("a confinement with a seccomp filter needs its supervisor: launch() it")
+    return _Launch(confinement, command, terminal, None).start_unfiltered(watch)

@@ -60,7 +60,7 @@ class RunReport:
     refusals: tuple[Refusal, ...] = ()  # enforced: what the filter refused
     capability_refusals: tuple[CapabilityRefusal, ...] = ()  # enforced: what the confinement refused besides
     path_refusals: tuple[PathRefusal, ...] = ()
-    unwatched: str | None = None  # enforced: why capability and path refusals were not watched
+    unwatched: str | None = None  # why capability (enforced) and path refusals were not watched
     would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
     fix: str | None = None  # audited: the lines to add, in the policy's format
     not_applied: tuple[str, ...] = ()  # settings of the policy that run does not apply
@@ -84,10 +84,10 @@ class RunReport:
             out += refusal_lines(self.refusals)
             out += capability_lines(self.capability_refusals)
             out += path_lines(self.path_refusals)
-            if self.unwatched:
-                out.append(f"profiler: not watched for refusals: {self.unwatched}")
             if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
                 out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
+        if self.unwatched:
+            out.append(f"profiler: not watched for refusals: {self.unwatched}")
         return out
 
     def json(self) -> str:

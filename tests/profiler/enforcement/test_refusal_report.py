@@ -10,6 +10,7 @@ import pytest
 
 from tests.profiler.enforcement.conftest import EACCES, EPERM, EROFS, PROBE, PYTHON, RunProfiler, write_unit
 
+pytestmark = [pytest.mark.tracing, pytest.mark.usefixtures("tracing_available")]
 PROGRAM = os.path.realpath(PYTHON)  # named as /proc/PID/exe names it, as a refused syscall's program is
 
 
