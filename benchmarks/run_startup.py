@@ -3,7 +3,8 @@ same way (subprocess.Popen returns once the child has exec'd), in the same run.
 
 Three confinements: namespaces only (mount, PID, IPC: what every run gets), the demo's learned drop-in
 (a seccomp allow-list with its supervisor), and the practitioner's unit (user, capabilities, private network,
-PrivateDevices=, ProtectSystem=strict, the seccomp allow-list of @system-service). Needs root:
+PrivateDevices=, ProtectSystem=strict, the seccomp allow-list of @system-service), the last also watched for the
+capabilities and paths it refuses (the eBPF program compiled and attached first: `run`'s default). Needs root:
 python benchmarks/run_startup.py.
 """
 
@@ -55,9 +56,9 @@ def _plain() -> float:
     return elapsed
 
 
-def _confined(confinement: Confinement) -> float:
+def _confined(confinement: Confinement, watched: bool = False) -> float:
     command = Command((TRUE,), TRUE, dict(os.environ), "/")
-    return launch(confinement, command).startup_s
+    return launch(confinement, command, watch_refusals=watched).startup_s
 
 
 def _median(measure: object, *arguments: object) -> float:
@@ -76,12 +77,13 @@ def main() -> None:
     plain = _median(_plain)
     print(f"run start-up until exec, median of {ROUNDS} (baseline: fork and exec of {TRUE})")
     print(f"  fork and exec (subprocess.Popen)        {plain * 1000:7.2f} ms")
-    for label, confinement in (
-        ("namespaces only", Confinement()),
-        ("a seccomp allow-list, supervised", units["demo"]),
-        ("the practitioner's unit", units["unit"]),
+    for label, confinement, watched in (
+        ("namespaces only", Confinement(), False),
+        ("a seccomp allow-list, supervised", units["demo"], False),
+        ("the practitioner's unit", units["unit"], False),
+        ("the same, watched for refusals (eBPF)", units["unit"], True),
     ):
-        seconds = _median(_confined, confinement)
+        seconds = _median(_confined, confinement, watched)
         print(f"  {label:<40} {seconds * 1000:7.2f} ms  {seconds / plain:6.1f}x")
 
 

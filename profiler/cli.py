@@ -443,6 +443,12 @@ def _compare(
 @click.option("--report", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report file.")
 @click.option("--user", help="Run the command as this user (name or uid) instead of the policy's.")
+@click.option(
+    "--no-watch",
+    is_flag=True,
+    help="Enforced: name only the calls the seccomp filter refused, not the capabilities and paths refused "
+    "(watched through eBPF, which takes about half a second to start and slows every syscall on the host).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_command(
     policies: tuple[Path, ...],
@@ -450,6 +456,7 @@ def run_command(
     report: Path | None,
     force: bool,
     user: str | None,
+    no_watch: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND confined by POLICY, without a container engine; or audit it against POLICY first.
@@ -457,7 +464,8 @@ def run_command(
     \b
       profiler run --policy POLICY [--audit] [--report FILE] [--user USER] -- COMMAND [ARG...]
 
-    Enforced, the exit status is the command's, and each call the policy refused is named at the end.
+    Enforced, the exit status is the command's, and each call, capability and path the policy refused is named
+    at the end.
     With --audit: 0 when the policy would refuse nothing the run did, 1 when it would, 2 on bad input.
     """
     if not command:
@@ -467,7 +475,7 @@ def run_command(
     chosen = pipeline.run_policy(policies)
     for setting in chosen.sandbox.not_applied:
         click.echo(visible(f"profiler: not applied: {setting}"), err=True)
-    result = pipeline.run(chosen, command, audit=audit, user=user)
+    result = pipeline.run(chosen, command, audit=audit, user=user, watch=not no_watch)
     for line in result.lines():
         click.echo(visible(line), err=True)
     if report is not None:

@@ -451,8 +451,11 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
 
     policy, sandbox = chosen.policy, chosen.sandbox
     account = _with_group(account_of(user if user is not None else policy.user), sandbox.group)
-    taken = frozenset(name for each in policy.overrides for name in each.capabilities)
-    bounding = (_allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES) - taken
+    allowed = _allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES
+    taken = tuple(
+        (name, each.where) for each in policy.overrides for name in sorted(each.capabilities) if name in allowed
+    )
+    bounding = allowed - {name for name, _ in taken}
     rules = seccomp_rules(policy)
     ambient = policy.ambient_capabilities & bounding
     # The kernel loads a filter for a process without CAP_SYS_ADMIN only under no_new_privs; systemd turns it
@@ -460,7 +463,7 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
     implied = account is not None and rules.filters and "CAP_SYS_ADMIN" not in ambient
     return Confinement(
         account=account,
-        capabilities=Capabilities(bounding, ambient),
+        capabilities=Capabilities(bounding, ambient, taken),
         no_new_privileges=policy.no_new_privileges is True or bool(policy.no_new_privileges_implied_by) or implied,
         seccomp=rules,
         private_network=sandbox.private_network,
@@ -490,17 +493,23 @@ def _command(argv: Sequence[str], account: "Account | None") -> "Command":
     return Command(tuple(argv), resolve_program(tuple(argv)), environment, os.getcwd())
 
 
-def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunReport":
+def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None, watch: bool) -> "RunReport":
     from generators import compare as comparing
     from generators import formats
     from generators.profile import build_profile
+    from profiler.enforcement.audit import audit
     from profiler.enforcement.report import RunReport, WouldRefuse
-    from profiler.recording.session import RecordOptions, record
-    from profiler.recording.targets import CommandTarget, User
+    from profiler.recording.targets import User
 
-    account = account_of(user if user is not None else chosen.policy.user)
-    target = CommandTarget(tuple(argv), User.lookup(account.name) if account else None)
-    recording = record(target, RecordOptions(component="audited"))
+    confinement = confinement_of(chosen, user)
+    account = confinement.account
+    audited = audit(
+        confinement,
+        _command(argv, account),
+        User.lookup(str(account.uid)) if account else None,
+        watch_refusals=watch,
+    )
+    recording = audited.recording
     comparison = comparing.compare(build_profile([("the audited run", recording.trace)]), chosen.policy)
     would = tuple(
         WouldRefuse(
@@ -513,30 +522,45 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None) -> "RunRepo
         )
         for item in comparison.missing
     )
+    paths = tuple(
+        WouldRefuse(
+            "path",
+            f"{each.operation} {each.path}",
+            (each.program,),
+            each.count,
+            f"{each.errno} from {each.setting} (refused in this run too: an audit applies the mounts and the user)",
+            (),
+        )
+        for each in audited.path_refusals
+    )
     fixed = formats.correction(comparison)
     return RunReport(
         recording.exit_status,
         True,
         chosen.described,
-        would_refuse=would,
+        would_refuse=would + paths,
         fix=fixed.text if fixed else None,
         not_applied=chosen.sandbox.not_applied,
+        unwatched=audited.unwatched,
     )
 
 
-def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None) -> "RunReport":
+def run(
+    chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: str | None = None, watch: bool = True
+) -> "RunReport":
     """Run a command confined by a policy (run_policy), or audited against it; the report says what was, or
-    would have been, refused."""
+    would have been, refused. watch: enforced, name the capabilities and paths refused too, not only the calls
+    the seccomp filter refused (through eBPF)."""
     from profiler.enforcement.launcher import launch
     from profiler.enforcement.report import RunReport
     from profiler.recording.terminal_relay import TerminalRelay
 
     if audit:
-        return _audit(chosen, argv, user)
+        return _audit(chosen, argv, user, watch)
     confinement = confinement_of(chosen, user)
     relay = TerminalRelay.open()
     try:
-        enforced = launch(confinement, _command(argv, confinement.account), relay)
+        enforced = launch(confinement, _command(argv, confinement.account), relay, watch_refusals=watch)
     finally:
         if relay is not None:
             relay.close()
@@ -545,6 +569,9 @@ def run(chosen: RunPolicy, argv: Sequence[str], *, audit: bool = False, user: st
         False,
         chosen.described,
         refusals=enforced.refusals,
+        capability_refusals=enforced.capability_refusals,
+        path_refusals=enforced.path_refusals,
+        unwatched=enforced.unwatched,
         not_applied=chosen.sandbox.not_applied,
         startup_s=enforced.startup_s,
     )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from profiler import syscalls
+from profiler.enforcement.refusals import CapabilityRefusal, PathRefusal
 from profiler.enforcement.supervisor import Refusal
 
 
@@ -18,6 +19,23 @@ def refusal_lines(refusals: Sequence[Refusal]) -> list[str]:
         f"{each.answer.errno or 'killed'} from {each.answer.setting}"
         + (f" ({each.abi} ABI)" if each.abi != syscalls.native_abi() else "")
         + (" (ENOSYS: a program takes it for an older kernel and falls back)" if each.answer.errno == "ENOSYS" else "")
+        for each in refusals
+    ]
+
+
+def capability_lines(refusals: Sequence[CapabilityRefusal]) -> list[str]:
+    """refused: CAP_NET_RAW by /usr/bin/ping, 1x, from CapabilityBoundingSet= (asked by inet_create)"""
+    return [
+        f"refused: {each.capability} by {each.program}, {each.count}x, from {each.setting}"
+        + (f" (asked by {each.asked_by})" if each.asked_by else "")
+        for each in refusals
+    ]
+
+
+def path_lines(refusals: Sequence[PathRefusal]) -> list[str]:
+    """refused: write to /etc/x by /usr/bin/tee, 1x, EROFS from ProtectSystem=strict"""
+    return [
+        f"refused: {each.operation} {each.path} by {each.program}, {each.count}x, {each.errno} from {each.setting}"
         for each in refusals
     ]
 
@@ -40,6 +58,9 @@ class RunReport:
     audit: bool
     policy: str
     refusals: tuple[Refusal, ...] = ()  # enforced: what the filter refused
+    capability_refusals: tuple[CapabilityRefusal, ...] = ()  # enforced: what the confinement refused besides
+    path_refusals: tuple[PathRefusal, ...] = ()
+    unwatched: str | None = None  # why capability (enforced) and path refusals were not watched
     would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
     fix: str | None = None  # audited: the lines to add, in the policy's format
     not_applied: tuple[str, ...] = ()  # settings of the policy that run does not apply
@@ -61,8 +82,12 @@ class RunReport:
                 out.append(f"audit: {self.policy} would refuse nothing this run did")
         else:
             out += refusal_lines(self.refusals)
+            out += capability_lines(self.capability_refusals)
+            out += path_lines(self.path_refusals)
             if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
                 out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
+        if self.unwatched:
+            out.append(f"profiler: not watched for refusals: {self.unwatched}")
         return out
 
     def json(self) -> str:
@@ -71,16 +96,22 @@ class RunReport:
             "mode": "audit" if self.audit else "enforce",
             "exit_status": self.exit_status,
             "refused": [
-                {
-                    "syscall": each.syscall,
-                    "program": each.program,
-                    "count": each.count,
-                    "errno": each.answer.errno,
-                    "setting": each.answer.setting,
-                    "abi": each.abi,
-                }
-                for each in self.refusals
+                *(
+                    {
+                        "kind": "syscall",
+                        "syscall": each.syscall,
+                        "program": each.program,
+                        "count": each.count,
+                        "errno": each.answer.errno,
+                        "setting": each.answer.setting,
+                        "abi": each.abi,
+                    }
+                    for each in self.refusals
+                ),
+                *({"kind": "capability", **dataclasses.asdict(each)} for each in self.capability_refusals),
+                *({"kind": "path", **dataclasses.asdict(each)} for each in self.path_refusals),
             ],
+            "unwatched": self.unwatched,
             "would_refuse": [dataclasses.asdict(each) for each in self.would_refuse],
             "fix": self.fix,
             "not_applied": list(self.not_applied),

@@ -1,7 +1,7 @@
 """The BCC session: loads recorder.bpf.c, feeds it the processes to follow, and reads back what it aggregated.
 
-This is the only module that imports bcc. It speaks in raw kernel terms (serials, rows, syscall numbers);
-profiler.recording.collector turns that into a Trace.
+This is the only module that imports bcc (profiler.recording.refusal_watch loads its program through it). It
+speaks in raw kernel terms (serials, rows, syscall numbers); profiler.recording.collector turns that into a Trace.
 """
 
 import ctypes as ct
@@ -248,6 +248,20 @@ _NON_FATAL = {
 FATAL_SIGNAL_MASK = sum(1 << (number - 1) for number in range(1, 65) if number not in _NON_FATAL)
 
 
+def load_program(source: str) -> Any:
+    """A BCC program compiled, loaded and attached (its TRACEPOINT_PROBEs and RAW_TRACEPOINT_PROBEs), with the
+    headers of profiler/recording/bpf/ on its include path: the recorder, or run's refusal watch."""
+    bcc = _import_bcc()
+    with resources.as_file(resources.files("profiler.recording").joinpath("bpf")) as include:
+        try:
+            return bcc.BPF(text=source.encode(), cflags=[f"-I{include}", "-Wno-macro-redefined"])
+        except Exception as error:  # BCC raises bare Exception for compile, load and attach failures
+            raise TracingError(
+                f"the eBPF program did not load ({str(error).splitlines()[0]}); "
+                "is BPF allowed here (root, no lockdown, unprivileged containers cannot)?"
+            ) from error
+
+
 def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: bool) -> str:
     """The C that is loaded: recorder.bpf.c behind the #defines that configure it (`record --ebpf`)."""
     defines: dict[str, object] = {
@@ -284,24 +298,13 @@ class Tracer:
     """One loaded recorder program. Use as a context manager; close() detaches everything."""
 
     def __init__(self, features: KernelFeatures, *, cgroup: Path | None = None, sizes: TableSizes = TableSizes()):
-        bcc = _import_bcc()
         self.features = features
         self.sizes = sizes
         started = time.monotonic()
-        with resources.as_file(resources.files("profiler.recording").joinpath("bpf")) as include:
-            try:
-                self._bpf: Any = bcc.BPF(
-                    text=program_source(features, sizes, cgroup is not None).encode(),
-                    cflags=[f"-I{include}", "-Wno-macro-redefined"],
-                )
-            except Exception as error:  # BCC raises bare Exception for compile, load and attach failures
-                raise TracingError(
-                    f"the eBPF program did not load ({str(error).splitlines()[0]}); "
-                    "is BPF allowed here (root, no lockdown, unprivileged containers cannot)?"
-                ) from error
+        self._bpf: Any = load_program(program_source(features, sizes, cgroup is not None))
         self.startup_s = time.monotonic() - started
         _release_compiler_memory()
-        self._lib: Any = bcc.libbcc.lib
+        self._lib: Any = _import_bcc().libbcc.lib
         self._procs = self._bpf[b"procs"]
         self._rows = self._bpf[b"rows"]
         self._empty_row = self._rows.Leaf()

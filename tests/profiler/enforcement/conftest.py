@@ -44,6 +44,16 @@ def as_root() -> None:
 
 
 @pytest.fixture
+def tracing_available() -> None:
+    """For the tests of what eBPF sees (the refusal watch, an audit's recording): skipped only where it cannot."""
+    from tests.profiler.recording.conftest import _tracing_unavailable
+
+    reason = _tracing_unavailable()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
 def profiler_run() -> RunProfiler:
     """`profiler run ARGS...` as a user types it; its output and exit status. It starts in / (systemd's default
     WorkingDirectory=), not in the checkout, which may be under a /tmp that PrivateTmp= replaces."""

@@ -1,0 +1,95 @@
+"""The refusals of an enforced run that are not its seccomp filter's: capability checks the confinement failed and
+path calls its mounts or its user failed, each named after the setting that caused it. What the refusal watch
+saw and the policy did not cause (a check in a user namespace, a file closed to root too) is not a refusal.
+"""
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from profiler import abi, capability_paths
+from profiler.enforcement import mounts
+from profiler.enforcement.confinement import Confinement
+from profiler.enforcement.supervisor import Refusal
+from profiler.recording.refusal_watch import DeniedCapability, FailedPathCall
+
+_OPENS = frozenset({"open", "openat", "openat2"})
+_EXECS = frozenset({"execve", "execveat"})
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityRefusal:
+    capability: str
+    program: str
+    count: int
+    setting: str
+    asked_by: str | None  # the kernel function that checked it: inet_create for a raw socket
+
+
+@dataclass(frozen=True, slots=True)
+class PathRefusal:
+    operation: str  # write to, read of, exec of, mkdir of...
+    path: str
+    syscall: str
+    program: str
+    count: int
+    errno: str
+    setting: str
+
+
+def capability_refusals(confinement: Confinement, denied: Iterable[DeniedCapability]) -> tuple[CapabilityRefusal, ...]:
+    counts: dict[tuple[str, str, str, str | None], int] = {}
+    for check in denied:
+        name = abi.capability_name(check.capability)
+        if name is None or capability_paths.is_noaudit_path(check.frames):
+            continue  # a noaudit check is a question, not a need: its refusal changes nothing
+        setting = confinement.capabilities.refused_by(name, confinement.account)
+        if setting is not None:
+            key = (name, check.program, setting, capability_paths.asking_function(check.frames))
+            counts[key] = counts.get(key, 0) + check.count
+    return tuple(
+        CapabilityRefusal(name, program, count, setting, asked_by)
+        for (name, program, setting, asked_by), count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def path_refusals(
+    confinement: Confinement, failed: Iterable[FailedPathCall], seccomp_refusals: Iterable[Refusal] = ()
+) -> tuple[PathRefusal, ...]:
+    """The failed path calls the confinement caused; a call the filter refused itself is named there already."""
+    answered = {(each.program, each.syscall, each.answer.errno) for each in seccomp_refusals}
+    found = []
+    for call in failed:
+        if (call.program, call.syscall, call.errno) in answered:
+            continue
+        setting = _setting_of(confinement, call)
+        if setting is not None:
+            operation = _operation(call)
+            found.append(PathRefusal(operation, call.path, call.syscall, call.program, call.count, call.errno, setting))
+    return tuple(sorted(found, key=lambda each: (-each.count, each.path, each.operation, each.program)))
+
+
+def _setting_of(confinement: Confinement, call: FailedPathCall) -> str | None:
+    file_system, account = confinement.file_system, confinement.account
+    if call.errno == "EROFS":
+        return mounts.read_only_by(file_system, call.path)
+    hidden = mounts.inaccessible_by(file_system, call.path)
+    if hidden is not None:
+        return hidden
+    if account is not None and account.uid != 0:
+        return f"User={account.name} (the file's permissions)"
+    # Root is refused a file's permissions only without CAP_DAC_OVERRIDE: named there, as a capability.
+    return None
+
+
+def _operation(call: FailedPathCall) -> str:
+    if call.syscall in _EXECS:
+        return "exec of"
+    if call.syscall == "creat":
+        return "write to"
+    if call.syscall in _OPENS:
+        if call.open_flags is None:
+            return "open of"
+        writes = call.open_flags & os.O_ACCMODE != os.O_RDONLY or call.open_flags & (os.O_CREAT | os.O_TRUNC)
+        return "write to" if writes else "read of"
+    return f"{call.syscall} of"

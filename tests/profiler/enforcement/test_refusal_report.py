@@ -1,0 +1,99 @@
+"""An enforced run names the capabilities and paths its confinement refused, not only the syscalls: a real program
+is refused by one setting, and the report (text and --report JSON) names the capability or path, the program and
+that setting; without the setting the same program succeeds and nothing is named."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.profiler.enforcement.conftest import EACCES, EPERM, EROFS, PROBE, PYTHON, RunProfiler, write_unit
+
+pytestmark = [pytest.mark.tracing, pytest.mark.usefixtures("tracing_available")]
+PROGRAM = os.path.realpath(PYTHON)  # named as /proc/PID/exe names it, as a refused syscall's program is
+
+
+def _run(run: RunProfiler, tmp_path: Path, unit: str, *probe: str) -> tuple[int, list[str], list[dict[str, object]]]:
+    report = tmp_path / "report.json"
+    done = run(
+        "--policy", str(write_unit(tmp_path, "[Service]\n" + unit)), "--report", str(report), "--force", "--",
+        PYTHON, str(PROBE), *probe,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("refused: ")]
+    return done.returncode, lines, list(json.loads(report.read_text())["refused"])
+
+
+def test_a_capability_out_of_the_bounding_set_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    status, lines, refused = _run(profiler_run, tmp_path, "CapabilityBoundingSet=~CAP_NET_RAW\n", "af-packet")
+    assert status == EPERM
+    # The kernel function that asked is named too; its name is the kernel's own, and may change between versions.
+    assert [line.split(" (asked by ")[0] for line in lines] == [
+        f"refused: CAP_NET_RAW by {PROGRAM}, 1x, from CapabilityBoundingSet="
+    ], lines
+    assert [{**each, "asked_by": None} for each in refused] == [
+        {
+            "kind": "capability",
+            "capability": "CAP_NET_RAW",
+            "program": PROGRAM,
+            "count": 1,
+            "setting": "CapabilityBoundingSet=",
+            "asked_by": None,
+        }
+    ]
+    assert "packet" in str(refused[0]["asked_by"])
+    assert _run(profiler_run, tmp_path, "", "af-packet")[:2] == (0, [])
+
+
+def test_a_capability_a_user_is_not_given_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    unit = "User=nobody\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"
+    status, lines, _ = _run(profiler_run, tmp_path, unit, "bind-80")
+    assert status == EACCES
+    assert (
+        f"refused: CAP_NET_BIND_SERVICE by {PROGRAM}, 1x, "
+        "from User=nobody without AmbientCapabilities=CAP_NET_BIND_SERVICE"
+    ) in [line.split(" (asked by ")[0] for line in lines], lines
+    assert _run(profiler_run, tmp_path, unit + "AmbientCapabilities=CAP_NET_BIND_SERVICE\n", "bind-80")[:2] == (0, [])
+
+
+def test_a_write_to_a_read_only_path_is_named(
+    profiler_run: RunProfiler, tmp_path: Path, shared_dirs: tuple[Path, Path]
+) -> None:
+    writable, other = shared_dirs
+    target = other / "written"
+    unit = f"ProtectSystem=strict\nReadWritePaths={writable}\n"
+    status, lines, refused = _run(profiler_run, tmp_path, unit, "write", str(target))
+    assert status == EROFS
+    assert lines == [f"refused: write to {target} by {PROGRAM}, 1x, EROFS from ProtectSystem=strict"], lines
+    assert refused == [
+        {
+            "kind": "path",
+            "operation": "write to",
+            "path": str(target),
+            "syscall": "openat",
+            "program": PROGRAM,
+            "count": 1,
+            "errno": "EROFS",
+            "setting": "ProtectSystem=strict",
+        }
+    ]
+    unit = f"ProtectSystem=strict\nReadWritePaths={other}\n"
+    assert _run(profiler_run, tmp_path, unit, "write", str(target))[:2] == (0, [])
+    assert target.read_text() == "escaped\n"
+
+
+@pytest.mark.parametrize("user", ["nobody", None])
+def test_a_file_closed_to_the_user_is_named_after_the_user(
+    profiler_run: RunProfiler, tmp_path: Path, shared_dirs: tuple[Path, Path], user: str | None
+) -> None:
+    _, other = shared_dirs
+    secret = other / "secret"
+    secret.write_text("root only\n")
+    os.chmod(secret, 0o600)
+    status, lines, _ = _run(profiler_run, tmp_path, f"User={user}\n" if user else "", "read", str(secret))
+    if user is None:
+        assert (status, lines) == (0, [])
+    else:
+        assert status == EACCES
+        assert f"refused: read of {secret} by {PROGRAM}, 1x, EACCES from User=nobody (the file's permissions)" in lines
