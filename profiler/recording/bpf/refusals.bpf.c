@@ -161,7 +161,10 @@ static __always_inline u64 argument(struct pt_regs *regs, u32 index)
 	case 3: bpf_probe_read_kernel(&value, sizeof(value), &regs->r10); break;
 	}
 #elif defined(ARCH_ARM64)
-	if (index < 4)
+	/* At the exit, x0 holds the return value: the first argument is kept in orig_x0. */
+	if (index == 0)
+		bpf_probe_read_kernel(&value, sizeof(value), &regs->orig_x0);
+	else if (index < 4)
 		bpf_probe_read_kernel(&value, sizeof(value), &regs->regs[index]);
 #endif
 	return value;
