@@ -447,8 +447,9 @@ def _compare(
 @click.option(
     "--no-watch",
     is_flag=True,
-    help="Enforced: name only the calls the seccomp filter refused, not the capabilities and paths refused "
-    "(watched through eBPF, which takes about half a second to start and slows every syscall on the host).",
+    help="Name only the calls the seccomp filter refused (or, audited, what the recording shows), not the "
+    "capabilities, paths and connections refused (watched through eBPF, which takes about half a second to start "
+    "and slows every syscall on the host).",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_command(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from profiler.enforcement.confinement import ALL_CAPABILITIES, Capabilities, Confinement, SeccompRules
 from profiler.enforcement.launcher import Command, load_watch, start_unfiltered
-from profiler.enforcement.refusals import PathRefusal, path_refusals
+from profiler.enforcement.refusals import ConnectRefusal, PathRefusal, connect_refusals, path_refusals
 from profiler.recording import session
 from profiler.recording.command import Child
 from profiler.recording.targets import CommandTarget, User
@@ -20,6 +20,7 @@ from profiler.recording.terminal_relay import ChildTerminal
 class Audited:
     recording: session.Recording
     path_refusals: tuple[PathRefusal, ...]  # refused in the audited run too: an audit applies the mounts
+    connect_refusals: tuple[ConnectRefusal, ...]  # and the private network
     unwatched: str | None  # why paths were not watched
 
 
@@ -41,8 +42,9 @@ def audit(confinement: Confinement, command: Command, user: User | None, *, watc
     try:
         target = CommandTarget(command.argv, user, command.program)
         recording = session.record(target, session.RecordOptions(component="audited"), spawn=spawn)
-        refused = path_refusals(confinement, watch.failed_path_calls()) if watch is not None else ()
+        paths = path_refusals(confinement, watch.failed_path_calls()) if watch is not None else ()
+        connects = connect_refusals(confinement, watch.unreachable_connects()) if watch is not None else ()
     finally:
         if watch is not None:
             watch.close()
-    return Audited(recording, refused, unwatched)
+    return Audited(recording, paths, connects, unwatched)

@@ -44,7 +44,14 @@ from profiler.enforcement.kernel_calls import (
     prctl,
     unshare,
 )
-from profiler.enforcement.refusals import CapabilityRefusal, PathRefusal, capability_refusals, path_refusals
+from profiler.enforcement.refusals import (
+    CapabilityRefusal,
+    ConnectRefusal,
+    PathRefusal,
+    capability_refusals,
+    connect_refusals,
+    path_refusals,
+)
 from profiler.enforcement.supervisor import Refusal, Supervision, shell_status
 from profiler.errors import EnforcementError, TracingError
 from profiler.recording import kernel_features
@@ -62,6 +69,7 @@ class Enforced:
     startup_s: float  # from the call to the exec of the command
     capability_refusals: tuple[CapabilityRefusal, ...] = ()
     path_refusals: tuple[PathRefusal, ...] = ()
+    connect_refusals: tuple[ConnectRefusal, ...] = ()
     unwatched: str | None = None  # why capability and path refusals were not watched
 
 
@@ -319,6 +327,7 @@ class _Launch:
             startup_s,
             capability_refusals(self.confinement, watch.denied_capabilities()),
             path_refusals(self.confinement, watch.failed_path_calls(), refusals),
+            connect_refusals(self.confinement, watch.unreachable_connects()),
             None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
         )
 

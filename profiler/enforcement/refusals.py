@@ -1,5 +1,6 @@
-"""The refusals of an enforced run that are not its seccomp filter's: capability checks the confinement failed and
-path calls its mounts or its user failed, each named after the setting that caused it. What the refusal watch
+"""The refusals of an enforced run that are not its seccomp filter's: capability checks the confinement failed,
+path calls its mounts or its user failed, connections its private network had no route for, each named after the
+setting that caused it. What the refusal watch
 saw and the policy did not cause (a check in a user namespace, a file closed to root too) is not a refusal.
 """
 
@@ -11,7 +12,7 @@ from profiler import abi, capability_paths
 from profiler.enforcement import mounts
 from profiler.enforcement.confinement import Confinement
 from profiler.enforcement.supervisor import Refusal
-from profiler.recording.refusal_watch import DeniedCapability, FailedPathCall
+from profiler.recording.refusal_watch import DeniedCapability, FailedPathCall, UnreachableConnect
 
 _OPENS = frozenset({"open", "openat", "openat2"})
 _LOOKUPS = frozenset(
@@ -43,6 +44,26 @@ class PathRefusal:
     count: int
     errno: str
     setting: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRefusal:
+    address: str
+    program: str
+    count: int
+    setting: str
+
+
+def connect_refusals(confinement: Confinement, unreachable: Iterable[UnreachableConnect]) -> tuple[ConnectRefusal, ...]:
+    """The connections a private network refused: it has no route but its loopback's (ENETUNREACH)."""
+    if not confinement.private_network:
+        return ()  # the host's own network had no route: not the policy's doing
+    return tuple(
+        sorted(
+            (ConnectRefusal(each.address, each.program, each.count, "PrivateNetwork=yes") for each in unreachable),
+            key=lambda each: (-each.count, each.address, each.program),
+        )
+    )
 
 
 def capability_refusals(confinement: Confinement, denied: Iterable[DeniedCapability]) -> tuple[CapabilityRefusal, ...]:

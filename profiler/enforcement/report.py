@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from profiler import syscalls
-from profiler.enforcement.refusals import CapabilityRefusal, PathRefusal
+from profiler.enforcement.refusals import CapabilityRefusal, ConnectRefusal, PathRefusal
 from profiler.enforcement.supervisor import Refusal
 
 
@@ -40,6 +40,14 @@ def path_lines(refusals: Sequence[PathRefusal]) -> list[str]:
     ]
 
 
+def connect_lines(refusals: Sequence[ConnectRefusal]) -> list[str]:
+    """refused: connect to 192.0.2.1:80 by /usr/bin/curl, 1x, ENETUNREACH from PrivateNetwork=yes"""
+    return [
+        f"refused: connect to {each.address} by {each.program}, {each.count}x, ENETUNREACH from {each.setting}"
+        for each in refusals
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class WouldRefuse:
     """What enforcement would have refused in an audited run, and the line that lets it."""
@@ -60,6 +68,7 @@ class RunReport:
     refusals: tuple[Refusal, ...] = ()  # enforced: what the filter refused
     capability_refusals: tuple[CapabilityRefusal, ...] = ()  # enforced: what the confinement refused besides
     path_refusals: tuple[PathRefusal, ...] = ()
+    connect_refusals: tuple[ConnectRefusal, ...] = ()
     unwatched: str | None = None  # why capability (enforced) and path refusals were not watched
     would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
     fix: str | None = None  # audited: the lines to add, in the policy's format
@@ -84,6 +93,7 @@ class RunReport:
             out += refusal_lines(self.refusals)
             out += capability_lines(self.capability_refusals)
             out += path_lines(self.path_refusals)
+            out += connect_lines(self.connect_refusals)
             if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
                 out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
         if self.unwatched:
@@ -110,6 +120,10 @@ class RunReport:
                 ),
                 *({"kind": "capability", **dataclasses.asdict(each)} for each in self.capability_refusals),
                 *({"kind": "path", **dataclasses.asdict(each)} for each in self.path_refusals),
+                *(
+                    {"kind": "connect", "errno": "ENETUNREACH", **dataclasses.asdict(each)}
+                    for each in self.connect_refusals
+                ),
             ],
             "unwatched": self.unwatched,
             "would_refuse": [dataclasses.asdict(each) for each in self.would_refuse],

@@ -293,12 +293,23 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None, watch: bool
         )
         for each in audited.path_refusals
     )
+    connects = tuple(
+        WouldRefuse(
+            "connect",
+            each.address,
+            (each.program,),
+            each.count,
+            f"ENETUNREACH from {each.setting} (refused in this run too: an audit applies the namespaces)",
+            (),
+        )
+        for each in audited.connect_refusals
+    )
     fixed = formats.correction(comparison)
     return RunReport(
         recording.exit_status,
         True,
         chosen.described,
-        would_refuse=would + paths,
+        would_refuse=would + paths + connects,
         fix=fixed.text if fixed else None,
         not_applied=chosen.not_applied,
         unwatched=audited.unwatched,
@@ -331,6 +342,7 @@ def run(
         refusals=enforced.refusals,
         capability_refusals=enforced.capability_refusals,
         path_refusals=enforced.path_refusals,
+        connect_refusals=enforced.connect_refusals,
         unwatched=enforced.unwatched,
         not_applied=chosen.not_applied,
         startup_s=enforced.startup_s,

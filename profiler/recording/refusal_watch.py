@@ -8,6 +8,7 @@ each.
 import ctypes as ct
 import errno
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,7 +66,8 @@ PATH_ARGUMENTS: dict[str, tuple[int, int | None]] = {
     "readlink": (0, None),
     "readlinkat": (1, None),
 }
-_KIND_CAPABILITY, _KIND_PATH = 0, 1
+_KIND_CAPABILITY, _KIND_PATH, _KIND_CONNECT = 0, 1, 2
+_SOCKADDR_LEN = 28  # as refusals.bpf.c reads it: a struct sockaddr_in6 (the char array stops at a 0 byte)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +88,23 @@ class FailedPathCall:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class UnreachableConnect:
+    """connect() calls that found no route to the address (ENETUNREACH)."""
+
+    program: str
+    address: str  # 192.0.2.1:80, [2001:db8::1]:443
+    count: int
+
+
 def program_source(features: KernelFeatures) -> str:
-    defines: dict[str, object] = {"SELF_TGID": os.getpid(), "PATH_LEN": PATH_LEN, "ENTRIES": ENTRIES}
+    connect = syscalls.direct_syscall_number(syscalls.native_abi(), "connect")
+    defines: dict[str, object] = {
+        "SELF_TGID": os.getpid(),
+        "PATH_LEN": PATH_LEN,
+        "ENTRIES": ENTRIES,
+        "NR_CONNECT": connect if connect is not None else 0xFFFF,
+    }
     switches = {
         "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
         "ARCH_X86_64": features.architecture == "x86_64",
@@ -168,6 +185,18 @@ class RefusalWatch:
             )
         return found
 
+    def unreachable_connects(self) -> list[UnreachableConnect]:
+        programs = self._programs()
+        return [
+            UnreachableConnect(
+                programs.get((key.tgid, key.image), f"pid {key.tgid}"),
+                _address(ct.string_at(ct.addressof(key) + type(key).path.offset, _SOCKADDR_LEN)),
+                value.value,
+            )
+            for key, value in self._bpf[b"refusals"].items()
+            if key.kind == _KIND_CONNECT
+        ]
+
     def dropped(self) -> int:
         return int(self._bpf[b"dropped"][ct.c_uint32(0)].value)
 
@@ -175,3 +204,14 @@ class RefusalWatch:
 def _resolved(program: str) -> str:
     # The command sees the host's file system but for mounts over parts of it: the host resolves its links alike.
     return os.path.realpath(program) if program.startswith("/") else program
+
+
+def _address(sockaddr: bytes) -> str:
+    """A struct sockaddr_in or sockaddr_in6 as people write it: 192.0.2.1:80, [2001:db8::1]:443."""
+    family = int.from_bytes(sockaddr[0:2], "little")
+    port = int.from_bytes(sockaddr[2:4], "big")
+    if family == socket.AF_INET and len(sockaddr) >= 8:
+        return f"{socket.inet_ntop(socket.AF_INET, sockaddr[4:8])}:{port}"
+    if family == socket.AF_INET6 and len(sockaddr) >= 24:
+        return f"[{socket.inet_ntop(socket.AF_INET6, sockaddr[8:24])}]:{port}"
+    return f"an address of family {family}"

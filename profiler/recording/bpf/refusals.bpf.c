@@ -1,11 +1,12 @@
 /* The kernel side of `profiler run`'s refusal watch: in the process tree of a confined command, from its exec on,
  * every capability check the kernel denied and every path call that failed with EROFS or EACCES (or ENOENT
  * under /dev and the home directories, which PrivateDevices= and ProtectHome= replace), aggregated in the kernel
- * by program image, capability or syscall, errno and path.
+ * by program image, capability or syscall, errno and path; and each connect() with no route (ENETUNREACH), by
+ * address.
  *
  * Tracepoints only, as recorder.bpf.c, and for the same reason: nothing but scalars, tracepoint data and the
  * user registers (struct pt_regs is ABI) is read. User space (profiler/recording/refusal_watch.py) prepends
- *   SELF_TGID PATH_LEN ENTRIES, and the switches CAP_TRACEPOINT, ARCH_X86_64 | ARCH_ARM64,
+ *   SELF_TGID PATH_LEN ENTRIES NR_CONNECT, and the switches CAP_TRACEPOINT, ARCH_X86_64 | ARCH_ARM64,
  * and fills path_arguments: for each native syscall number that names a path, the index of that argument + 1
  * (bits 0-7) and of its open flags + 1 (bits 8-15).
  */
@@ -15,8 +16,11 @@
 #define ENOENT_ 2
 #define EACCES_ 13
 #define EROFS_ 30
+#define ENETUNREACH_ 101
 #define KIND_CAPABILITY 0
 #define KIND_PATH 1
+#define KIND_CONNECT 2
+#define SOCKADDR_LEN 28 /* a struct sockaddr_in6, the longest connect() is refused for here */
 
 struct watched {
 	u32 image;  /* how many execs this process made, from 1; 0: not yet the command (the launcher's set-up) */
@@ -34,12 +38,12 @@ struct program {
 struct refusal_key {
 	u32 tgid;
 	u32 image;
-	u32 kind;     /* KIND_CAPABILITY: code is the capability; KIND_PATH: code is the errno */
+	u32 kind;     /* KIND_CAPABILITY: code is the capability; KIND_PATH, KIND_CONNECT: code is the errno */
 	s32 code;
 	u32 nr;       /* the syscall of a path refusal */
 	s32 stack_id; /* the kernel stack of a capability check */
 	u64 flags;    /* the open flags of an open */
-	char path[PATH_LEN];
+	char path[PATH_LEN]; /* KIND_CONNECT: the address, as struct sockaddr */
 };
 
 BPF_HASH(watched, u32, struct watched, ENTRIES);
@@ -157,7 +161,10 @@ static __always_inline u64 argument(struct pt_regs *regs, u32 index)
 	case 3: bpf_probe_read_kernel(&value, sizeof(value), &regs->r10); break;
 	}
 #elif defined(ARCH_ARM64)
-	if (index < 4)
+	/* At the exit, x0 holds the return value: the first argument is kept in orig_x0. */
+	if (index == 0)
+		bpf_probe_read_kernel(&value, sizeof(value), &regs->orig_x0);
+	else if (index < 4)
 		bpf_probe_read_kernel(&value, sizeof(value), &regs->regs[index]);
 #endif
 	return value;
@@ -182,7 +189,7 @@ static __always_inline bool hidden_tree(const char *path)
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
 	long ret = ctx->args[1];
-	if (ret != -EROFS_ && ret != -EACCES_ && ret != -ENOENT_)
+	if (ret != -EROFS_ && ret != -EACCES_ && ret != -ENOENT_ && ret != -ENETUNREACH_)
 		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct watched *w = watched.lookup(&tgid);
@@ -203,6 +210,17 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 #endif
 	u32 index = nr;
 	if (nr < 0 || nr >= 512)
+		return 0;
+	if (nr == NR_CONNECT && ret == -ENETUNREACH_) { /* no route: PrivateNetwork= has only loopback */
+		struct refusal_key *key = fresh_key(tgid, w->image, KIND_CONNECT, ENETUNREACH_);
+		if (!key)
+			return 0;
+		key->nr = index;
+		bpf_probe_read_user(key->path, SOCKADDR_LEN, (void *)argument(regs, 1));
+		count(key);
+		return 0;
+	}
+	if (ret == -ENETUNREACH_)
 		return 0;
 	u32 *where = path_arguments.lookup(&index);
 	if (!where || !(*where & 0xff))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.profiler.enforcement.conftest import PROBE, PYTHON, RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import PROBE, PYTHON, RunProfiler, host_address, write_unit
 
 pytestmark = [pytest.mark.tracing, pytest.mark.usefixtures("tracing_available")]
 PROGRAM = os.path.realpath(PYTHON)
@@ -55,3 +55,13 @@ def test_a_path_its_mounts_refuse_is_named(
     status, _, stderr, would = _audit(profiler_run, tmp_path, unit, PYTHON, str(PROBE), "write", str(target))
     assert (status, would) == (0, []), stderr
     assert target.read_text() == "escaped\n"
+
+
+def test_a_connection_its_private_network_refuses_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    host = host_address()
+    status, _, stderr, would = _audit(
+        profiler_run, tmp_path, "PrivateNetwork=yes\n", PYTHON, str(PROBE), "connect", host
+    )
+    assert status == 1, stderr
+    assert [(each["kind"], each["name"]) for each in would] == [("connect", f"{host}:80")]
+    assert "ENETUNREACH from PrivateNetwork=yes" in stderr

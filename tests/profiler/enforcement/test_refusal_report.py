@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.profiler.enforcement.conftest import EACCES, ENOENT, EPERM, EROFS, PROBE, PYTHON, RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import (
+    EACCES,
+    ENETUNREACH,
+    ENOENT,
+    EPERM,
+    EROFS,
+    PROBE,
+    PYTHON,
+    RunProfiler,
+    host_address,
+    write_unit,
+)
 
 pytestmark = [pytest.mark.tracing, pytest.mark.usefixtures("tracing_available")]
 PROGRAM = os.path.realpath(PYTHON)  # named as /proc/PID/exe names it, as a refused syscall's program is
@@ -123,3 +134,13 @@ def test_a_device_private_devices_leaves_out_is_named(
     assert _run(profiler_run, tmp_path, "", "read", str(host_device))[:2] == (0, [])
     # A file missing on the host too is everyday, not a refusal.
     assert _run(profiler_run, tmp_path, "PrivateDevices=yes\n", "read", f"{host_device}-missing")[:2] == (ENOENT, [])
+
+
+def test_a_connection_the_private_network_has_no_route_for_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    host = host_address()
+    status, lines, refused = _run(profiler_run, tmp_path, "PrivateNetwork=yes\n", "connect", host)
+    assert status == ENETUNREACH
+    assert lines == [f"refused: connect to {host}:80 by {PROGRAM}, 1x, ENETUNREACH from PrivateNetwork=yes"], lines
+    assert [(each["kind"], each["address"]) for each in refused] == [("connect", f"{host}:80")]
+    status, lines, _ = _run(profiler_run, tmp_path, "", "connect", host)
+    assert status != ENETUNREACH and lines == []
