@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profiler.enforcement.confinement import Confinement
 from profiler.enforcement.launcher import Command, launch
-from profiler.pipeline import confinement_of, run_policy
+from profiler.pipeline.confining import confinement_of, run_policy
 
 ROUNDS = 15
 TRUE = "/bin/true"

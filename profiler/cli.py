@@ -19,6 +19,7 @@ from profiler import __version__, explore, files, pipeline, show, trace
 from profiler.errors import OptionError, ProfilerError
 from profiler.escaping import visible
 from profiler.files import write_text_atomically
+from profiler.pipeline import confining
 
 if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
     from generators.comparison import Comparison
@@ -472,10 +473,10 @@ def run_command(
         raise click.UsageError("no command given: write it after --, as in: profiler run --policy unit.service -- ls /")
     if report is not None:
         files.check_output(report, overwrite=force)
-    chosen = pipeline.run_policy(policies)
-    for setting in chosen.sandbox.not_applied:
+    chosen = confining.run_policy(policies)
+    for setting in chosen.not_applied:
         click.echo(visible(f"profiler: not applied: {setting}"), err=True)
-    result = pipeline.run(chosen, command, audit=audit, user=user, watch=not no_watch)
+    result = confining.run(chosen, command, audit=audit, user=user, watch=not no_watch)
     for line in result.lines():
         click.echo(visible(line), err=True)
     if report is not None:

@@ -134,6 +134,7 @@ class SandboxReading:
     def __init__(self) -> None:
         self.levels: dict[str, SettingLine] = {}  # the last line of each setting that is on
         self.lists: dict[str, list[SettingLine]] = {}  # each entry, with its line
+        self.unmodeled: dict[str, SettingLine] = {}  # the last line of each, while it is set
 
     def apply(self, key: str, value: str, source: str, line: int, words: list[str]) -> str | None:
         """Take one assignment of a sandboxing setting (words: its value split as systemd splits it); what is
@@ -160,6 +161,13 @@ class SandboxReading:
             self.levels[key] = at  # UMask=
         return None
 
+    def apply_unmodeled(self, key: str, value: str, source: str, line: int) -> None:
+        """Take one assignment of a confining setting profiler does not model (names.UNMODELED_CONFINING)."""
+        if value:
+            self.unmodeled[key] = SettingLine(key, value, source, line)
+        else:
+            self.unmodeled.pop(key, None)  # an empty assignment resets it
+
     def _set(self, at: SettingLine, level: str) -> None:
         if level == LEVELS.get(at.key, ("no",))[0]:
             self.levels.pop(at.key, None)
@@ -173,6 +181,7 @@ class SandboxReading:
         return SandboxSettings(
             tuple(levels),
             tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
+            tuple(self.unmodeled[key] for key in sorted(self.unmodeled)),
         )
 
 

@@ -309,7 +309,7 @@ class _Launch:
             if relay is not None:
                 relay.start()
             with _passing_signals_to(supervision.holder, relay):
-                exit_status = supervision.until_exit()
+                exit_status = supervision.until_exit(_JobControl(relay).check if relay is not None else None)
             refusals = supervision.refusals()
         if watch is None:
             return Enforced(exit_status, refusals, startup_s)
@@ -356,6 +356,30 @@ class Unfiltered:
             _, wait_status = os.waitpid(self.holder, 0)
             code = self.returncode = shell_status(wait_status)
         return code
+
+
+class _JobControl:
+    """Ctrl-Z on the command's terminal, acted on as a shell's job control would. The command's terminal cannot
+    stop it: its process group has no parent in its session (init is outside it), so the kernel discards the
+    terminal's SIGTSTP (an orphaned process group). As `record` does: the command's foreground group is stopped
+    (SIGSTOP, which no process refuses), then profiler itself, giving the operator's shell its terminal back; when
+    the shell continues profiler (fg), the group is continued."""
+
+    def __init__(self, relay: TerminalRelay):
+        self.relay, self.seen = relay, relay.suspends
+
+    def check(self) -> None:
+        if self.relay.suspends == self.seen:
+            return
+        self.seen = self.relay.suspends
+        group = self.relay.foreground_group()  # in profiler's PID namespace, as tcgetpgrp(3) gives it
+        if group is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGSTOP)
+        self.relay.suspend()
+        if group is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGCONT)
 
 
 def _mask(names: frozenset[str]) -> int:

@@ -178,10 +178,15 @@ def read_only_by(settings: FileSystem, path: str) -> str | None:
     return None
 
 
-def inaccessible_by(settings: FileSystem, path: str) -> str | None:
-    """The setting that makes path inaccessible (ProtectHome=yes), or None."""
-    if settings.protect_home is ProtectHome.YES and any(_under(path, each) for each in _HOMES):
+def hidden_by(settings: FileSystem, path: str) -> str | None:
+    """The setting whose mounts hide path, or None: ProtectHome=yes or tmpfs (an empty directory over the homes),
+    PrivateDevices= (a /dev with the pseudo devices only)."""
+    if settings.protect_home in (ProtectHome.YES, ProtectHome.TMPFS) and any(_under(path, each) for each in _HOMES):
         return f"ProtectHome={settings.protect_home}"
+    if settings.private_devices and _under(path, "/dev") and path != "/dev":
+        name = path.removeprefix("/dev/").split("/")[0]
+        if name not in (*_PRIVATE_DEVICES, *_DEV_LINKS, "pts", "shm", "mqueue"):
+            return "PrivateDevices=yes"
     return None
 
 

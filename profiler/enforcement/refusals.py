@@ -14,7 +14,15 @@ from profiler.enforcement.supervisor import Refusal
 from profiler.recording.refusal_watch import DeniedCapability, FailedPathCall
 
 _OPENS = frozenset({"open", "openat", "openat2"})
-_EXECS = frozenset({"execve", "execveat"})
+_LOOKUPS = frozenset(
+    {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat"}
+)
+# What a call does to its path, where its name does not say it plainly
+_OPERATIONS = dict.fromkeys(("stat", "lstat", "newfstatat", "statx"), "stat of")
+_OPERATIONS |= dict.fromkeys(("access", "faccessat", "faccessat2"), "access of")
+_OPERATIONS |= dict.fromkeys(("execve", "execveat"), "exec of")
+_OPERATIONS |= {"readlinkat": "readlink of", "mkdirat": "mkdir of", "unlinkat": "unlink of", "creat": "write to"}
+_FILE_PERMISSIONS = frozenset({"CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,8 @@ def capability_refusals(confinement: Confinement, denied: Iterable[DeniedCapabil
         name = abi.capability_name(check.capability)
         if name is None or capability_paths.is_noaudit_path(check.frames):
             continue  # a noaudit check is a question, not a need: its refusal changes nothing
+        if name in _FILE_PERMISSIONS and confinement.account is not None and confinement.account.uid != 0:
+            continue  # a user asks to pass a file's permissions at each refusal of them: named as that path
         setting = confinement.capabilities.refused_by(name, confinement.account)
         if setting is not None:
             key = (name, check.program, setting, capability_paths.asking_function(check.frames))
@@ -71,11 +81,16 @@ def path_refusals(
 
 def _setting_of(confinement: Confinement, call: FailedPathCall) -> str | None:
     file_system, account = confinement.file_system, confinement.account
+    on_host = os.path.lexists(call.path)  # profiler's side of the mounts is the host's
+    if call.syscall in _LOOKUPS or call.errno == "ENOENT":
+        # A lookup that fails is most often a question (a PATH search, a check before use), and a missing file
+        # everyday: named only where a setting hid what the host has.
+        return mounts.hidden_by(file_system, call.path) if on_host else None
     if call.errno == "EROFS":
         return mounts.read_only_by(file_system, call.path)
-    hidden = mounts.inaccessible_by(file_system, call.path)
-    if hidden is not None:
-        return hidden
+    hidden = mounts.hidden_by(file_system, call.path)
+    if hidden is not None and (on_host or os.path.lexists(os.path.dirname(call.path))):
+        return hidden  # a file to make where the host has its directory
     if account is not None and account.uid != 0:
         return f"User={account.name} (the file's permissions)"
     # Root is refused a file's permissions only without CAP_DAC_OVERRIDE: named there, as a capability.
@@ -83,10 +98,8 @@ def _setting_of(confinement: Confinement, call: FailedPathCall) -> str | None:
 
 
 def _operation(call: FailedPathCall) -> str:
-    if call.syscall in _EXECS:
-        return "exec of"
-    if call.syscall == "creat":
-        return "write to"
+    if call.syscall in _OPERATIONS:
+        return _OPERATIONS[call.syscall]
     if call.syscall in _OPENS:
         if call.open_flags is None:
             return "open of"

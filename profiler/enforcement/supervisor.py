@@ -10,7 +10,7 @@ import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ _IOCTL_NOTIF_SEND = 0xC0182101
 _USER_NOTIF_FLAG_CONTINUE = 1
 _LISTENER_LINK = "anon_inode:seccomp notify"
 LISTENER_WAIT_S = 5.0
+TICK_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +173,13 @@ class Supervision:
         with suppress(ProcessLookupError):
             os.kill(tid, signal.SIGKILL)  # a thread's id names its whole thread group to kill(2)
 
-    def until_exit(self) -> int:
+    def until_exit(self, tick: Callable[[], None] | None = None) -> int:
+        """Answer refusals until the holder exits; tick: called every TICK_S meanwhile (job control)."""
         while self.exit_status is None:
             watched = [self.holder_fd] + ([self.listener] if self.listener is not None else [])
-            ready, _, _ = select.select(watched, [], [])
+            ready, _, _ = select.select(watched, [], [], TICK_S if tick is not None else None)
+            if tick is not None:
+                tick()
             if self.listener is not None and self.listener in ready:
                 self.answer()
             if self.holder_fd in ready:

@@ -1,7 +1,8 @@
 """What `profiler run` watches in a confined command besides its seccomp filter: the capability checks the kernel
-denied and the path calls that failed read-only or for permission (EROFS, EACCES), by program, from the command's
-exec on (refusals.bpf.c). In the kernel's terms (capability numbers, errnos, the path as the program named it);
-profiler.enforcement says which setting refused each.
+denied and the path calls that failed read-only or for permission (EROFS, EACCES), or found nothing under /dev and
+the home directories (ENOENT), by program, from the command's exec on (refusals.bpf.c). In the kernel's terms
+(capability numbers, errnos, the path as the program named it); profiler.enforcement says which setting refused
+each.
 """
 
 import ctypes as ct
@@ -20,8 +21,8 @@ from profiler.trace import CapabilitySource
 
 PATH_LEN = 256
 ENTRIES = 4096
-# The syscalls that name a path the kernel can refuse to write or read: the argument that names it, and that of
-# its open flags (an open writes or reads as they say).
+# The syscalls that name a path the kernel can refuse to write, read or look up: the argument that names it, and
+# that of its open flags (an open writes or reads as they say).
 PATH_ARGUMENTS: dict[str, tuple[int, int | None]] = {
     "open": (0, 1),
     "openat": (1, 2),
@@ -53,6 +54,16 @@ PATH_ARGUMENTS: dict[str, tuple[int, int | None]] = {
     "removexattr": (0, None),
     "execve": (0, None),
     "execveat": (1, None),
+    "chdir": (0, None),
+    "stat": (0, None),
+    "lstat": (0, None),
+    "newfstatat": (1, None),
+    "statx": (1, None),
+    "access": (0, None),
+    "faccessat": (1, None),
+    "faccessat2": (1, None),
+    "readlink": (0, None),
+    "readlinkat": (1, None),
 }
 _KIND_CAPABILITY, _KIND_PATH = 0, 1
 
@@ -69,7 +80,7 @@ class DeniedCapability:
 class FailedPathCall:
     program: str
     syscall: str
-    errno: str  # EROFS, EACCES
+    errno: str  # EROFS, EACCES; ENOENT under /dev, /home, /root, /run/user
     path: str  # as the program named it (relative to its working directory or a directory it opened)
     open_flags: int | None  # of an open, whose flags say whether it writes
     count: int

@@ -1,6 +1,7 @@
 /* The kernel side of `profiler run`'s refusal watch: in the process tree of a confined command, from its exec on,
- * every capability check the kernel denied and every path call that failed with EROFS or EACCES, aggregated in
- * the kernel by program image, capability or syscall, errno and path.
+ * every capability check the kernel denied and every path call that failed with EROFS or EACCES (or ENOENT
+ * under /dev and the home directories, which PrivateDevices= and ProtectHome= replace), aggregated in the kernel
+ * by program image, capability or syscall, errno and path.
  *
  * Tracepoints only, as recorder.bpf.c, and for the same reason: nothing but scalars, tracepoint data and the
  * user registers (struct pt_regs is ABI) is read. User space (profiler/recording/refusal_watch.py) prepends
@@ -11,6 +12,7 @@
 #include <uapi/linux/ptrace.h>
 
 #define CLONE_THREAD_FLAG 0x00010000ULL
+#define ENOENT_ 2
 #define EACCES_ 13
 #define EROFS_ 30
 #define KIND_CAPABILITY 0
@@ -161,11 +163,26 @@ static __always_inline u64 argument(struct pt_regs *regs, u32 index)
 	return value;
 }
 
+static __always_inline bool starts_with(const char *path, const char *prefix, int length)
+{
+	for (int i = 0; i < length; i++)
+		if (path[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/* The trees PrivateDevices= and ProtectHome= replace, where a file the host has is missing. */
+static __always_inline bool hidden_tree(const char *path)
+{
+	return starts_with(path, "/dev/", 5) || starts_with(path, "/home/", 6) || starts_with(path, "/root/", 6) ||
+	       starts_with(path, "/run/user/", 10);
+}
+
 /* At the exit of a call the kernel has just read its path, so the string is paged in. */
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
 	long ret = ctx->args[1];
-	if (ret != -EROFS_ && ret != -EACCES_)
+	if (ret != -EROFS_ && ret != -EACCES_ && ret != -ENOENT_)
 		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct watched *w = watched.lookup(&tgid);
@@ -197,6 +214,8 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 	if (*where >> 8)
 		key->flags = argument(regs, (*where >> 8) - 1);
 	bpf_probe_read_user_str(key->path, sizeof(key->path), (void *)argument(regs, (*where & 0xff) - 1));
+	if (ret == -ENOENT_ && !hidden_tree(key->path))
+		return 0; /* a missing file is everyday; only where a setting hides what the host has is it a refusal */
 	count(key);
 	return 0;
 }

@@ -31,7 +31,7 @@ def _outside_tmp(*names: str) -> tuple[Path, ...]:
 PROBE, NETWORK_PROBE = _outside_tmp("probe.py", "network_probe.py")
 PYTHON = "/usr/bin/python3"
 PROFILER = str(Path(sys.executable).with_name("profiler"))
-EPERM, EACCES, EROFS, EAFNOSUPPORT, ENOSYS = 1, 13, 30, 97, 38
+EPERM, ENOENT, EACCES, EROFS, EAFNOSUPPORT, ENOSYS = 1, 2, 13, 30, 97, 38
 KILLED_BY_SIGSYS = 128 + 31
 
 RunProfiler = Callable[..., subprocess.CompletedProcess[str]]

@@ -4,11 +4,14 @@ that setting; without the setting the same program succeeds and nothing is named
 
 import json
 import os
+import secrets
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.profiler.enforcement.conftest import EACCES, EPERM, EROFS, PROBE, PYTHON, RunProfiler, write_unit
+from tests.profiler.enforcement.conftest import EACCES, ENOENT, EPERM, EROFS, PROBE, PYTHON, RunProfiler, write_unit
 
 pytestmark = [pytest.mark.tracing, pytest.mark.usefixtures("tracing_available")]
 PROGRAM = os.path.realpath(PYTHON)  # named as /proc/PID/exe names it, as a refused syscall's program is
@@ -97,3 +100,26 @@ def test_a_file_closed_to_the_user_is_named_after_the_user(
     else:
         assert status == EACCES
         assert f"refused: read of {secret} by {PROGRAM}, 1x, EACCES from User=nobody (the file's permissions)" in lines
+
+
+@pytest.fixture
+def host_device() -> Iterator[Path]:
+    """A device node of the host's /dev that PrivateDevices= leaves out: a second /dev/null, made for the test."""
+    node = Path("/dev") / f"profiler-run-test-{secrets.token_hex(4)}"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    yield node
+    node.unlink()
+
+
+def test_a_device_private_devices_leaves_out_is_named(
+    profiler_run: RunProfiler, tmp_path: Path, host_device: Path
+) -> None:
+    status, lines, refused = _run(profiler_run, tmp_path, "PrivateDevices=yes\n", "read", str(host_device))
+    assert status == ENOENT
+    assert lines == [f"refused: read of {host_device} by {PROGRAM}, 1x, ENOENT from PrivateDevices=yes"], lines
+    assert [(each["kind"], each["errno"], each["setting"]) for each in refused] == [
+        ("path", "ENOENT", "PrivateDevices=yes")
+    ]
+    assert _run(profiler_run, tmp_path, "", "read", str(host_device))[:2] == (0, [])
+    # A file missing on the host too is everyday, not a refusal.
+    assert _run(profiler_run, tmp_path, "PrivateDevices=yes\n", "read", f"{host_device}-missing")[:2] == (ENOENT, [])
