@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import grp
 import os
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,9 @@ from profiler.errors import EnforcementError, OptionError, PolicyParseError, Wor
 from profiler.pipeline import load_drift_side, load_profile, read_policy, schema_of
 
 if TYPE_CHECKING:
-    from generators.interface import NameSet, Policy, PolicyFormat, SandboxSettings
+    from generators.interface import NameSet, Policy, PolicyFormat, SandboxSettings, SettingLine
     from generators.profile import Profile
+    from profiler.enforcement.audit import Audited
     from profiler.enforcement.confinement import Account, Confinement, FileSystem, SeccompRules
     from profiler.enforcement.launcher import Command
     from profiler.enforcement.report import RunReport
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 _APPLIED = frozenset(
     {"PrivateTmp", "PrivateDevices", "PrivateNetwork", "ProtectSystem", "ProtectHome", "ReadWritePaths"}
 )
+# The directories systemd makes and leaves writable under ProtectSystem=strict (generators.sandbox.MANAGED_TREES):
+# run leaves those that are there writable, and makes none.
+_MANAGED = frozenset({"StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory"})
 # The settings whose syscalls and capabilities run takes away (Policy.overrides), and what else they do.
 _PARTLY_APPLIED = {
     "ProtectKernelTunables": "the read-only /proc/sys, /sys and the like",
@@ -53,14 +58,14 @@ class RunPolicy:
     def not_applied(self) -> tuple[str, ...]:
         """Key=value (file:line) of each confining setting of the policy that run does not apply, or not whole."""
         sandbox, named = self.policy.sandbox, {}
+        missing = {at.key: path for at, path in _managed_directories(sandbox) if not os.path.isdir(path)}
         for at in (*sandbox.levels, *sandbox.entries, *sandbox.unmodeled):
-            if at.key in _APPLIED:
-                continue
-            partly = _PARTLY_APPLIED.get(at.key)
-            value = sandbox.value(at.key) or at.value
-            named[at.key] = f"{at.key}={value} ({at.source}:{at.line})" + (
-                f": its syscalls and capabilities only, not {partly}" if partly else ""
-            )
+            where = f"{at.key}={sandbox.value(at.key) or at.value} ({at.source}:{at.line})"
+            if at.key in _MANAGED and at.key in missing:
+                named[at.key] = f"{where}: left writable where it is, not made ({missing[at.key]} is not there)"
+            elif at.key not in _APPLIED and at.key not in _MANAGED:
+                partly = _PARTLY_APPLIED.get(at.key)
+                named[at.key] = where + (f": its syscalls and capabilities only, not {partly}" if partly else "")
         return tuple(named[key] for key in sorted(named))
 
 
@@ -234,13 +239,25 @@ def _file_system(sandbox: "SandboxSettings") -> "FileSystem":
     for entry in writable:
         if not entry.value.startswith("/"):
             raise PolicyParseError(f"{entry.source}:{entry.line}: ReadWritePaths={entry.value}: not an absolute path")
+    managed = [path for _, path in _managed_directories(sandbox) if os.path.isdir(path)]
     return FileSystem(
         private_tmp=sandbox.value("PrivateTmp") == "yes",
         private_devices=sandbox.value("PrivateDevices") == "yes",
         protect_system=ProtectSystem(sandbox.value("ProtectSystem") or ProtectSystem.NO),
         protect_home=ProtectHome(sandbox.value("ProtectHome") or ProtectHome.NO),
-        read_write_paths=tuple(entry.value for entry in writable),
+        read_write_paths=tuple(dict.fromkeys([*(entry.value for entry in writable), *managed])),
     )
+
+
+def _managed_directories(sandbox: "SandboxSettings") -> list[tuple["SettingLine", str]]:
+    """Each StateDirectory=, CacheDirectory=, LogsDirectory=, RuntimeDirectory= entry, and the path it names."""
+    from generators.sandbox import MANAGED_TREES
+
+    return [
+        (entry, posixpath.join(tree, entry.value))
+        for tree, key in MANAGED_TREES.items()
+        for entry in sandbox.entries_of(key)
+    ]
 
 
 def _command(argv: Sequence[str], account: "Account | None") -> "Command":
@@ -305,15 +322,52 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None, watch: bool
         for each in audited.connect_refusals
     )
     fixed = formats.correction(comparison)
+    fix = "\n".join(filter(None, [fixed.text.rstrip("\n") if fixed else None, *_writable_lines(chosen, audited)]))
     return RunReport(
         recording.exit_status,
         True,
         chosen.described,
         would_refuse=would + paths + connects,
-        fix=fixed.text if fixed else None,
+        fix=fix + "\n" if fix else None,
         not_applied=chosen.not_applied,
         unwatched=audited.unwatched,
     )
+
+
+# What each refused call would have done to its path, had the mount let it: what the writable roots are made of.
+_WRITES_BY_SYSCALL = {
+    **dict.fromkeys(("mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat"), "create"),
+    **dict.fromkeys(("link", "linkat"), "link"),
+    **dict.fromkeys(("unlink", "unlinkat", "rmdir"), "delete"),
+    **dict.fromkeys(("rename", "renameat", "renameat2"), "rename"),
+    **dict.fromkeys(("chmod", "fchmodat", "chown", "lchown", "fchownat"), "chmod"),
+    "truncate": "write",
+}
+
+
+def _writable_lines(chosen: RunPolicy, audited: "Audited") -> list[str]:
+    """The lines that let the writes a read-only mount refused, as generate would write them for those writes
+    (the fewest paths, a directory systemd manages where it is one): a unit's only."""
+    from generators.interface import PolicyFormat
+    from generators.profile import Evidence, FileNeed
+    from generators.sandbox import writable_roots
+    from generators.systemd.sandbox import unit_path
+    from profiler.trace import FileOp
+
+    if chosen.policy.format is not PolicyFormat.SYSTEMD:
+        return []
+    needs = []
+    for each in audited.path_refusals:
+        if each.errno != "EROFS" or not each.path.startswith("/"):
+            continue
+        op = _WRITES_BY_SYSCALL.get(each.syscall)
+        if op is None and each.operation == "write to":
+            op = "write" if os.path.lexists(each.path) else "create"
+        if op is not None:
+            needs.append(FileNeed(each.path, FileOp(op), None, Evidence((0,), each.count, (each.program,), None)))
+    roots = writable_roots(needs, chosen.policy.sandbox.value("PrivateTmp") == "yes")
+    lines = [f"{root.setting}={unit_path(root.value) or root.value}" for root in roots]
+    return ["[Service]", *lines] if lines else []
 
 
 def run(

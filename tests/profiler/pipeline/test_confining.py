@@ -62,3 +62,13 @@ def test_a_seccomp_profile_has_no_file_system_settings(tmp_path: Path) -> None:
     )
     chosen = run_policy([profile])
     assert confinement_of(chosen).file_system == FileSystem() and chosen.not_applied == ()
+
+
+def test_a_directory_systemd_manages_is_writable_where_it_is_and_named_where_it_is_not(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, "ProtectSystem=strict\nStateDirectory=systemd\nCacheDirectory=profiler-test-not-there\n")
+    chosen = run_policy([unit])
+    assert "/var/lib/systemd" in confinement_of(chosen).file_system.read_write_paths
+    assert chosen.not_applied == (
+        f"CacheDirectory=profiler-test-not-there ({unit}:4): left writable where it is, not made "
+        "(/var/cache/profiler-test-not-there is not there)",
+    )
