@@ -350,8 +350,8 @@ def _writable_lines(chosen: RunPolicy, audited: "Audited") -> list[str]:
     (the fewest paths, a directory systemd manages where it is one): a unit's only."""
     from generators.interface import PolicyFormat
     from generators.profile import Evidence, FileNeed
-    from generators.sandbox import writable_roots
-    from generators.systemd.sandbox import unit_path
+    from generators.sandbox import SandboxPlan, writable_roots
+    from generators.systemd.sandbox import sandbox_lines
     from profiler.trace import FileOp
 
     if chosen.policy.format is not PolicyFormat.SYSTEMD:
@@ -366,7 +366,9 @@ def _writable_lines(chosen: RunPolicy, audited: "Audited") -> list[str]:
         if op is not None:
             needs.append(FileNeed(each.path, FileOp(op), None, Evidence((0,), each.count, (each.program,), None)))
     roots = writable_roots(needs, chosen.policy.sandbox.value("PrivateTmp") == "yes")
-    lines = [f"{root.setting}={unit_path(root.value) or root.value}" for root in roots]
+    # The lines generate writes for these roots, but for its empty assignments: a correction adds to the unit.
+    plan = SandboxPlan(settings=(), writable=roots, files=tuple(needs))
+    lines = [f"{key}={value}" for key, value, _ in sandbox_lines(plan) if value]
     return ["[Service]", *lines] if lines else []
 
 
