@@ -195,6 +195,21 @@ def account_of(spec: str | None) -> "Account | None":
     return Account(user.name, user.uid, user.gid, user.home) if user is not None and user.uid != 0 else None
 
 
+def _account_of_policy(policy: "Policy", user: str | None) -> "Account | None":
+    if user is not None:
+        return account_of(user)
+    try:
+        return account_of(policy.user)
+    except WorkloadError:
+        dynamic = policy.sandbox.line("DynamicUser")
+        if dynamic is None or dynamic.value != "yes":
+            raise
+        raise WorkloadError(
+            f"{dynamic.where}: systemd makes the user {policy.user!r} as the service starts; run does not: "
+            "give --user, a user of the service's own"
+        ) from None
+
+
 def _with_group(account: "Account | None", group: str | None) -> "Account | None":
     if account is None or group is None:
         return account
@@ -210,7 +225,7 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
     from profiler.enforcement.confinement import ALL_CAPABILITIES, Capabilities, Confinement
 
     policy = chosen.policy
-    account = _with_group(account_of(user if user is not None else policy.user), policy.group)
+    account = _with_group(_account_of_policy(policy, user), policy.group)
     allowed = _allowed(policy.capability_bounding, abi.CAPABILITIES) or ALL_CAPABILITIES
     taken = tuple(
         (name, each.where) for each in policy.overrides for name in sorted(each.capabilities) if name in allowed

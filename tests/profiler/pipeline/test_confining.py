@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
-from profiler.errors import PolicyParseError
+from profiler.errors import PolicyParseError, WorkloadError
 from profiler.pipeline.confining import confinement_of, run_policy
 
 
@@ -72,3 +72,12 @@ def test_a_directory_systemd_manages_is_writable_where_it_is_and_named_where_it_
         f"CacheDirectory=profiler-test-not-there ({unit}:4): left writable where it is, not made "
         "(/var/cache/profiler-test-not-there is not there)",
     )
+
+
+def test_dynamic_user_needs_a_user_given_and_brings_its_sandbox(tmp_path: Path) -> None:
+    chosen = run_policy([_unit(tmp_path, "DynamicUser=yes\n")])
+    with pytest.raises(WorkloadError, match=r"DynamicUser=yes \(.*tool.service:2\): systemd makes the user 'tool'"):
+        confinement_of(chosen)
+    # What systemd implies for it applies as the unit's own lines would.
+    file_system = confinement_of(chosen, user="nobody").file_system
+    assert (file_system.protect_system, file_system.private_tmp) == (ProtectSystem.STRICT, True)
