@@ -7,7 +7,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from profiler import syscalls
+from profiler import byte_strings, syscalls
 from profiler.enforcement.refusals import CapabilityRefusal, ConnectRefusal, PathRefusal
 from profiler.enforcement.supervisor import Refusal
 
@@ -101,6 +101,8 @@ class RunReport:
         return out
 
     def json(self) -> str:
+        """The report as JSON. A program or a path is a byte string, written as a trace writes one
+        (profiler.byte_strings: UTF-8, \\xNN for a byte that is not, \\\\ for a backslash)."""
         document = {
             "policy": self.policy,
             "mode": "audit" if self.audit else "enforce",
@@ -110,7 +112,7 @@ class RunReport:
                     {
                         "kind": "syscall",
                         "syscall": each.syscall,
-                        "program": each.program,
+                        "program": byte_strings.encode(each.program),
                         "count": each.count,
                         "errno": each.answer.errno,
                         "setting": each.answer.setting,
@@ -118,16 +120,44 @@ class RunReport:
                     }
                     for each in self.refusals
                 ),
-                *({"kind": "capability", **dataclasses.asdict(each)} for each in self.capability_refusals),
-                *({"kind": "path", **dataclasses.asdict(each)} for each in self.path_refusals),
+                *({"kind": "capability", **_bytes_written(each)} for each in self.capability_refusals),
+                *({"kind": "path", **_bytes_written(each)} for each in self.path_refusals),
                 *(
-                    {"kind": "connect", "errno": "ENETUNREACH", **dataclasses.asdict(each)}
+                    {"kind": "connect", "errno": "ENETUNREACH", **_bytes_written(each)}
                     for each in self.connect_refusals
                 ),
             ],
             "unwatched": self.unwatched,
-            "would_refuse": [dataclasses.asdict(each) for each in self.would_refuse],
+            "would_refuse": [_bytes_written(each) for each in self.would_refuse],
             "fix": self.fix,
             "not_applied": list(self.not_applied),
         }
-        return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+        return json.dumps(_text(document), indent=2, ensure_ascii=True) + "\n"
+
+
+_BYTE_STRINGS = ("program", "path")
+
+
+def _bytes_written(item: "CapabilityRefusal | PathRefusal | ConnectRefusal | WouldRefuse") -> dict[str, object]:
+    """A refusal's fields, its program and path (and a path's name, the programs of a would-be refusal) in the
+    written form of byte strings."""
+    fields = dataclasses.asdict(item)
+    for key in _BYTE_STRINGS:
+        if isinstance(fields.get(key), str):
+            fields[key] = byte_strings.encode(fields[key])
+    if isinstance(item, WouldRefuse):
+        fields["programs"] = [byte_strings.encode(each) for each in item.programs]
+        if item.kind == "path":
+            fields["name"] = byte_strings.encode(item.name)
+    return dict(fields)
+
+
+def _text(value: object) -> object:
+    """The rest as text any JSON parser takes: a byte that is not UTF-8 (a lone surrogate) becomes U+FFFD."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in value)
+    if isinstance(value, list):
+        return [_text(each) for each in value]
+    if isinstance(value, dict):
+        return {key: _text(each) for key, each in value.items()}
+    return value

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from profiler import byte_strings
 from tests.profiler.enforcement.conftest import (
     EACCES,
     ENETUNREACH,
@@ -144,3 +145,20 @@ def test_a_connection_the_private_network_has_no_route_for_is_named(profiler_run
     assert [(each["kind"], each["address"]) for each in refused] == [("connect", f"{host}:80")]
     status, lines, _ = _run(profiler_run, tmp_path, "", "connect", host)
     assert status != ENETUNREACH and lines == []
+
+
+def test_a_hostile_path_is_escaped_for_people_and_a_byte_string_in_json(
+    profiler_run: RunProfiler, tmp_path: Path, shared_dirs: tuple[Path, Path]
+) -> None:
+    writable, other = shared_dirs
+    target = os.fsdecode(os.fsencode(str(other)) + b"/bad\n\x1b[31mname\xff")  # a newline, an escape, not UTF-8
+    status, lines, _ = _run(
+        profiler_run, tmp_path, f"ProtectSystem=strict\nReadWritePaths={writable}\n", "write", target
+    )
+    assert status == EROFS
+    assert lines == [
+        f"refused: write to {other}/bad\\n\\x1b[31mname\\xff by {PROGRAM}, 1x, EROFS from ProtectSystem=strict"
+    ]
+    text = (tmp_path / "report.json").read_text()
+    assert "\\udc" not in text  # no lone surrogate, which strict JSON parsers refuse
+    assert json.loads(text)["refused"][0]["path"] == byte_strings.encode(target)
