@@ -177,9 +177,12 @@ class SettingLine:
     value: str
     source: str
     line: int
+    implied_by: str | None = None  # the line that turns it on where the unit has no line of its own for it
 
     @property
     def where(self) -> str:
+        if self.implied_by:
+            return f"{self.key}={self.value} (implied by {self.implied_by})"
         return f"{self.key}={self.value} ({self.source}:{self.line})"
 
 

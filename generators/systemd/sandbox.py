@@ -7,6 +7,7 @@ sandbox_refusals(reading, plan)   what the unit would refuse, naming its line an
 sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most dangerous first
 """
 
+import dataclasses
 import posixpath
 from dataclasses import dataclass
 
@@ -127,6 +128,14 @@ def _unit_value(key: str, value: str | None) -> str | None:
 
 # ------------------------------------------------------------------------------------------------ reading
 
+# The sandbox DynamicUser=yes turns on and a unit cannot turn off (ProtectHome= only where the unit leaves it off).
+DYNAMIC_USER_IMPLIES = {
+    "ProtectSystem": "strict",
+    "ProtectHome": "read-only",
+    "PrivateTmp": "yes",
+    "RestrictSUIDSGID": "yes",
+}
+
 
 class SandboxReading:
     """The sandboxing settings a unit's assignments give, applied one at a time as systemd applies them."""
@@ -176,10 +185,19 @@ class SandboxReading:
 
     def settings(self, user: str | None) -> SandboxSettings:
         """The settings; user is the unit's User=. DynamicUser=yes beside User=NAME runs the service as NAME where
-        NAME is a static user, as a user the runs ran as is: it changes nothing of theirs, and is left out."""
-        levels = [self.levels[key] for key in sorted(self.levels) if not (user and key == "DynamicUser")]
+        NAME is a static user, as a user the runs ran as is, and is left out as a user; the sandbox it implies
+        stays, whoever the service runs as (unit_patch_contexts in src/core/unit.c, systemd 252): ProtectSystem=
+        strict, PrivateTmp=yes and RestrictSUIDSGID=yes whatever the unit says, ProtectHome=read-only where the
+        unit leaves it off."""
+        levels = dict(self.levels)
+        dynamic = levels.get("DynamicUser")
+        if dynamic is not None:
+            for key, value in DYNAMIC_USER_IMPLIES.items():
+                if key not in levels or (key != "ProtectHome" and levels[key].value != value):
+                    levels[key] = dataclasses.replace(dynamic, key=key, value=value, implied_by=dynamic.where)
+        levels = {key: at for key, at in levels.items() if not (user and key == "DynamicUser")}
         return SandboxSettings(
-            tuple(levels),
+            tuple(levels[key] for key in sorted(levels)),
             tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
             tuple(self.unmodeled[key] for key in sorted(self.unmodeled)),
         )
@@ -245,7 +263,9 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
-            refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}", setting.evidence))
+            # What DynamicUser= implies, no line of the unit can lower.
+            fix = "DynamicUser=no" if at.implied_by else f"{setting.key}={allowed}"
+            refusals.append(SandboxRefusal(at, setting.why, fix, setting.evidence))
     if plan.value("IPAddressDeny") is None and "any" in (settings.value("IPAddressDeny") or "").split():
         at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
