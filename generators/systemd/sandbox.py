@@ -164,8 +164,14 @@ class SandboxReading:
                 words = [" ".join(words)]  # one device and its access per line
             if not words:
                 self.lists.pop(key, None)
-            else:
-                self.lists.setdefault(key, []).extend(SettingLine(key, _entry(key, w), source, line) for w in words)
+            wrong = None
+            for word in words:
+                entry, ignored = _entry(key, word)
+                if entry is None:
+                    wrong = wrong or f"{key}={value}: {ignored}: systemd ignores it"
+                else:
+                    self.lists.setdefault(key, []).append(SettingLine(key, entry, source, line))
+            return wrong
         else:
             self.levels[key] = at  # UMask=
         return None
@@ -207,7 +213,8 @@ def writable(settings: SandboxSettings, path: str) -> bool:
     """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
     for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
         for entry in settings.entries_of(setting):
-            if is_under(path, entry.value if setting == "ReadWritePaths" else posixpath.join(tree, entry.value)):
+            names = [entry.value] if setting == "ReadWritePaths" else entry.value.split(":")
+            if any(is_under(path, posixpath.join(tree, name)) for name in names):
                 return True
     return settings.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
 
@@ -219,11 +226,28 @@ def _level(key: str, value: str) -> str | None:
     return value if value in LEVELS[key] else None
 
 
-def _entry(key: str, word: str) -> str:
+def _simplified(path: str) -> str | None:
+    """A path as systemd's path_simplify leaves it (no //, /./ or trailing /), or None where it holds a .., which
+    path_simplify_and_warn refuses as not normalised."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    return None if ".." in parts else ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+def _entry(key: str, word: str) -> tuple[str | None, str]:
     """An entry as the plan writes it: the prefixes of path lists (- ignore if missing, + under RootDirectory=)
-    dropped, specifiers' %% as %."""
+    dropped, specifiers' %% as %, paths simplified as systemd simplifies them; or None, and why, for an entry
+    systemd ignores (config_parse_exec_directories in src/core/load-fragment.c)."""
     entry = word.replace("%%", "%")
-    return entry.lstrip("-+") if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths") else entry
+    if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths"):
+        path = _simplified(entry.lstrip("-+"))
+        return (path, "") if path and path.startswith("/") else (None, f"{entry} is not a normalised absolute path")
+    if key in MANAGED_TREES.values():
+        # source:destination makes a symlink destination to source, each a directory name under the tree.
+        names = [_simplified(name) for name in entry.split(":", 1)]
+        if any(not name or name.startswith("/") for name in names):
+            return None, f"{entry} is not a normalised relative path"
+        return ":".join(name or "" for name in names), ""
+    return entry, ""
 
 
 # ---------------------------------------------------------------------------------------------- comparing
