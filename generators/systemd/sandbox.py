@@ -160,13 +160,13 @@ class SandboxReading:
                 return f"{key}={value}: not a boolean: systemd ignores the line"
             self._set(at, "yes" if on else "no")
         elif key in LIST_SETTINGS:
-            if key == "DeviceAllow" and words:
-                words = [" ".join(words)]  # one device and its access per line
             if not words:
                 self.lists.pop(key, None)
+            # One device and its access per line; one entry per word of the others.
+            given = [(words[0], " ".join(words[1:]))] if key == "DeviceAllow" and words else [(w, "") for w in words]
             wrong = None
-            for word in words:
-                entry, ignored = _entry(key, word)
+            for word, access in given:
+                entry, ignored = _entry(key, word, access)
                 if entry is None:
                     wrong = wrong or f"{key}={value}: {ignored}: systemd ignores it"
                 else:
@@ -233,10 +233,11 @@ def _simplified(path: str) -> str | None:
     return None if ".." in parts else ("/" if path.startswith("/") else "") + "/".join(parts)
 
 
-def _entry(key: str, word: str) -> tuple[str | None, str]:
+def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
     """An entry as the plan writes it: the prefixes of path lists (- ignore if missing, + under RootDirectory=)
-    dropped, specifiers' %% as %, paths simplified as systemd simplifies them; or None, and why, for an entry
-    systemd ignores (config_parse_exec_directories in src/core/load-fragment.c)."""
+    dropped, specifiers' %% as %, paths simplified as systemd simplifies them, a device's access given in full
+    (none is rwm); or None, and why, for an entry systemd ignores (config_parse_exec_directories and
+    config_parse_device_allow in src/core/load-fragment.c)."""
     entry = word.replace("%%", "%")
     if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths"):
         path = _simplified(entry.lstrip("-+"))
@@ -247,6 +248,13 @@ def _entry(key: str, word: str) -> tuple[str | None, str]:
         if any(not name or name.startswith("/") for name in names):
             return None, f"{entry} is not a normalised relative path"
         return ":".join(name or "" for name in names), ""
+    if key == "DeviceAllow":
+        path = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
+        if not path or not path.startswith(("char-", "block-", "/dev/", "/sys/")):
+            return None, f"{entry} is not a device node path, nor char- or block- and a group"
+        if not set(access) <= set("rwm"):
+            return None, f"{access} are not device rights (r, w, m)"
+        return f"{path} {access or 'rwm'}", ""
     return entry, ""
 
 
@@ -283,7 +291,9 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     refusals = []
     for setting in plan.settings:
         at = next((each for each in settings.levels if each.key == setting.key), None)
-        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User"):
+        # DevicePolicy= refuses devices, each named by _device_refusals: strict refuses no more where no pseudo
+        # device was opened.
+        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User", "DevicePolicy"):
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
@@ -314,11 +324,16 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
 def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """The device nodes DevicePolicy=closed or strict refuses: those neither pseudo (closed) nor allowed."""
     policy = settings.line("DevicePolicy")
+    allows = settings.entries_of("DeviceAllow")
+    if policy is None and allows:
+        # DevicePolicy=auto allows every device only where no DeviceAllow= line is given; with one, it is closed.
+        policy = SettingLine("DevicePolicy", "closed", allows[0].source, allows[0].line, allows[0].where)
     if policy is None:
         return []
-    allowed = {
-        entry.value.split(" ")[0]: entry.value.rsplit(" ", 1)[-1] for entry in settings.entries_of("DeviceAllow")
-    }
+    allowed: dict[str, str] = {}
+    for entry in allows:  # path and access: the access has no space, the path may
+        device, access = entry.value.rsplit(" ", 1)
+        allowed[device] = allowed.get(device, "") + access
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.device is None:

@@ -112,3 +112,31 @@ def test_check_reads_a_writable_entry_as_systemd_does(
     assert comparison.passed() is not ignored
     if ignored:
         assert [item.need.name for item in comparison.missing] == ["StateDirectory=app"]
+
+
+ALLOW = 'DeviceAllow="/dev/serial port"'
+BOTH = ['DeviceAllow="/dev/serial port" r', 'DeviceAllow="/dev/serial port" w']
+
+
+@pytest.mark.parametrize(
+    ("lines", "refused"),
+    [
+        (f"DevicePolicy=closed\n{ALLOW} r\n{ALLOW} w\n", []),  # the accesses add up
+        (f"DevicePolicy=strict\n{ALLOW}\n", []),  # no access is rwm
+        (f"DevicePolicy=closed\n{ALLOW} rw\nDeviceAllow=\n", BOTH),
+        (f"DevicePolicy=closed\n{ALLOW} rx\n", BOTH),  # not rights: systemd ignores the line
+        ("DeviceAllow=/dev/null rw\n", BOTH),  # DevicePolicy=auto is closed where a DeviceAllow= line is given
+        ("DevicePolicy=auto\n", []),
+    ],
+)
+def test_check_reads_device_allow_lines_as_systemd_does(
+    systemd: SystemdFormat, tmp_path: Path, lines: str, refused: list[str]
+) -> None:
+    device = "/dev/serial port"
+    needs = [
+        dataclasses.replace(need, device=(4, 64)) for need in files(APP, (device, FileOp.READ), (device, FileOp.WRITE))
+    ]
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Service]\nExecStart=/usr/bin/app\n{lines}")
+    comparison = compare(dataclasses.replace(make_profile(), sandbox=observations(needs)), systemd.read(unit))
+    assert [item.need.name for item in comparison.missing] == refused
