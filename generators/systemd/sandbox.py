@@ -160,12 +160,18 @@ class SandboxReading:
                 return f"{key}={value}: not a boolean: systemd ignores the line"
             self._set(at, "yes" if on else "no")
         elif key in LIST_SETTINGS:
-            if key == "DeviceAllow" and words:
-                words = [" ".join(words)]  # one device and its access per line
             if not words:
                 self.lists.pop(key, None)
-            else:
-                self.lists.setdefault(key, []).extend(SettingLine(key, _entry(key, w), source, line) for w in words)
+            # One device and its access per line; one entry per word of the others.
+            given = [(words[0], " ".join(words[1:]))] if key == "DeviceAllow" and words else [(w, "") for w in words]
+            wrong = None
+            for word, access in given:
+                entry, ignored = _entry(key, word, access)
+                if entry is None:
+                    wrong = wrong or f"{key}={value}: {ignored}: systemd ignores it"
+                else:
+                    self.lists.setdefault(key, []).append(SettingLine(key, entry, source, line))
+            return wrong
         else:
             self.levels[key] = at  # UMask=
         return None
@@ -207,7 +213,8 @@ def writable(settings: SandboxSettings, path: str) -> bool:
     """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
     for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
         for entry in settings.entries_of(setting):
-            if is_under(path, entry.value if setting == "ReadWritePaths" else posixpath.join(tree, entry.value)):
+            names = [entry.value] if setting == "ReadWritePaths" else entry.value.split(":")
+            if any(is_under(path, posixpath.join(tree, name)) for name in names):
                 return True
     return settings.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
 
@@ -219,11 +226,36 @@ def _level(key: str, value: str) -> str | None:
     return value if value in LEVELS[key] else None
 
 
-def _entry(key: str, word: str) -> str:
+def _simplified(path: str) -> str | None:
+    """A path as systemd's path_simplify leaves it (no //, /./ or trailing /), or None where it holds a .., which
+    path_simplify_and_warn refuses as not normalised."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    return None if ".." in parts else ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
     """An entry as the plan writes it: the prefixes of path lists (- ignore if missing, + under RootDirectory=)
-    dropped, specifiers' %% as %."""
+    dropped, specifiers' %% as %, paths simplified as systemd simplifies them, a device's access given in full
+    (none is rwm); or None, and why, for an entry systemd ignores (config_parse_exec_directories and
+    config_parse_device_allow in src/core/load-fragment.c)."""
     entry = word.replace("%%", "%")
-    return entry.lstrip("-+") if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths") else entry
+    if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths"):
+        path = _simplified(entry.lstrip("-+"))
+        return (path, "") if path and path.startswith("/") else (None, f"{entry} is not a normalised absolute path")
+    if key in MANAGED_TREES.values():
+        # source:destination makes a symlink destination to source, each a directory name under the tree.
+        names = [_simplified(name) for name in entry.split(":", 1)]
+        if any(not name or name.startswith("/") for name in names):
+            return None, f"{entry} is not a normalised relative path"
+        return ":".join(name or "" for name in names), ""
+    if key == "DeviceAllow":
+        path = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
+        if not path or not path.startswith(("char-", "block-", "/dev/", "/sys/")):
+            return None, f"{entry} is not a device node path, nor char- or block- and a group"
+        if not set(access) <= set("rwm"):
+            return None, f"{access} are not device rights (r, w, m)"
+        return f"{path} {access or 'rwm'}", ""
+    return entry, ""
 
 
 # ---------------------------------------------------------------------------------------------- comparing
@@ -259,7 +291,9 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     refusals = []
     for setting in plan.settings:
         at = next((each for each in settings.levels if each.key == setting.key), None)
-        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User"):
+        # DevicePolicy= refuses devices, each named by _device_refusals: strict refuses no more where no pseudo
+        # device was opened.
+        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User", "DevicePolicy"):
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
@@ -290,11 +324,16 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
 def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """The device nodes DevicePolicy=closed or strict refuses: those neither pseudo (closed) nor allowed."""
     policy = settings.line("DevicePolicy")
+    allows = settings.entries_of("DeviceAllow")
+    if policy is None and allows:
+        # DevicePolicy=auto allows every device only where no DeviceAllow= line is given; with one, it is closed.
+        policy = SettingLine("DevicePolicy", "closed", allows[0].source, allows[0].line, allows[0].where)
     if policy is None:
         return []
-    allowed = {
-        entry.value.split(" ")[0]: entry.value.rsplit(" ", 1)[-1] for entry in settings.entries_of("DeviceAllow")
-    }
+    allowed: dict[str, str] = {}
+    for entry in allows:  # path and access: the access has no space, the path may
+        device, access = entry.value.rsplit(" ", 1)
+        allowed[device] = allowed.get(device, "") + access
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.device is None:

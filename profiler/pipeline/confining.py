@@ -250,10 +250,8 @@ def confinement_of(chosen: RunPolicy, user: str | None = None) -> "Confinement":
 def _file_system(sandbox: "SandboxSettings") -> "FileSystem":
     from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
 
-    writable = sandbox.entries_of("ReadWritePaths")  # '-' and '+' dropped: a missing path is left alone anyway
-    for entry in writable:
-        if not entry.value.startswith("/"):
-            raise PolicyParseError(f"{entry.source}:{entry.line}: ReadWritePaths={entry.value}: not an absolute path")
+    # '-' and '+' dropped (a missing path is left alone anyway); a relative path is a finding that stops the run.
+    writable = sandbox.entries_of("ReadWritePaths")
     managed = [path for _, path in _managed_directories(sandbox) if os.path.isdir(path)]
     return FileSystem(
         private_tmp=sandbox.value("PrivateTmp") == "yes",

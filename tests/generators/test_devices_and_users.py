@@ -67,6 +67,30 @@ def test_device_allow_lets_the_run_read_its_device_and_nothing_more(
     assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
 
 
+@pytest.mark.skipif(not DEVICE.is_char_device(), reason=f"{DEVICE} is not a character device on this kernel")
+def test_a_device_allow_line_closes_the_default_device_policy(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """DevicePolicy=auto, systemd's default, allows every device only where no DeviceAllow= line is given: a line
+    for another device refuses the run's, and check names that line; a line without access allows all of it."""
+    rdev = DEVICE.stat().st_rdev
+    plan = _plan(
+        [FileNeed(str(DEVICE), FileOp.READ, None, _evidence(READER), (os.major(rdev), os.minor(rdev)))], systemd
+    )
+    unit = f"[Service]\nType=oneshot\nExecStart={READER} -An -tx4 {DEVICE}\n"
+    other, whole = "DeviceAllow=/dev/null rw\n", f"DeviceAllow={DEVICE}\n"
+    (tmp_path / "other").mkdir()
+    assert _refused(f"[Service]\n{other}", plan, systemd, tmp_path / "other") == [
+        f"DevicePolicy=closed: DeviceAllow={DEVICE} r"
+    ]
+    failed = system_manager.run("device-other", unit + other)
+    assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
+    (tmp_path / "whole").mkdir()
+    assert _refused(f"[Service]\n{whole}", plan, systemd, tmp_path / "whole") == []
+    ran = system_manager.run("device-whole", unit + whole)
+    assert ran.succeeded and ran.stdout.strip(), ran
+
+
 @pytest.fixture
 def cache() -> Iterator[Path]:
     """A cache directory of this test's own, and a directory of the same name under /srv."""

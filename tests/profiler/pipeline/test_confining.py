@@ -51,7 +51,7 @@ def test_what_run_does_not_apply_is_named_with_its_line(tmp_path: Path) -> None:
 
 def test_a_relative_read_write_path_is_one_line(tmp_path: Path) -> None:
     unit = _unit(tmp_path, "ReadWritePaths=var/lib\n")
-    with pytest.raises(PolicyParseError, match=r"tool.service:2: ReadWritePaths=var/lib: not an absolute path"):
+    with pytest.raises(PolicyParseError, match=r"tool.service:2: ReadWritePaths=var/lib: var/lib is not a normalised"):
         confinement_of(run_policy([unit]))
 
 
