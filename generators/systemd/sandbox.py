@@ -30,6 +30,7 @@ from generators.systemd.names import (
     LIST_SETTINGS,
     OVERRIDING_SETTINGS,
     PATH_SETTINGS,
+    USER_NAME,
     parse_boolean,
 )
 from profiler.trace import FileOp
@@ -114,7 +115,10 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
 
 def _unit_value(key: str, value: str | None) -> str | None:
     """A setting's value as a unit line holds it: paths quoted (ExecPaths= the nearest directory a line can hold,
-    which covers it); None where no line can."""
+    which covers it), a user name only where it is one systemd takes as it is; None where no line can."""
+    if key == "User" and value is not None:
+        # The trace's to choose: a line break would start a line of its own, a % a specifier.
+        return value if USER_NAME.fullmatch(value) else None
     if value is None or key not in PATH_SETTINGS:
         return value
     if key == "DeviceAllow":

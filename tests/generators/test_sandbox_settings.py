@@ -124,6 +124,27 @@ def test_a_managed_directory_name_the_setting_cannot_take_is_a_read_write_path(
     assert not any(root.setting != "ReadWritePaths" for root in plan.writable)
 
 
+@pytest.mark.parametrize(
+    ("user", "written"),
+    [
+        ("app", True),
+        ("app\nExecStartPre=/bin/sh -c 'touch /tmp/pwned'", False),  # the user a trace names is the workload's
+        ("app\rProtectSystem=no", False),
+        ("a%h", False),  # a specifier, which systemd would expand to another user
+        ("a b", False),
+        ("\x93app", False),
+    ],
+)
+def test_a_user_name_systemd_cannot_take_as_it_is_is_not_written(user: str, written: bool) -> None:
+    facts = dataclasses.replace(_facts(), unprivileged_user=user)
+    plan = plan_sandbox(SandboxObservations((), ()), facts, refused_by_settings(SYSTEMD.groups))
+    assert plan.value("User") == user
+    text = _render(plan)
+    assert [line for line in text.splitlines() if line.startswith("User=")] == ([f"User={user}"] if written else [])
+    assert len(text.splitlines()) == 1 + sum(value is not None for _, value, _ in sandbox_lines(plan))
+    assert "ExecStartPre" not in text and "ProtectSystem=no" not in text
+
+
 def test_each_observation_rules_out_its_setting() -> None:
     open_ = {
         setting.key: setting.value
