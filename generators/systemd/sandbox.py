@@ -101,7 +101,18 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
+    # A device no line can name (a line break in its path) cannot be allowed, and any DeviceAllow= line closes
+    # the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow= line.
+    unnamed = next(
+        (each for each in plan.settings if each.key == "DeviceAllow" and _unit_value(each.key, each.value) is None),
+        None,
+    )
     for setting in plan.settings:
+        if unnamed and setting.key in ("DevicePolicy", "DeviceAllow"):
+            if setting.key == "DevicePolicy":
+                device = (unnamed.value or "").rsplit(" ", 1)[0]
+                lines.append((setting.key, None, f"the device {device} cannot be named in a unit line: {unnamed.why}"))
+            continue
         value = _unit_value(setting.key, setting.value)
         if setting.key in LIST_SETTINGS and value is not None and setting.key not in written:
             written.add(setting.key)
@@ -344,7 +355,10 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         wanted = "w" if need.op in WRITE_OPS else "r"
         if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
-            refused.setdefault(f"DeviceAllow={unit_path(need.path)} {wanted}", (policy, []))[1].append(need)
+            quoted = unit_path(need.path)
+            # A device no line can name is let through by no device policy at all.
+            fix = f"DeviceAllow={quoted} {wanted}" if quoted else f"{policy.key}= (and no DeviceAllow= line)"
+            refused.setdefault(fix, (policy, []))[1].append(need)
     return _grouped(refused)
 
 

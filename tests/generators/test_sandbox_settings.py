@@ -145,6 +145,22 @@ def test_a_user_name_systemd_cannot_take_as_it_is_is_not_written(user: str, writ
     assert "ExecStartPre" not in text and "ProtectSystem=no" not in text
 
 
+def test_a_device_no_unit_line_can_name_leaves_the_device_policy_open() -> None:
+    """DevicePolicy=closed would refuse a device DeviceAllow= cannot name (its path holds a line break), and any
+    DeviceAllow= line closes the default policy: neither is written, and check passes what is."""
+    opened = [
+        FileNeed("/dev/serial\nExecStartPre=/bin/id", FileOp.READ, None, EVIDENCE, (4, 64)),
+        FileNeed("/dev/ttyS1", FileOp.READ, None, EVIDENCE, (4, 65)),
+    ]
+    plan = _plan(opened)
+    assert plan.value("DevicePolicy") == "closed"
+    text = _render(plan)
+    assert "DevicePolicy=" not in text and "DeviceAllow=" not in text and "ExecStartPre" not in text
+    assert sandbox_refusals(_read(text), plan) == []
+    [refusal] = sandbox_refusals(_read(text + "DevicePolicy=closed\nDeviceAllow=/dev/ttyS1 r\n"), plan)
+    assert refusal.fix == "DevicePolicy= (and no DeviceAllow= line)"
+
+
 def test_each_observation_rules_out_its_setting() -> None:
     open_ = {
         setting.key: setting.value
