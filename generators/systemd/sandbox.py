@@ -357,7 +357,7 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
         if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
             quoted = unit_path(need.path)
             # A device no line can name is let through by no device policy at all.
-            fix = f"DeviceAllow={quoted} {wanted}" if quoted else f"{policy.key}= (and no DeviceAllow= line)"
+            fix = f"DeviceAllow={quoted} {wanted}" if quoted else "DevicePolicy=auto"
             refused.setdefault(fix, (policy, []))[1].append(need)
     return _grouped(refused)
 

@@ -157,8 +157,8 @@ def test_a_device_no_unit_line_can_name_leaves_the_device_policy_open() -> None:
     text = _render(plan)
     assert "DevicePolicy=" not in text and "DeviceAllow=" not in text and "ExecStartPre" not in text
     assert sandbox_refusals(_read(text), plan) == []
-    [refusal] = sandbox_refusals(_read(text + "DevicePolicy=closed\nDeviceAllow=/dev/ttyS1 r\n"), plan)
-    assert refusal.fix == "DevicePolicy= (and no DeviceAllow= line)"
+    refusals = sandbox_refusals(_read(text + "DevicePolicy=closed\n"), plan)
+    assert [refusal.fix for refusal in refusals] == ["DeviceAllow=/dev/ttyS1 r", "DevicePolicy=auto"]
 
 
 def test_each_observation_rules_out_its_setting() -> None:
