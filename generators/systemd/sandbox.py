@@ -82,6 +82,13 @@ def _expressible(root: WritableRoot) -> str:
     return path
 
 
+def _root_value(root: WritableRoot) -> str:
+    """The value of the line that makes a root writable: a managed directory's plain name, or the path quoted."""
+    value = root.value if root.setting != "ReadWritePaths" else unit_path(_expressible(root))
+    assert value is not None
+    return value
+
+
 def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     """(key, value, why) for each line: list settings start with an empty assignment, which discards what the
     unit set, since a drop-in's lines add to the unit's; a value None is a setting a run rules out."""
@@ -93,11 +100,8 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     for root in plan.writable:
         writes = sorted({write.path for write in root.writes})
         shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
-        path = _expressible(root)
-        wider = f"; {root.path} itself cannot be written in a unit line" if path != root.path else ""
-        value = root.value if root.setting != "ReadWritePaths" else unit_path(path)
-        assert value is not None
-        lines.append((root.setting, value, f"written: {shown}{wider}"))
+        wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root) != root.path else ""
+        lines.append((root.setting, _root_value(root), f"written: {shown}{wider}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
@@ -329,7 +333,7 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
                 SandboxRefusal(
                     protect,
                     f"the write to {first.path} by {programs}",
-                    f"{root.setting}={root.value}",
+                    f"{root.setting}={_root_value(root)}",
                     root.evidence,
                 )
             )
@@ -371,7 +375,8 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
             continue
         barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
         if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            refused.setdefault(f"ExecPaths={unit_path(posixpath.dirname(need.path))}", (barred[-1], []))[1].append(need)
+            fix = f"ExecPaths={_unit_value('ExecPaths', posixpath.dirname(need.path))}"
+            refused.setdefault(fix, (barred[-1], []))[1].append(need)
     return _grouped(refused)
 
 

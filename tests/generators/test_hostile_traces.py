@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from generators import formats
 from generators.compare import compare
 from generators.comparison import ItemKind
+from generators.formats import correction
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
 from generators.policy_names import policy_name
@@ -105,6 +106,34 @@ def test_systemd_reads_hostile_paths_in_a_drop_in_as_the_plan_says(systemd: Syst
     written = [need.path for need in profile.sandbox.files] if profile.sandbox else []
     for entry in policy.sandbox.entries_of("ReadWritePaths"):
         assert any(is_under(path, entry.value) for path in written), f"{entry.value} is above no path a run used"
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@CONSUMER_RUNS
+@given(profile=hostile_profiles(paths=True))
+def test_the_correction_of_a_unit_for_hostile_paths_holds_only_its_fixes(
+    systemd: SystemdFormat, profile: Profile
+) -> None:
+    """check's correction of a strict unit, for files at hostile paths: each line a comment or a setting, read by
+    systemd without a warning, and the unit with it passes check (a fix is a line: a path is quoted, or covered
+    by a directory a line can hold)."""
+    with tempfile.TemporaryDirectory() as directory:
+        unit = systemd_analyze.write_unit(
+            Path(directory),
+            "svc",
+            body="[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\nProtectSystem=strict\nNoExecPaths=/\n"
+            "DevicePolicy=closed\n",
+        )
+        fix = correction(compare(profile, systemd.read(unit)))
+        if fix is None:
+            return  # nothing refused
+        for line in _written_lines(fix.text):
+            assert line.startswith("# ") or line == "[Service]" or line.partition("=")[0] in SETTINGS, line
+        (Path(directory) / "svc.service.d").mkdir()
+        (Path(directory) / "svc.service.d" / "fix.conf").write_text(fix.text)
+        assert systemd_analyze.verify_warnings(unit) == []
+        corrected = systemd.read(unit)
+    assert [item for item in compare(profile, corrected).missing if item.need.kind is ItemKind.SETTING] == []
 
 
 # --- OCI -------------------------------------------------------------------------------------------------------------
