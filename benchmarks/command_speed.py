@@ -1,10 +1,12 @@
 """How long each command that does not record takes, whole (start, imports, work, exit), on a committed trace.
 
-Each is run as people run it, the `profiler` of this environment as a new process, ROUNDS times interleaved
-with the baselines, and the median counts: Python doing nothing (`-c pass`, Debian's /usr/bin/python3 and
-this venv's), in the same run, since this machine's speed varies by the minute. The target is 0.15 s for each.
-Also measured: the same command with no compiled bytecode to read (what a checkout whose modules were never
-imported costs while PYTHONDONTWRITEBYTECODE=1 keeps Python from writing any).
+Each is run as people run it, the `profiler` of this environment as a new process with its modules' bytecode
+cached, ROUNDS times interleaved with the baselines, and the median counts: Python doing nothing (`-c pass`,
+Debian's /usr/bin/python3 and this venv's), in the same run, since this machine's speed varies by the minute.
+The target is 0.15 s for each. The bytecode is this run's own: one untimed round writes it to a cache directory
+of its own (PYTHONPYCACHEPREFIX), whatever the environment says, since with PYTHONDONTWRITEBYTECODE=1 inherited
+every run compiled profiler's modules again (30 to 100 ms more per command). Also measured: the same command with no
+bytecode to read at all, what a checkout's first run costs.
 """
 
 import argparse
@@ -33,7 +35,7 @@ COMMANDS = {
 }
 
 
-def seconds(argv: list[str], env: dict[str, str] | None = None) -> float:
+def seconds(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, cwd=REPOSITORY, env=env, stdout=subprocess.DEVNULL, check=False)
     return time.perf_counter() - started
@@ -49,12 +51,16 @@ def main() -> None:
         "venv python -c pass": [str(BIN / "python"), "-c", "pass"],
     }
     argvs = {**baselines, **{name: [str(BIN / "profiler"), *args] for name, args in COMMANDS.items()}}
-    for _ in range(arguments.rounds):
-        for name, argv in argvs.items():
-            runs.setdefault(name, []).append(seconds(argv))
-    with tempfile.TemporaryDirectory() as empty:
+    inherited = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory() as bytecode, tempfile.TemporaryDirectory() as empty:
+        cached = {**inherited, "PYTHONPYCACHEPREFIX": bytecode}
+        for argv in argvs.values():  # writes the bytecode
+            seconds(argv, cached)
+        for _ in range(arguments.rounds):
+            for name, argv in argvs.items():
+                runs.setdefault(name, []).append(seconds(argv, cached))
         # No .pyc to read: a cache directory of its own, empty, that Python is told not to fill.
-        cold = {**os.environ, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        cold = {**inherited, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
         without_bytecode = statistics.median(seconds(argvs["show"], cold) for _ in range(3))
     medians = {name: statistics.median(each) for name, each in runs.items()}
     floor = medians["venv python -c pass"]

@@ -34,7 +34,15 @@ SETFCAP_FOR_USER_NAMESPACE = (
     "tests at create_user_ns without a check a tracer can see"
 )
 
-K = TypeVar("K", str, tuple[int, str], tuple[str, int], tuple[str, CheckClass, bool, str, str, tuple[str, ...], str])
+K = TypeVar(
+    "K",
+    str,
+    tuple[int, str],
+    tuple[str, int],
+    tuple[str, CheckClass, bool, str, str, tuple[str, ...], str],
+    tuple[str, FileOp, str, tuple[int, ...]],
+    tuple[KernelUse, str],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +409,7 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
         )
     drops = [trace.run.dropped for _, trace in chosen]
     return Profile(
+        sandbox=_sandbox(chosen),
         component=name,
         runs=tuple(
             RunRef(
@@ -435,6 +444,36 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
             for key in namespaces.sorted_keys()
         ),
         dropped=DropCounters(**{f.name: sum(getattr(d, f.name) for d in drops) for f in fields(DropCounters)}),
+    )
+
+
+def _sandbox(chosen: Sequence[tuple[str, Trace]]) -> SandboxObservations | None:
+    """What the runs did to files and kernel interfaces, merged; None unless every run recorded it ("not
+    recorded" is not "nothing touched")."""
+    files: _Tally[tuple[str, FileOp, str, tuple[int, ...]]] = _Tally()
+    kernel: _Tally[tuple[KernelUse, str]] = _Tally()
+    for run, (_, trace) in enumerate(chosen):
+        if trace.file_accesses is None or trace.kernel_uses is None:
+            return None
+        for access in trace.file_accesses:
+            key = (access.path, access.op, access.error or "", access.device or ())
+            files.add(key, run, access.count, trace.program(access.process, access.image), access.first_s)
+        for use in trace.kernel_uses:
+            kernel.add((use.use, use.detail), run, use.count, trace.program(use.process, use.image))
+    return SandboxObservations(
+        files=tuple(
+            FileNeed(
+                path,
+                op,
+                error or None,
+                files.evidence((path, op, error, device)),
+                (device[0], device[1]) if device else None,
+            )
+            for path, op, error, device in files.sorted_keys()
+        ),
+        kernel=tuple(KernelNeed(use, detail, kernel.evidence((use, detail))) for use, detail in kernel.sorted_keys()),
+        dropped_paths=sum(trace.run.dropped.paths for _, trace in chosen),
+        unresolved_paths=sum(trace.run.dropped.unresolved_paths for _, trace in chosen),
     )
 
 

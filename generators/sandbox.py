@@ -31,6 +31,8 @@ API_TREES = ("/dev", "/proc", "/sys")
 # PrivateTmp= gives the service its own, empty and writable, /tmp and /var/tmp.
 TEMPORARY_TREES = ("/tmp", "/var/tmp")
 HOME_TREES = ("/home", "/root", "/run/user")
+# The user that owns no file: what it could read, any user can.
+NOBODY = "nobody"
 # The directories systemd creates, owns to the service's user and leaves writable, named under each tree.
 MANAGED_TREES: dict[str, str] = {
     "/var/lib": "StateDirectory",
@@ -147,11 +149,13 @@ class ProfileFacts:
     describe: Callable[[Evidence], str]  # "12× in 2/3 runs by /usr/bin/ls"
 
 
-# The devices PrivateDevices= keeps in its own /dev (mount_private_dev in src/core/namespace.c, systemd 252), and
-# the trees it binds from the host's.
-PRIVATE_DEVICES = frozenset(
+# The devices DevicePolicy=closed allows (cgroup_context_apply_device_allow in src/core/cgroup.c, systemd 252),
+# which PrivateDevices= also keeps in its own /dev (mount_private_dev in src/core/namespace.c) beside the symlinks
+# into /proc/self/fd that dev_setup makes there, and the trees it binds from the host's.
+PSEUDO_DEVICES = frozenset(
     {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"}
 )
+PRIVATE_DEVICES = PSEUDO_DEVICES | {"/dev/stdin", "/dev/stdout", "/dev/stderr"}
 PRIVATE_DEVICE_TREES = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages", "/dev/fd")
 # Paths each setting makes read-only or inaccessible (systemd 252 src/core/namespace.c tables).
 KERNEL_TUNABLES = (
@@ -198,6 +202,9 @@ class _Planner:
     def files(self, trees: Iterable[str], ops: Iterable[FileOp] | None = None) -> list[FileNeed]:
         trees, wanted = tuple(trees), frozenset(ops) if ops is not None else None
         return [n for n in self.succeeded if _in_any(n.path, trees) and (wanted is None or n.op in wanted)]
+
+    def value(self, key: str) -> str | None:
+        return next((each.value for each in self.settings if each.key == key), None)
 
     def kernel(self, use: KernelUse) -> list[KernelNeed]:
         return [need for need in self.observations.kernel if need.use is use]
@@ -291,6 +298,8 @@ def plan_sandbox(
         "only the pseudo devices a private /dev holds (null, zero, random, tty, pts, shm) were opened",
         devices,
     )
+    if plan.value("PrivateDevices") is None:
+        _device_policy(plan, devices)
     plan.by_syscalls(
         "ProtectKernelTunables",
         "yes",
@@ -340,8 +349,55 @@ def plan_sandbox(
         "files it creates are readable by its own user only; a program of another user that "
         "reads them needs UMask=0027 or a group",
     )
-    _users(plan)
+    _exec_paths(plan, roots)
+    _users(plan, roots)
     return SandboxPlan(tuple(plan.settings), roots, observations.files)
+
+
+def _device_policy(plan: _Planner, opened: list[FileNeed]) -> None:
+    """Where PrivateDevices= cannot be on, the device cgroup still refuses every device node but the pseudo ones
+    and those the runs opened: DevicePolicy=closed, a DeviceAllow= line for each with the access it had."""
+    plan.add(
+        "DevicePolicy",
+        "closed",
+        "device nodes other than the pseudo ones (null, zero, full, random, urandom, tty, ptmx, pts) are refused "
+        "but for those allowed below",
+    )
+    access: dict[str, set[str]] = defaultdict(set)
+    for need in opened:
+        if need.device is not None and need.path not in PSEUDO_DEVICES:
+            access[need.path].add("w" if need.op in WRITE_OPS else "r")
+    for path in sorted(access):
+        used = [need for need in opened if need.path == path]
+        plan.add(
+            "DeviceAllow",
+            f"{path} {''.join(sorted(access[path], reverse=True))}",
+            _observed(used, plan.facts),
+            merge_evidence(need.evidence for need in used),
+        )
+
+
+def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
+    """NoExecPaths=/ with ExecPaths= for the directories the runs executed programs and mapped libraries from: a
+    program executed from a directory the runs wrote (a build's own tools) keeps that whole writable root
+    executable, since its names change from run to run."""
+    executed = plan.files(("/",), (FileOp.EXEC, FileOp.MAP_EXEC))
+    if not executed:
+        plan.add("NoExecPaths", None, "no program or library was recorded executed (a recording attached late)")
+        return
+    written = [root.path for root in roots if root.directory]
+    written += list(TEMPORARY_TREES) if plan.value("PrivateTmp") else []
+    directories: dict[str, list[FileNeed]] = defaultdict(list)
+    for need in executed:
+        root = next((path for path in written if is_under(need.path, path)), None)
+        directories[root or posixpath.dirname(need.path)].append(need)
+    chosen: dict[str, list[FileNeed]] = {}
+    for directory in sorted(directories, key=len):
+        above = next((path for path in chosen if is_under(directory, path)), None)
+        chosen.setdefault(above or directory, []).extend(directories[directory])
+    plan.add("NoExecPaths", "/", "nothing is executable but from the directories below, as in every run")
+    for directory, needs in sorted(chosen.items()):
+        plan.add("ExecPaths", directory, _observed(needs, plan.facts), merge_evidence(n.evidence for n in needs))
 
 
 def _proc(plan: _Planner) -> None:
@@ -406,14 +462,32 @@ def _network(plan: _Planner) -> None:
     )
 
 
-def _users(plan: _Planner) -> None:
+def _users(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     needed = sorted(plan.facts.capabilities)
     if needed:
         plan.add("PrivateUsers", None, f"{', '.join(needed)} needed against the host's user namespace")
     else:
         plan.add("PrivateUsers", "yes", "no capability needed against the host's user namespace")
-    if plan.facts.unprivileged_user:
-        plan.add("User", plan.facts.unprivileged_user, "every run ran as this user")
+    user = plan.facts.unprivileged_user
+    shared = [root.path for root in roots if root.setting == "ReadWritePaths"]
+    if user == NOBODY and not shared and plan.value("PrivateTmp") and plan.value("ProtectHome"):
+        plan.add(
+            "DynamicUser",
+            "yes",
+            f"every run ran as {NOBODY}, who owns no file: a user allocated at start reads what it read, and "
+            "writes only in the directories systemd makes for it and its own /tmp",
+        )
+    elif user:
+        plan.add(
+            "DynamicUser",
+            None,
+            f"the runs wrote {', '.join(shared)}, which a user allocated at start could not"
+            if shared
+            else f"the runs ran as {user}, whose files a user allocated at start could not read"
+            if user != NOBODY
+            else "it needs the host's /tmp or home, which DynamicUser= makes private or read-only",
+        )
+        plan.add("User", user, "every run ran as this user")
     else:
         plan.add(
             "User",

@@ -10,6 +10,11 @@ trace it came from (its file name without .trace.json), so that many runs stack 
     capability_checks  one row per distinct check: capability, class, granted, syscall, via, kernel path
     sockets            one row per (process, image, family, type, protocol): socket() and socketpair() calls
     namespaces         one row per (process, image, syscall, flags): namespaces created or joined
+    file_accesses      one row per (process, image, path, op, result): files, directories and devices used
+    kernel_uses        one row per (process, image, use, detail): kernel interfaces reached other than by a path
+
+file_accesses and kernel_uses have no rows for a run that did not record them: `runs.paths_recorded` tells
+that apart from a run that touched nothing.
 
 Where the model has no name for a number (a syscall, capability or family newer than the tables that named
 it), the name column holds `#NUMBER`, as `profiler show` prints it, so that a groupby never drops the row; the
@@ -47,6 +52,8 @@ class Table(StrEnum):
     CAPABILITY_CHECKS = "capability_checks"
     SOCKETS = "sockets"
     NAMESPACES = "namespaces"
+    FILE_ACCESSES = "file_accesses"
+    KERNEL_USES = "kernel_uses"
 
 
 # Where a row was recorded: the columns every table but runs and processes starts with.
@@ -73,6 +80,7 @@ COLUMNS: Final[dict[Table, tuple[tuple[str, str], ...]]] = {
         ("exit_status", "Int64"),
         ("capability_source", "str"),
         ("dropped", "int64"),  # events the kernel side lost, all counters together: non-zero means incomplete
+        ("paths_recorded", "bool"),  # whether file_accesses and kernel_uses were recorded (else "not recorded")
     ),
     Table.PROCESSES: (
         ("run", "str"),
@@ -135,6 +143,22 @@ COLUMNS: Final[dict[Table, tuple[tuple[str, str], ...]]] = {
         ("flags_nr", "int64"),
         ("count", "int64"),
     ),
+    Table.FILE_ACCESSES: (
+        *_ORIGIN_PROGRAM,
+        ("path", "str"),  # absolute
+        ("op", "str"),  # read, write, create, delete, rename, link, chmod, setid, exec, map-exec, list
+        ("error", "str"),  # the errno name where it failed (a probe, not a need); missing where it succeeded
+        ("device_major", "Int64"),  # a device node's numbers; missing for anything else
+        ("device_minor", "Int64"),
+        ("count", "int64"),
+        ("first_s", "float64"),
+    ),
+    Table.KERNEL_USES: (
+        *_ORIGIN_PROGRAM,
+        ("use", "str"),  # write-execute, personality, realtime, other-process, network, loopback
+        ("detail", "str"),  # what was asked: "connect 127.0.0.1:8080", "personality(0x0008)"
+        ("count", "int64"),
+    ),
 }
 
 
@@ -149,6 +173,8 @@ class TraceTables:
     capability_checks: pd.DataFrame
     sockets: pd.DataFrame
     namespaces: pd.DataFrame
+    file_accesses: pd.DataFrame
+    kernel_uses: pd.DataFrame
 
     def table(self, table: Table) -> pd.DataFrame:
         frame: pd.DataFrame = getattr(self, table.value)
@@ -210,6 +236,7 @@ def _rows(table: Table, run: str, trace: Trace, source: str) -> list[tuple[Any, 
                     info.exit_status,
                     info.capability_source.value,
                     info.dropped.total,
+                    trace.file_accesses is not None,
                 )
             ]
         case Table.PROCESSES:
@@ -289,6 +316,24 @@ def _rows(table: Table, run: str, trace: Trace, source: str) -> list[tuple[Any, 
             return [
                 (*origin(use.process, use.image), use.syscall, "|".join(use.flags) or None, use.flags_nr, use.count)
                 for use in trace.namespaces
+            ]
+        case Table.FILE_ACCESSES:
+            return [
+                (
+                    *origin(access.process, access.image),
+                    access.path,
+                    access.op.value,
+                    access.error,
+                    *(access.device or (None, None)),
+                    access.count,
+                    access.first_s,
+                )
+                for access in trace.file_accesses or ()
+            ]
+        case Table.KERNEL_USES:
+            return [
+                (*origin(use.process, use.image), use.use.value, use.detail, use.count)
+                for use in trace.kernel_uses or ()
             ]
 
 

@@ -1,4 +1,5 @@
-"""Readable summaries of traces: the process tree, syscalls per program, capabilities, families, drops.
+"""Readable summaries of traces: the process tree, syscalls per program, capabilities, families, files, kernel
+interfaces, drops.
 
 Each line is escaped whole (profiler.escaping.visible) as it is joined: a recorded path, argv or host name
 that holds ESC, CR or a newline shows as an escape, and cannot act on the terminal or forge a line.
@@ -118,6 +119,46 @@ def _namespace_lines(trace: Trace) -> list[str]:
     ]
 
 
+# The most lines of file accesses shown per program: a build opens tens of thousands of paths; the rest are in
+# `profiler show --format csv --table file_accesses`.
+FILE_LINES_PER_PROGRAM = 40
+NOT_RECORDED = "  not recorded (recorded with --no-paths, or by a profiler before they were)"
+
+
+def _file_lines(trace: Trace) -> list[str]:
+    if trace.file_accesses is None:
+        return [NOT_RECORDED]
+    accesses: dict[str, dict[tuple[str, str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for access in trace.file_accesses:
+        device = f"  (device {access.device[0]}:{access.device[1]})" if access.device else ""
+        what = (access.path, access.op.value, f"  {access.error}" if access.error else device)
+        accesses[trace.program(access.process, access.image)][what] += access.count
+    lines = []
+    for program, done in sorted(accesses.items()):
+        lines.append(f"  {program} ({len(done)})")
+        ordered = sorted(done.items())
+        lines += [
+            f"    {op:<8} {path}{result}  {count}×" for (path, op, result), count in ordered[:FILE_LINES_PER_PROGRAM]
+        ]
+        if len(ordered) > FILE_LINES_PER_PROGRAM:
+            lines.append(
+                f"    ... and {len(ordered) - FILE_LINES_PER_PROGRAM} more: profiler show --format csv --table "
+                "file_accesses"
+            )
+    return lines or ["  none"]
+
+
+def _kernel_lines(trace: Trace) -> list[str]:
+    if trace.kernel_uses is None:
+        return [NOT_RECORDED]
+    uses: dict[tuple[str, str, str], int] = defaultdict(int)
+    for use in trace.kernel_uses:
+        uses[(use.use.value, use.detail, trace.program(use.process, use.image))] += use.count
+    return [
+        f"  {use:<14} {detail} by {program}  {count}×" for (use, detail, program), count in sorted(uses.items())
+    ] or ["  none"]
+
+
 def render_summary(trace: Trace, source: str) -> str:
     run = trace.run
     distinct = {use.name or f"#{use.nr}" for use in trace.syscalls}
@@ -140,6 +181,9 @@ def render_summary(trace: Trace, source: str) -> str:
     lines += _capability_lines(trace) or ["  none"]
     lines += ["", "socket families", *(_family_lines(trace) or ["  none"])]
     lines += ["", "namespaces", *(_namespace_lines(trace) or ["  none created or joined"])]
+    distinct_paths = "" if trace.file_accesses is None else f" ({len({a.path for a in trace.file_accesses})} paths)"
+    lines += ["", f"files per program{distinct_paths}", *_file_lines(trace)]
+    lines += ["", "kernel interfaces", *_kernel_lines(trace)]
     return _text(lines)
 
 
@@ -158,6 +202,7 @@ def short_summary(trace: Trace) -> str:
         f"recorded {len(trace.processes)} processes running {len(programs)} programs in {trace.run.duration_s:.2f}s: "
         f"{len({u.nr for u in trace.syscalls})} distinct syscalls, "
         f"capabilities needed: {', '.join(needed) or 'none'}, socket families: {', '.join(families) or 'none'}"
+        + ("" if trace.file_accesses is None else f", files: {len({a.path for a in trace.file_accesses})} paths")
     ]
     lines += [
         f"WARNING: dropped {count} {name}; the trace is incomplete (see docs/trace-format.md, dropped)"

@@ -102,6 +102,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "ProtectProc": ("default", "ptraceable", "invisible", "noaccess"),
     "ProcSubset": ("all", "pid"),
     "RuntimeDirectoryPreserve": ("no", "restart", "yes"),
+    "DevicePolicy": ("auto", "closed", "strict"),
 }
 BOOLEAN_SETTINGS = (
     "PrivateTmp",
@@ -119,8 +120,11 @@ BOOLEAN_SETTINGS = (
     "RestrictSUIDSGID",
     "PrivateNetwork",
     "PrivateUsers",
+    "DynamicUser",
 )
-LIST_SETTINGS = ("ReadWritePaths", *MANAGED_TREES.values(), "IPAddressDeny", "IPAddressAllow")
+# Settings whose values are paths the plan holds as recorded, quoted for a unit line when written.
+PATH_SETTINGS = ("DeviceAllow", "ExecPaths", "NoExecPaths")
+LIST_SETTINGS = ("ReadWritePaths", *MANAGED_TREES.values(), "IPAddressDeny", "IPAddressAllow", *PATH_SETTINGS)
 # The sandboxing settings the reader models (systemd.exec(5), systemd.resource-control(5)).
 SANDBOX_SETTINGS = (*LEVELS, *BOOLEAN_SETTINGS, *LIST_SETTINGS, "UMask")
 SETTINGS = (
@@ -133,7 +137,6 @@ SETTINGS = (
     "RestrictNamespaces",
     "NoNewPrivileges",
     "User",
-    "DynamicUser",
     *dict.fromkeys([*SECCOMP_SWITCHES, *SANDBOX_SETTINGS]),
 )
 

@@ -12,10 +12,26 @@ from dataclasses import dataclass
 
 from generators.danger import Danger
 from generators.interface import SandboxSettings, SettingLine
-from generators.profile import Evidence
-from generators.sandbox import MANAGED_TREES, TEMPORARY_TREES, SandboxPlan, WritableRoot, is_under, writable_roots
+from generators.profile import WRITE_OPS, Evidence, FileNeed, merge_evidence
+from generators.sandbox import (
+    MANAGED_TREES,
+    PSEUDO_DEVICES,
+    TEMPORARY_TREES,
+    SandboxPlan,
+    WritableRoot,
+    is_under,
+    writable_roots,
+)
 from generators.systemd.groups import SyscallGroups
-from generators.systemd.names import BOOLEAN_SETTINGS, LEVELS, LIST_SETTINGS, OVERRIDING_SETTINGS, parse_boolean
+from generators.systemd.names import (
+    BOOLEAN_SETTINGS,
+    LEVELS,
+    LIST_SETTINGS,
+    OVERRIDING_SETTINGS,
+    PATH_SETTINGS,
+    parse_boolean,
+)
+from profiler.trace import FileOp
 
 # What leaving each open exposes, ranked as excess is: the danger table's levels.
 DANGER: dict[str, Danger] = {
@@ -84,10 +100,29 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
     for setting in plan.settings:
-        if setting.key in LIST_SETTINGS and setting.value is not None:
+        value = _unit_value(setting.key, setting.value)
+        if setting.key in LIST_SETTINGS and value is not None and setting.key not in written:
+            written.add(setting.key)
             lines.append((setting.key, "", ""))
-        lines.append((setting.key, setting.value, setting.why))
+        if value is None and setting.value is not None:
+            lines.append((setting.key, None, f"{setting.value} cannot be written in a unit line: {setting.why}"))
+        else:
+            lines.append((setting.key, value, setting.why))
     return lines
+
+
+def _unit_value(key: str, value: str | None) -> str | None:
+    """A setting's value as a unit line holds it: paths quoted (ExecPaths= the nearest directory a line can hold,
+    which covers it); None where no line can."""
+    if value is None or key not in PATH_SETTINGS:
+        return value
+    if key == "DeviceAllow":
+        path, access = value.rsplit(" ", 1)
+        quoted = unit_path(path)
+        return None if quoted is None else f"{quoted} {access}"
+    while unit_path(value) is None:
+        value = posixpath.dirname(value)
+    return unit_path(value)
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -115,6 +150,8 @@ class SandboxReading:
                 return f"{key}={value}: not a boolean: systemd ignores the line"
             self._set(at, "yes" if on else "no")
         elif key in LIST_SETTINGS:
+            if key == "DeviceAllow" and words:
+                words = [" ".join(words)]  # one device and its access per line
             if not words:
                 self.lists.pop(key, None)
             else:
@@ -129,9 +166,12 @@ class SandboxReading:
         else:
             self.levels[at.key] = SettingLine(at.key, level, at.source, at.line)
 
-    def settings(self) -> SandboxSettings:
+    def settings(self, user: str | None) -> SandboxSettings:
+        """The settings; user is the unit's User=. DynamicUser=yes beside User=NAME runs the service as NAME where
+        NAME is a static user, as a user the runs ran as is: it changes nothing of theirs, and is left out."""
+        levels = [self.levels[key] for key in sorted(self.levels) if not (user and key == "DynamicUser")]
         return SandboxSettings(
-            tuple(self.levels[key] for key in sorted(self.levels)),
+            tuple(levels),
             tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
         )
 
@@ -153,10 +193,10 @@ def _level(key: str, value: str) -> str | None:
 
 
 def _entry(key: str, word: str) -> str:
-    """An entry as the plan writes it: ReadWritePaths= prefixes (- ignore if missing, + under RootDirectory=)
+    """An entry as the plan writes it: the prefixes of path lists (- ignore if missing, + under RootDirectory=)
     dropped, specifiers' %% as %."""
     entry = word.replace("%%", "%")
-    return entry.lstrip("-+") if key == "ReadWritePaths" else entry
+    return entry.lstrip("-+") if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths") else entry
 
 
 # ---------------------------------------------------------------------------------------------- comparing
@@ -201,6 +241,7 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
         at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
         refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))  # an empty IPAddressDeny= drops the list
+    refusals += _device_refusals(settings, plan) + _exec_refusals(settings, plan)
     protect = next((each for each in settings.levels if each.key == "ProtectSystem"), None)
     for root in writable_roots(plan.files, private_tmp=settings.value("PrivateTmp") == "yes"):
         if protect is not None and _read_only_under(protect.value, root.path) and not writable(settings, root.path):
@@ -214,6 +255,50 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
                     root.evidence,
                 )
             )
+    return refusals
+
+
+def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
+    """The device nodes DevicePolicy=closed or strict refuses: those neither pseudo (closed) nor allowed."""
+    policy = settings.line("DevicePolicy")
+    if policy is None:
+        return []
+    allowed = {
+        entry.value.split(" ")[0]: entry.value.rsplit(" ", 1)[-1] for entry in settings.entries_of("DeviceAllow")
+    }
+    refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
+    for need in plan.files:
+        if need.error is not None or need.device is None:
+            continue
+        wanted = "w" if need.op in WRITE_OPS else "r"
+        if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
+            refused.setdefault(f"DeviceAllow={unit_path(need.path)} {wanted}", (policy, []))[1].append(need)
+    return _grouped(refused)
+
+
+def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
+    """What NoExecPaths= refuses to execute or map executable: a path under one of its entries and under no
+    ExecPaths= entry (which makes paths below NoExecPaths= executable again), one refusal per directory."""
+    refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
+    for need in plan.files:
+        if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
+            continue
+        barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
+        if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
+            refused.setdefault(f"ExecPaths={unit_path(posixpath.dirname(need.path))}", (barred[-1], []))[1].append(need)
+    return _grouped(refused)
+
+
+def _grouped(refused: dict[str, tuple[SettingLine, list[FileNeed]]]) -> list[SandboxRefusal]:
+    """A refusal per fix: the first path it lets through, the programs of all."""
+    refusals = []
+    for fix, (at, needs) in sorted(refused.items()):
+        first = min(needs, key=lambda need: (need.path, need.op))
+        evidence = merge_evidence(need.evidence for need in needs)
+        paths = len({need.path for need in needs})
+        more = f" (and {paths - 1} more)" if paths > 1 else ""
+        programs = ", ".join(evidence.programs) or "the workload"
+        refusals.append(SandboxRefusal(at, f"the {first.op.value} of {first.path}{more} by {programs}", fix, evidence))
     return refusals
 
 
@@ -242,6 +327,12 @@ def sandbox_tightenings(settings: SandboxSettings, plan: SandboxPlan) -> list[Sa
             )
     if plan.value("IPAddressDeny") == "any" and settings.value("IPAddressDeny") is None:
         found.append(SandboxTightening("IPAddressDeny", "any", DANGER["IPAddressDeny"], "no address beyond loopback"))
+    if plan.value("NoExecPaths") == "/" and not settings.entries_of("NoExecPaths"):
+        found.append(
+            SandboxTightening(
+                "NoExecPaths", "/", Danger.LOW, "nothing was executed but from the directories ExecPaths= would name"
+            )
+        )
     needed = {root.path for root in plan.writable}
     for entry in settings.entries_of("ReadWritePaths"):
         if not any(is_under(path, entry.value) for path in needed):

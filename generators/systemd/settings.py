@@ -89,7 +89,7 @@ class UnitReading:
         self.last_at[at.key] = at
         if at.key in SANDBOX_SETTINGS:
             wrong = self.sandbox.apply(at.key, at.value, at.source, at.line, split_words(at.value, unquote=True)[0])
-            if wrong and at.key not in SECCOMP_SWITCHES:  # those are told below
+            if wrong and at.key not in (*SECCOMP_SWITCHES, "DynamicUser"):  # those are told below
                 self.warn(at, wrong)
         match at.key:
             case "SystemCallFilter":
@@ -354,7 +354,7 @@ class UnitReading:
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
             )
             + self.namespace_override(),
-            sandbox=self.sandbox.settings(),
+            sandbox=self.sandbox.settings(self.user),
         )
         return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 

@@ -24,6 +24,8 @@ from profiler.trace.rows import (
     CheckClass,
     DropCounters,
     EndReason,
+    FileOp,
+    KernelUse,
     RecordingMode,
 )
 
@@ -51,6 +53,7 @@ _SYSCALL_NR = integer(-(2**31), UINT32_MAX)  # the kernel's long, of which the t
 _ARGUMENT_U32 = integer(0, UINT32_MAX)  # socket() and setns() arguments, as the tracer reads them
 _SIGNAL = Text(r"SIG[A-Z0-9+]{1,16}", "a signal name such as SIGKILL", nullable=True)
 _SYSCALL_NAME = Text(r"[a-z_][a-z0-9_]{0,63}", "a syscall name (lowercase letters, digits, _)", nullable=True)
+_ERRNO = Text(r"E[A-Z0-9]{1,31}", "an errno name such as ENOENT", nullable=True)
 _KERNEL_FUNCTION = Text(rf"[\x21-\x7e]{{1,{TEXT_LIMIT}}}", "a kernel function name")
 
 # Where a row was recorded: the first columns of every table of observations.
@@ -122,6 +125,33 @@ NAMESPACE_COLUMNS: Final = (
     Column("count", _COUNT, "how many identical calls"),
 )
 
+FILE_ACCESS_COLUMNS: Final = (
+    *_MADE_BY,
+    Column(
+        "path",
+        ByteString(PATH_LIMIT, escaped=True),
+        "absolute: as the program named it, made absolute against the directory the kernel used; a symlink as "
+        "given, and again as resolved",
+    ),
+    Column("op", Choice(tuple(FileOp)), "what was done to it"),
+    Column("error", _ERRNO, "the errno name where the call failed; null where it succeeded"),
+    # The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS).
+    Column("device_major", integer(0, 2**12 - 1, nullable=True), "a device node's major number, else null"),
+    Column("device_minor", integer(0, 2**20 - 1, nullable=True), "a device node's minor number, else null"),
+    Column("count", _COUNT, "how many identical accesses"),
+    Column(
+        "first_us",
+        integer(-TIME_LIMIT_US, TIME_LIMIT_US, nullable=True),
+        "the first access, in microseconds after the image began (as in syscalls); null if not known",
+    ),
+)
+KERNEL_USE_COLUMNS: Final = (
+    *_MADE_BY,
+    Column("use", Choice(tuple(KernelUse)), "the kernel interface"),
+    Column("detail", text("what was asked (connect 127.0.0.1:8080, personality(0x0008))"), "what was asked"),
+    Column("count", _COUNT, "how many identical uses"),
+)
+
 # The tables of schema version 2, in the order they are written. A reader skips a table it does not know
 # (a later profiler's); every table here must be present.
 TABLES: Final[dict[str, tuple[Column, ...]]] = {
@@ -133,6 +163,11 @@ TABLES: Final[dict[str, tuple[Column, ...]]] = {
     "capability_checks": CAPABILITY_CHECK_COLUMNS,
     "sockets": SOCKET_COLUMNS,
     "namespaces": NAMESPACE_COLUMNS,
+}
+# Written after them where the run recorded files and kernel interfaces: both, or neither ("not recorded").
+PATH_TABLES: Final[dict[str, tuple[Column, ...]]] = {
+    "file_accesses": FILE_ACCESS_COLUMNS,
+    "kernel_uses": KERNEL_USE_COLUMNS,
 }
 
 _COUNTER = integer(0, INT64_MAX)

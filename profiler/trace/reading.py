@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from profiler.column_kinds import (
+    Column,
     shown,
 )
 from profiler.errors import TraceFormatError
 from profiler.files import read_input
 from profiler.trace.columns import (
+    PATH_TABLES,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     TABLES,
@@ -64,8 +66,7 @@ def _without_collector_pauses() -> Iterator[None]:
             gc.enable()
 
 
-def _v2_table(tables: dict[str, Any], name: str) -> Columns:
-    spec = TABLES[name]
+def _v2_table(tables: dict[str, Any], name: str, spec: tuple[Column, ...]) -> Columns:
     where = f"tables.{name}"
     if name not in tables:
         raise _Invalid("tables", f"no {name} table")
@@ -94,7 +95,12 @@ def _read_v2(data: dict[str, Any]) -> Trace:
     if type(data["tables"]) is not dict:
         raise _Invalid("tables", f"must be an object, not {shown(data['tables'])}")
     # Tables this profiler does not know are a later one's: skipped, as if not recorded.
-    columns = {name: _v2_table(data["tables"], name) for name in TABLES}
+    columns = {name: _v2_table(data["tables"], name, spec) for name, spec in TABLES.items()}
+    recorded = [name for name in PATH_TABLES if name in data["tables"]]
+    if recorded and len(recorded) < len(PATH_TABLES):
+        missing = next(name for name in PATH_TABLES if name not in recorded)
+        raise _Invalid("tables", f"{recorded[0]} without {missing}: a run records both or neither")
+    columns.update((name, _v2_table(data["tables"], name, PATH_TABLES[name])) for name in recorded)
     builder = _Builder(run, lambda table, row, column: f"tables.{table}.rows[{row}].{column}")
     processes = builder.processes(columns["processes"], columns["images"])
     builder.syscall_names(columns["syscall_names"])
@@ -108,6 +114,8 @@ def _read_v2(data: dict[str, Any]) -> Trace:
         stacks,
         builder.sockets(columns["sockets"]),
         builder.namespaces(columns["namespaces"]),
+        builder.file_accesses(columns["file_accesses"]) if recorded else None,
+        builder.kernel_uses(columns["kernel_uses"]) if recorded else None,
     )
 
 

@@ -8,6 +8,7 @@ from profiler.column_kinds import (
 from profiler.trace.columns import (
     _DROPPED,
     PATH_COUNTERS,
+    PATH_TABLES,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     TABLES,
@@ -41,7 +42,7 @@ def json_schema() -> dict[str, Any]:
                 },
             },
         }
-        for name, columns in TABLES.items()
+        for name, columns in {**TABLES, **PATH_TABLES}.items()
     }
     dropped = {column.name: column.kind.json_schema() for column in _DROPPED}
     return {
@@ -69,6 +70,12 @@ def json_schema() -> dict[str, Any]:
                     },
                 },
             },
-            "tables": {"type": "object", "required": list(TABLES), "properties": tables},
+            "tables": {
+                "type": "object",
+                "required": list(TABLES),
+                "properties": tables,
+                # The tables of files and kernel interfaces: both where the run recorded them, else neither.
+                "dependentRequired": {name: [other for other in PATH_TABLES if other != name] for name in PATH_TABLES},
+            },
         },
     }

@@ -26,8 +26,12 @@ from profiler.trace.rows import (
     CheckClass,
     DropCounters,
     EndReason,
+    FileAccess,
+    FileOp,
     Image,
+    KernelInterfaceUse,
     KernelStack,
+    KernelUse,
     NamespaceUse,
     Process,
     RecordingMode,
@@ -255,7 +259,16 @@ class _Builder:
         except KeyError:
             self._syscall_names("syscalls", "nr", keys)
             raise
+        seconds = self._since_recording("syscalls", placed, firsts)
+        syscall, unresolved = zip(*named, strict=True) if named else ((), ())
+        return _made(SyscallUse, owners, indexes, nrs, syscall, unresolved, counts, seconds)
+
+    def _since_recording(
+        self, table: str, placed: Sequence[tuple[str, int]], firsts: Sequence[int | None]
+    ) -> list[float | None]:
+        """first_us, counted from the start of each row's image, as seconds since the start of the recording."""
         starts = map(operator.itemgetter(1), placed)
+        seconds: list[float | None]
         if None in firsts:
             seconds = [
                 None if first is None else (start + first) / 1e6 for start, first in zip(starts, firsts, strict=True)
@@ -265,9 +278,8 @@ class _Builder:
         present = [value for value in seconds if value is not None]
         if present and (min(present) < 0 or max(present) > TIME_LIMIT_US / 1e6):
             row = _first(seconds, lambda value: value is not None and not 0 <= value <= TIME_LIMIT_US / 1e6)
-            self.fail("syscalls", row, "first_us", "puts the first call before the recording or too long after it")
-        syscall, unresolved = zip(*named, strict=True) if named else ((), ())
-        return _made(SyscallUse, owners, indexes, nrs, syscall, unresolved, counts, seconds)
+            self.fail(table, row, "first_us", "puts the first use before the recording or too long after it")
+        return seconds
 
     def _syscall_names(
         self, table: str, column: str, keys: Sequence[tuple[str, int] | None]
@@ -336,3 +348,31 @@ class _Builder:
         return tuple(
             NamespaceUse(o, i, call, names[f], f, count) for o, i, call, f, count in zip(*columns, strict=True)
         )
+
+    def file_accesses(self, columns: Columns) -> tuple[FileAccess, ...]:
+        owners, indexes, paths, ops, errors, majors, minors, counts, firsts = columns
+        placed = self._placed("file_accesses", owners, indexes)
+        if not all(path.startswith("/") for path in paths):
+            row = _first(paths, lambda path: not path.startswith("/"))
+            self.fail("file_accesses", row, "path", f"{shown(paths[row])} is not absolute")
+        if [major is None for major in majors] != [minor is None for minor in minors]:
+            row = _first(range(len(majors)), lambda row: (majors[row] is None) != (minors[row] is None))
+            self.fail("file_accesses", row, "device_minor", "must be null where device_major is, and only there")
+        op = {value.value: value for value in FileOp}
+        return _made(
+            FileAccess,
+            owners,
+            indexes,
+            paths,
+            [op[value] for value in ops],
+            errors,
+            [None if major is None else (major, minor) for major, minor in zip(majors, minors, strict=True)],
+            counts,
+            self._since_recording("file_accesses", placed, firsts),
+        )
+
+    def kernel_uses(self, columns: Columns) -> tuple[KernelInterfaceUse, ...]:
+        owners, indexes, uses, details, counts = columns
+        self._placed("kernel_uses", owners, indexes)
+        use = {value.value: value for value in KernelUse}
+        return _made(KernelInterfaceUse, owners, indexes, [use[value] for value in uses], details, counts)

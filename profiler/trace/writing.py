@@ -12,6 +12,7 @@ from profiler.errors import OutputError
 from profiler.files import PRIVATE, write_text_atomically
 from profiler.trace.columns import (
     PATH_COUNTERS,
+    PATH_TABLES,
     SCHEMA_NAME,
     SCHEMA_VERSION,
     TABLES,
@@ -71,7 +72,7 @@ def _table_rows(trace: "Trace") -> dict[str, list[tuple[Any, ...]]]:
         if check.syscall_nr is not None:
             reason = None if check.syscall else "not named when recorded"
             names.setdefault((starts[(check.process, check.image)][0], check.syscall_nr), (check.syscall, reason))
-    return {
+    tables: dict[str, list[tuple[Any, ...]]] = {
         "processes": [
             (
                 p.id,
@@ -110,6 +111,22 @@ def _table_rows(trace: "Trace") -> dict[str, list[tuple[Any, ...]]]:
         ],
         "namespaces": [(n.process, n.image, n.syscall, n.flags_nr, n.count) for n in trace.namespaces],
     }
+    if trace.file_accesses is not None and trace.kernel_uses is not None:
+        tables["file_accesses"] = [
+            (
+                a.process,
+                a.image,
+                encode(a.path),
+                a.op.value,
+                a.error,
+                *(a.device or (None, None)),
+                a.count,
+                None if a.first_s is None else round(a.first_s * 1e6) - starts[(a.process, a.image)][1],
+            )
+            for a in trace.file_accesses
+        ]
+        tables["kernel_uses"] = [(k.process, k.image, k.use.value, k.detail, k.count) for k in trace.kernel_uses]
+    return tables
 
 
 def _run_object(run: RunInfo, paths_recorded: bool) -> dict[str, Any]:
@@ -146,8 +163,9 @@ def _render(trace: "Trace") -> str:
         "\n", "\n  "
     )
     tables = []
-    for (name, columns), rows in zip(TABLES.items(), _table_rows(trace).values(), strict=True):
-        header = json.dumps([column.name for column in columns])
+    specs = {**TABLES, **PATH_TABLES}
+    for name, rows in _table_rows(trace).items():
+        header = json.dumps([column.name for column in specs[name]])
         tables.append(f'    "{name}": {{"columns": {header}, "rows": [{_rows_text(rows)}]}}')
     return (
         f'{{\n  "schema": "{SCHEMA_NAME}",\n  "schema_version": {SCHEMA_VERSION},\n  "run": {run},\n'

@@ -98,3 +98,22 @@ def test_the_demo_runs_under_its_whole_unit_which_scores_at_most_1_5(
         shutil.rmtree(cache, ignore_errors=True)
         failed = system_manager.run(f"demo-{name}", unit, {"profiler.conf": text})
         assert (failed.result, failed.status) == ("exit-code", 1), (name, failed)
+
+    # Without the directories its libraries are mapped from (/lib links to /usr/lib: both as the run named them),
+    # python cannot start: systemd's exec of it fails (203); check names the first library refused.
+    libraries = ("ExecPaths=/lib/x86_64-linux-gnu\n", "ExecPaths=/usr/lib/x86_64-linux-gnu\n")
+    assert all(line in whole for line in libraries)
+    no_libraries = whole.replace(libraries[0], "").replace(libraries[1], "")
+    (tmp_path / "no-libraries").mkdir()
+    refused = _refusals(
+        systemd_analyze.write_unit(tmp_path / "no-libraries", "demo", no_libraries, unit), plan, systemd
+    )
+    noexec = _line(no_libraries, "NoExecPaths=/")
+    assert refused == [
+        f"NoExecPaths=/ (line {noexec}) refuses the map-exec of /lib/x86_64-linux-gnu/libc.so.6 (and 1 more) by "
+        "/usr/bin/ls, /usr/bin/python3.11: ExecPaths=/lib/x86_64-linux-gnu",
+        f"NoExecPaths=/ (line {noexec}) refuses the map-exec of /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "
+        "(and 2 more) by /usr/bin/ls, /usr/bin/python3.11: ExecPaths=/usr/lib/x86_64-linux-gnu",
+    ]
+    failed = system_manager.run("demo-no-libraries", unit, {"profiler.conf": no_libraries})
+    assert (failed.result, failed.status) == ("exit-code", 203), failed

@@ -1,6 +1,7 @@
 """profiler.explore: tables that say what the trace file says, a graph whose edges are the parent links, exports
 that read back to the same tables, and the learning-curve arithmetic."""
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -16,6 +17,8 @@ from profiler import explore, trace
 from profiler.cli import main
 from profiler.errors import TraceFormatError
 from profiler.explore import Table, TraceTables
+from profiler.trace import FileAccess, FileOp, KernelUse
+from tests.generators.sandbox_builders import recorded
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Recorded as root, in a directory holding an empty file `owned`, by
@@ -300,3 +303,47 @@ def test_expected_new_in_next_run_worked_examples() -> None:
 def test_the_next_run_adds_at_most_singletons_per_run(runs: int, in_one: int, in_two: int) -> None:
     expected = explore.expected_new_in_next_run(runs, in_one, in_two)
     assert 0 <= expected <= in_one / runs + 1e-9
+
+
+@pytest.fixture(scope="module")
+def with_paths() -> tuple[trace.Trace, TraceTables]:
+    """A run recorded with paths (by hand: the curl trace with file and kernel rows added), beside one without."""
+    curl = recorded(
+        trace.load(REPOSITORY / "traces" / "curl-fetch.trace.json"),
+        [
+            ("/etc/ssl/certs/ca-certificates.crt", FileOp.READ),
+            ("/root/.curlrc", FileOp.READ, "ENOENT"),
+            ('/tmp/a,b\n"c"', FileOp.CREATE),
+        ],
+        [(KernelUse.NETWORK, "connect 151.101.0.223:443")],
+    )
+    assert curl.file_accesses is not None
+    device = FileAccess(1, 0, "/dev/null", FileOp.WRITE, None, (1, 3), 2, 0.5)
+    curl = dataclasses.replace(curl, file_accesses=(*curl.file_accesses, device))
+    return curl, explore.tables([("curl-paths.trace.json", curl), (str(TREE), trace.load(TREE))])
+
+
+def test_file_accesses_and_kernel_uses_are_the_rows_of_the_trace(with_paths: tuple[trace.Trace, TraceTables]) -> None:
+    curl, tables = with_paths
+    assert tables.runs[["run", "paths_recorded"]].values.tolist() == [["curl-paths", True], ["explore-tree", False]]
+    columns = ["run", "program", "path", "op", "error", "device_major", "device_minor", "count", "first_s"]
+    rows = [tuple(None if pd.isna(value) else value for value in row) for row in tables.file_accesses[columns].values]
+    assert rows == [
+        ("curl-paths", "/usr/bin/curl", a.path, a.op.value, a.error, *(a.device or (None, None)), a.count, a.first_s)
+        for a in curl.file_accesses or ()
+    ]
+    assert tables.kernel_uses[["program", "use", "detail", "count"]].values.tolist() == [
+        ["/usr/bin/curl", "network", "connect 151.101.0.223:443", 1]
+    ]
+
+
+@pytest.mark.parametrize("table", [Table.FILE_ACCESSES, Table.KERNEL_USES])
+def test_the_path_tables_export_and_read_back(with_paths: tuple[trace.Trace, TraceTables], table: Table) -> None:
+    _, tables = with_paths
+    frame = tables.table(table)
+    assert len(frame)
+    document = json.loads(explore.to_json(tables, [table]))
+    back = pd.DataFrame(document[table.value], columns=list(frame.columns)).astype(frame.dtypes.to_dict())
+    pd.testing.assert_frame_equal(back, frame)
+    lines = explore.to_csv(tables, table).splitlines()
+    assert len(lines) == 1 + len(frame), "a path that holds a line break is escaped onto its row's line"

@@ -1,6 +1,7 @@
 """The trace file format: round trips, determinism, compactness, version 1 still read, names checked against their
 tables, and one clear error for every kind of bad file."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,8 +24,12 @@ from profiler.trace import (
     CheckClass,
     DropCounters,
     EndReason,
+    FileAccess,
+    FileOp,
     Image,
+    KernelInterfaceUse,
     KernelStack,
+    KernelUse,
     NamespaceUse,
     Process,
     RecordingMode,
@@ -46,10 +51,14 @@ seconds = st.floats(min_value=0, max_value=1e6, allow_nan=False).map(lambda s: r
 counts = st.integers(min_value=1, max_value=2**63 - 1)
 # Numbers libseccomp names, numbers it does not, one outside any syscall, and an x32 one.
 SYSCALL_NUMBERS = (0, 1, 59, 231, 435, 999, -1, 0x40000000 | 1)
+DETAIL_PATTERN = next(column for column in trace_module.KERNEL_USE_COLUMNS if column.name == "detail").kind.pattern  # type: ignore[attr-defined]
 
 
 @st.composite
 def traces(draw: st.DrawFn) -> Trace:
+    paths_recorded = draw(st.booleans())
+    # A counter of the path tables is kept where the tables are not recorded too, where it is not zero.
+    paths_dropped = draw(st.integers(0, 5))
     run = RunInfo(
         tool_version="0.1.0",
         component=draw(byte_strings),
@@ -70,7 +79,12 @@ def traces(draw: st.DrawFn) -> Trace:
         end_reason=draw(st.sampled_from(EndReason)),
         exit_status=draw(st.none() | st.integers(0, 255)),
         capability_source=draw(st.sampled_from(CapabilitySource)),
-        dropped=DropCounters(events=draw(st.integers(0, 5)), kernel_stacks=draw(st.integers(0, 2**63 - 1))),
+        dropped=DropCounters(
+            events=draw(st.integers(0, 5)),
+            kernel_stacks=draw(st.integers(0, 2**63 - 1)),
+            paths=paths_dropped,
+            unresolved_paths=draw(st.integers(0, 5)) if paths_recorded else 0,
+        ),
     )
     image = st.builds(
         Image,
@@ -142,7 +156,27 @@ def traces(draw: st.DrawFn) -> Trace:
         syscall = draw(st.sampled_from(["clone", "clone3", "unshare", "setns"]))
         return NamespaceUse(process, image_index, syscall, abi.namespace_flag_names(flags), flags, draw(counts))
 
+    def file_access() -> FileAccess:
+        process, image_index, _ = draw(owner)
+        return FileAccess(
+            process,
+            image_index,
+            "/" + draw(byte_strings),
+            draw(st.sampled_from(FileOp)),
+            draw(st.none() | st.sampled_from(["ENOENT", "EACCES", "EROFS"])),
+            draw(st.none() | st.tuples(st.integers(0, 2**12 - 1), st.integers(0, 2**20 - 1))),
+            draw(counts),
+            draw(st.none() | seconds),
+        )
+
+    def kernel_use() -> KernelInterfaceUse:
+        process, image_index, _ = draw(owner)
+        detail = draw(st.from_regex(DETAIL_PATTERN, fullmatch=True))
+        return KernelInterfaceUse(process, image_index, draw(st.sampled_from(KernelUse)), detail, draw(counts))
+
     return Trace(
+        file_accesses=tuple(file_access() for _ in range(draw(st.integers(0, 4)))) if paths_recorded else None,
+        kernel_uses=tuple(kernel_use() for _ in range(draw(st.integers(0, 3)))) if paths_recorded else None,
         run=run,
         processes=tuple(processes),
         syscalls=tuple(syscall_use() for _ in range(draw(st.integers(0, 6)))),
@@ -186,6 +220,7 @@ def test_the_json_schema_is_a_valid_schema_of_every_table() -> None:
 def test_version_1_traces_still_load_and_mean_the_same_in_version_2(path: Path) -> None:
     old = trace_module.load(path)
     assert json.loads(path.read_text())["schema_version"] == 1
+    assert old.file_accesses is None and old.kernel_uses is None, "version 1 recorded no files"
     written = old.to_json()
     assert trace_module.parse(written, "again") == old
     assert len(written) < len(path.read_text())
@@ -234,6 +269,11 @@ def saved(tmp_path: Path) -> tuple[Path, Trace]:
         (KernelStack(1, ("cap_capable", "setattr_prepare")),),
         (SocketUse(1, 0, "socket", "AF_UNIX", 1, ("SOCK_STREAM", "SOCK_CLOEXEC"), 0x80001, 0, 1),),
         (NamespaceUse(1, 0, "unshare", ("CLONE_NEWUSER",), 0x10000000, 1),),
+        file_accesses=(
+            FileAccess(1, 0, "/etc/passwd", FileOp.READ, None, None, 2, 0.01),
+            FileAccess(2, 0, "/dev/null", FileOp.WRITE, None, (1, 3), 1, None),
+        ),
+        kernel_uses=(KernelInterfaceUse(1, 0, KernelUse.LOOPBACK, "connect 127.0.0.1:8080", 1),),
     )
     path = tmp_path / "a.trace.json"
     trace.save(path)
@@ -264,7 +304,8 @@ def cell(name: str, row: int, column: str, value: object) -> Callable[[Path], ob
     """A change to one cell of a version 2 file."""
 
     def change(data: dict[str, Any]) -> None:
-        table(data, name)[row][[each.name for each in trace_module.TABLES[name]].index(column)] = value
+        spec = {**trace_module.TABLES, **trace_module.PATH_TABLES}[name]
+        table(data, name)[row][[each.name for each in spec].index(column)] = value
 
     return lambda path: edit(path, change)
 
@@ -326,6 +367,35 @@ BAD_FILES: dict[str, tuple[Callable[[Path], object], str]] = {
     "no-image": (lambda p: edit(p, lambda d: table(d, "images").pop()), "processes.rows\\[1\\].id: process 2 has no"),
     "image-gap": (cell("images", 1, "image", 1), "image: image 1 of process 2 follows 0 images"),
     "capability-number": (cell("capability_checks", 0, "cap", 64), "cap: must be an integer from 0 to 63"),
+    "one-path-table": (
+        lambda p: edit(p, lambda d: d["tables"].pop("kernel_uses")),
+        "at tables: file_accesses without kernel_uses: a run records both or neither",
+    ),
+    "other-path-table": (
+        lambda p: edit(p, lambda d: d["tables"].pop("file_accesses")),
+        "at tables: kernel_uses without file_accesses",
+    ),
+    "unknown-op": (cell("file_accesses", 0, "op", "chown"), "file_accesses.rows\\[0\\].op: must be one of read, write"),
+    "unknown-use": (cell("kernel_uses", 0, "use", "ptrace"), "kernel_uses.rows\\[0\\].use: must be one of write-exec"),
+    "relative-path": (cell("file_accesses", 0, "path", "etc/passwd"), 'path: "etc/passwd" is not absolute'),
+    "empty-path": (cell("file_accesses", 0, "path", ""), 'path: "" is not absolute'),
+    "long-path": (cell("file_accesses", 0, "path", "/" + "a" * 4096), "path: .*longer than 4096 bytes"),
+    "escape-in-path": (cell("file_accesses", 0, "path", "/etc\\q"), "path: not a byte string.*a backslash"),
+    "errno-name": (cell("file_accesses", 0, "error", "ENOENT\nx"), "error: must be an errno name"),
+    "half-device": (cell("file_accesses", 1, "device_minor", None), "device_minor: must be null where device_major"),
+    "minor-beyond": (cell("file_accesses", 1, "device_minor", 2**20), "device_minor: must be an integer from 0 to"),
+    "file-process": (cell("file_accesses", 0, "process", 99), "file_accesses.rows\\[0\\].image: names process 99"),
+    "file-before-recording": (cell("file_accesses", 0, "first_us", -(10**9)), "first_us: puts the first use before"),
+    "control-in-detail": (cell("kernel_uses", 0, "detail", "a\u001b[2Jb"), "detail: must be what was asked"),
+    "long-detail": (cell("kernel_uses", 0, "detail", "x" * 513), "detail: must be what was asked.*512 printable"),
+    "kernel-use-count": (
+        cell("kernel_uses", 0, "count", 0),
+        "kernel_uses.rows\\[0\\].count: must be an integer from 1",
+    ),
+    "path-counter": (
+        lambda p: edit(p, lambda d: d["run"]["dropped"].update(paths=-1)),
+        "run.dropped.paths: must be an integer from 0",
+    ),
 }
 
 
@@ -355,7 +425,7 @@ def test_tables_and_columns_a_later_profiler_adds_are_skipped(saved: tuple[Path,
     path, trace = saved
 
     def later(data: dict[str, Any]) -> None:
-        data["tables"]["file_accesses"] = {"columns": ["process", "path"], "rows": [[1, "/etc/passwd"]]}
+        data["tables"]["device_accesses"] = {"columns": ["process", "path"], "rows": [[1, "/dev/null"]]}
         syscalls_table = data["tables"]["syscalls"]
         syscalls_table["columns"] = ["errno", *reversed(syscalls_table["columns"])]
         syscalls_table["rows"] = [[0, *reversed(row)] for row in syscalls_table["rows"]]
@@ -499,3 +569,32 @@ def test_a_recorded_version_2_trace_reads_back_to_its_own_bytes() -> None:
     #   sh -c 'seq 3 | xargs -P8 -n1 /bin/true'
     path = REPOSITORY / "tests" / "fixtures" / "traces" / "xargs-true.trace.json"
     assert trace_module.load(path).to_json() == path.read_text()
+
+
+def test_a_trace_without_the_path_tables_did_not_record_them_and_is_written_as_before() -> None:
+    path = REPOSITORY / "tests" / "fixtures" / "traces" / "xargs-true.trace.json"
+    trace = trace_module.load(path)
+    assert trace.file_accesses is None and trace.kernel_uses is None
+    document = json.loads(trace.to_json())
+    assert not set(trace_module.PATH_TABLES) & set(document["tables"])
+    assert not set(trace_module.PATH_COUNTERS) & set(document["run"]["dropped"])
+
+
+def test_empty_path_tables_mean_recorded_and_nothing_seen(saved: tuple[Path, Trace]) -> None:
+    _, trace = saved
+    empty = dataclasses.replace(trace, file_accesses=(), kernel_uses=())
+    again = trace_module.parse(empty.to_json(), "empty")
+    assert again.file_accesses == () and again.kernel_uses == ()
+    assert set(json.loads(empty.to_json())["run"]["dropped"]) >= set(trace_module.PATH_COUNTERS)
+
+
+def test_a_trace_with_path_tables_but_without_their_counters_reads_them_as_zero(saved: tuple[Path, Trace]) -> None:
+    path, trace = saved
+    edit(path, lambda d: [d["run"]["dropped"].pop(name) for name in trace_module.PATH_COUNTERS])
+    assert trace_module.load(path) == trace
+
+
+def test_the_path_tables_are_given_together() -> None:
+    trace = chain(1)
+    with pytest.raises(ValueError, match="both or neither"):
+        dataclasses.replace(trace, file_accesses=())

@@ -1,0 +1,108 @@
+"""DevicePolicy=/DeviceAllow= and DynamicUser= as generated, run by a real systemd 252 system manager: each lets the
+workload do what its run did, and without the line (or with the setting a run rules out) the workload fails where
+check said it would."""
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from generators.profile import Evidence, FileNeed, FileOp, SandboxObservations
+from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox
+from generators.systemd.format import SystemdFormat
+from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandbox_refusals
+from tests.generators import systemd_analyze
+from tests.generators.systemd_manager import SystemManager
+
+# A device node that no private /dev holds and DevicePolicy=closed refuses: reading it gives 4 bytes.
+DEVICE = Path("/dev/cpu_dma_latency")
+READER = "/usr/bin/od"
+
+
+def _evidence(program: str) -> Evidence:
+    return Evidence((0,), 1, (program,), None)
+
+
+def _plan(files: list[FileNeed], systemd: SystemdFormat, user: str | None = None) -> SandboxPlan:
+    facts = ProfileFacts(
+        syscalls=frozenset({"read", "write", "openat"}),
+        capabilities=frozenset(),
+        families=frozenset(),
+        unprivileged_user=user,
+        describe=lambda evidence: f"{evidence.count}× by {', '.join(evidence.programs)}",
+    )
+    return plan_sandbox(SandboxObservations(tuple(files), ()), facts, refused_by_settings(systemd.groups))
+
+
+def _drop_in(plan: SandboxPlan) -> str:
+    return "[Service]\n" + "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+
+
+def _refused(drop_in: str, plan: SandboxPlan, systemd: SystemdFormat, directory: Path) -> list[str]:
+    unit = systemd_analyze.write_unit(directory, "unit", drop_in)
+    return [f"{each.at.key}={each.at.value}: {each.fix}" for each in sandbox_refusals(systemd.read(unit).sandbox, plan)]
+
+
+@pytest.mark.skipif(not DEVICE.is_char_device(), reason=f"{DEVICE} is not a character device on this kernel")
+def test_device_allow_lets_the_run_read_its_device_and_nothing_more(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    rdev = DEVICE.stat().st_rdev
+    read = FileNeed(str(DEVICE), FileOp.READ, None, _evidence(READER), (os.major(rdev), os.minor(rdev)))
+    plan = _plan([read], systemd)
+    drop_in = _drop_in(plan)
+    allow = f"DeviceAllow={DEVICE} r\n"
+    assert "PrivateDevices=" not in drop_in and "DevicePolicy=closed\n" in drop_in and allow in drop_in
+    unit = f"[Service]\nType=oneshot\nExecStart={READER} -An -tx4 {DEVICE}\n"
+    ran = system_manager.run("device", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded and ran.stdout.strip(), ran
+
+    without = drop_in.replace(allow, "")
+    (tmp_path / "without").mkdir()
+    assert _refused(without, plan, systemd, tmp_path / "without") == [f"DevicePolicy=closed: DeviceAllow={DEVICE} r"]
+    failed = system_manager.run("device-refused", unit, {"profiler.conf": without})
+    assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
+
+
+@pytest.fixture
+def cache() -> Iterator[Path]:
+    """A cache directory of this test's own, and a directory of the same name under /srv."""
+    path = Path("/var/cache") / f"profiler-test-{secrets.token_hex(4)}"
+    yield path
+    for each in (path, Path("/srv") / path.name):
+        shutil.rmtree(each, ignore_errors=True)
+
+
+def test_dynamic_user_for_runs_as_nobody_that_write_only_where_systemd_makes_room(
+    system_manager: SystemManager, systemd: SystemdFormat, cache: Path, tmp_path: Path
+) -> None:
+    """As nobody, into a cache directory: DynamicUser=yes, and the unit runs under a user allocated at start. A run
+    that also wrote a directory nobody owns rules it out, and check says so of a unit that sets it anyway."""
+    shell = "/usr/bin/dash"
+    made = FileNeed(f"{cache}/entry", FileOp.CREATE, None, _evidence(shell))
+    plan = _plan([made], systemd, "nobody")
+    drop_in = _drop_in(plan)
+    assert "DynamicUser=yes\n" in drop_in and "\nUser=" not in drop_in and f"CacheDirectory={cache.name}\n" in drop_in
+    script = 'id -u > "$CACHE_DIRECTORY/entry" && cat "$CACHE_DIRECTORY/entry"'
+    unit = f"[Service]\nType=oneshot\nExecStart={shell} -c '{script}'\n"
+    ran = system_manager.run("dynamic", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded and int(ran.stdout) not in (0, 65534), ran
+
+    shared = Path("/srv") / cache.name  # nobody's own, not a directory systemd makes: a dynamic user cannot write it
+    shared.mkdir()
+    shutil.chown(shared, "nobody")
+    wrote = FileNeed(f"{shared}/entry", FileOp.CREATE, None, _evidence(shell))
+    ruled_out = _plan([made, wrote], systemd, "nobody")
+    assert ruled_out.value("DynamicUser") is None and ruled_out.value("User") == "nobody"
+    # As the generated unit would have it: no User=, since DynamicUser=yes beside User=nobody runs as nobody.
+    forced = _drop_in(ruled_out).replace("User=nobody\n", "") + "DynamicUser=yes\n"
+    (tmp_path / "forced").mkdir()
+    [refusal] = _refused(forced, ruled_out, systemd, tmp_path / "forced")
+    assert refusal == "DynamicUser=yes: DynamicUser=no"
+    writer = f"[Service]\nType=oneshot\nExecStart={shell} -c 'echo x > {shared}/entry'\n"
+    assert system_manager.run("nobody", writer, {"profiler.conf": _drop_in(ruled_out)}).succeeded
+    failed = system_manager.run("nobody-dynamic", writer, {"profiler.conf": forced})
+    assert (failed.result, failed.status) == ("exit-code", 2), failed
