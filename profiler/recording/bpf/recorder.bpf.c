@@ -630,7 +630,7 @@ static __always_inline void path_call_entered(struct proc *p, u64 nr, enum decod
 		break;
 	case CALL_OPENAT2: {
 		u64 how[2] = {}; /* struct open_how: flags, mode; a flat copy the kernel reads next */
-		bpf_probe_read_user(how, sizeof(how), (void *)a[2]);
+		read_user(how, sizeof(how), (void *)a[2]);
 		saved_open(&saved, a[0], a[1], how[0], how[1]);
 		break;
 	}
@@ -795,7 +795,7 @@ static __always_inline void record_access(struct proc *p, struct path_event *eve
 static __always_inline u64 record_path(struct proc *p, struct path_event *event, u32 image, u32 op, u32 also_op,
 				       s32 error, s64 dirfd, u64 path)
 {
-	int length = bpf_probe_read_user_str(event->path, FILE_PATH_LEN, (void *)path);
+	int length = read_user_str(event->path, FILE_PATH_LEN, (void *)path);
 	if (length <= 0)
 		return NO_NAME;
 	u64 dir = NO_NAME;
@@ -813,7 +813,7 @@ static __always_inline void record_address(struct proc *p, u32 nr, u32 image, u6
 	u8 raw[24] = {}; /* family, port, then the IPv4 address, or flow info and the IPv6 address */
 	if (!address || length < 8)
 		return;
-	if (bpf_probe_read_user(raw, length < sizeof(raw) ? 8 : sizeof(raw), (void *)address) != 0)
+	if (read_user(raw, length < sizeof(raw) ? 8 : sizeof(raw), (void *)address) != 0)
 		return;
 	u16 family = *(u16 *)raw;
 	u64 port = ((u64)raw[2] << 8) | raw[3];
@@ -869,13 +869,13 @@ int path_exit(struct syscall_exit_args *args)
 		return 0;
 	case CALL_SENDMSG: {
 		u64 header[2] = {}; /* struct user_msghdr: msg_name, msg_namelen */
-		if (bpf_probe_read_user(header, sizeof(header), (void *)call.address) == 0)
+		if (read_user(header, sizeof(header), (void *)call.address) == 0)
 			record_address(p, call.nr, call.image, header[0], (u32)header[1]);
 		return 0;
 	}
 	case CALL_SCHED_SETATTR: {
 		u32 attr[2] = {}; /* struct sched_attr: size, sched_policy */
-		if (bpf_probe_read_user(attr, sizeof(attr), (void *)call.address) == 0 &&
+		if (read_user(attr, sizeof(attr), (void *)call.address) == 0 &&
 		    (attr[1] == 1 || attr[1] == 2 || attr[1] == 6))
 			record_kernel_use(p, call.nr, attr[1], 0, 0, 0);
 		return 0;
