@@ -152,6 +152,8 @@ class Collector:
 
     def _exec(self, event: ProcessEvent) -> None:
         image = Image(event.path, event.argv0 or None, self.seconds(event.time_ns), self._event_abi(event))
+        if self.paths:
+            self.path_names.executed(event.serial, event.image, event.path, event.pid, event.time_ns)
         if event.first_exec:
             self.processes[event.serial] = _ProcessState(
                 event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row

@@ -6,6 +6,9 @@ Each such sight teaches the absolute path of its name here: an absolute string i
 joined to its directory's path, learned from an earlier sight (a chdir, the open of a dirfd) or, for a directory
 the kernel side never saw named (the working directory a process started in, a descriptor it inherited), read
 in /proc while the process lives. An access whose name stays unknown is counted in dropped.unresolved_paths.
+
+What an exec runs besides the file it names, the kernel opens without a syscall: a script's #! interpreter and
+an ELF program's loader (PT_INTERP). Those are read here from the executed file's first bytes, at its exec event.
 """
 
 import errno
@@ -15,6 +18,7 @@ import os
 import posixpath
 import re
 import stat
+import struct
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -44,6 +48,9 @@ _PROC_PID = re.compile(r"/proc/([0-9]+)(?:/|$)")
 DETAIL_LIMIT = 256  # characters of a kernel use's detail
 _MASK64 = (1 << 64) - 1
 _FD_BITS = 20
+_INTERPRETER_LEVELS = 4  # binfmt_script's limit of interpreters of interpreters
+_HEAD_BYTES = 256  # a #! line the kernel reads is at most this long (BINPRM_BUF_SIZE)
+_PT_INTERP = 3
 
 
 def normalised(path: str) -> str:
@@ -65,12 +72,85 @@ def _proc_link(pid: int | None, entry: str) -> str | None:
     return target
 
 
+def _read(file: int, offset: int, size: int) -> bytes:
+    return os.pread(file, size, offset) if offset >= 0 and 0 < size <= 65536 else b""
+
+
+# The ELF layouts read, by class (1: 32-bit, 2: 64-bit): where e_phoff, e_phentsize and e_phnum are in the file
+# header, and a program header as (p_type, ..., p_offset, ..., p_filesz).
+_ELF_HEADER = {1: ("I", 0x1C, 0x2A), 2: ("Q", 0x20, 0x36)}
+_PROGRAM_HEADER = {1: "IIIII", 2: "IIQQQQ"}  # 32: type offset vaddr paddr filesz; 64: type flags offset ... filesz
+
+
+def _elf_interpreter(file: int, head: bytes) -> str | None:
+    """The PT_INTERP path of an ELF file (its dynamic loader), or None for a static one or another format."""
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] not in _ELF_HEADER or head[5] not in (1, 2):
+        return None
+    order = "<" if head[5] == 1 else ">"
+    offset_format, at_offset, at_sizes = _ELF_HEADER[head[4]]
+    (phoff,) = struct.unpack_from(order + offset_format, head, at_offset)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, at_sizes)
+    layout = struct.Struct(order + _PROGRAM_HEADER[head[4]])
+    if phentsize < layout.size:
+        return None
+    headers = _read(file, phoff, phentsize * phnum)
+    for start in range(0, len(headers) - phentsize + 1, phentsize):
+        fields = layout.unpack_from(headers, start)
+        if fields[0] == _PT_INTERP:
+            offset, size = (fields[1], fields[4]) if head[4] == 1 else (fields[2], fields[5])
+            text = _read(file, offset, min(size, 4096)).split(b"\0", 1)[0]
+            return os.fsdecode(text) if text.startswith(b"/") else None
+    return None
+
+
+@functools.cache
+def interpreters(path: str) -> tuple[tuple[FileOp, str], ...]:
+    """What the kernel runs or maps for an exec of path, read from the files: the #! interpreter of a script (an
+    exec, and so on for its own), and the loader of the ELF program that runs (a map-exec)."""
+    found: list[tuple[FileOp, str]] = []
+    for _ in range(_INTERPRETER_LEVELS + 1):
+        try:
+            file = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            break
+        try:
+            head = _read(file, 0, _HEAD_BYTES)
+            if not head.startswith(b"#!"):
+                loader = _elf_interpreter(file, head)
+                found += [(FileOp.MAP_EXEC, loader)] if loader else []
+                break
+        except (OSError, struct.error):
+            break
+        finally:
+            os.close(file)
+        words = head[2:].split(b"\n", 1)[0].split()
+        if not words or not words[0].startswith(b"/"):
+            break
+        path = os.fsdecode(words[0])
+        found.append((FileOp.EXEC, path))
+    return tuple(found)
+
+
 @dataclass
 class PathNames:
     """What each name the kernel side sent stands for, learned from its first sights."""
 
     names: dict[int, str] = field(default_factory=dict)  # name: absolute path
     first_ns: dict[tuple[int, int, int, int, int], int] = field(default_factory=dict)  # observation key: first sight
+    # Accesses the kernel made for an exec, read from the files: (serial, image, op, path): (count, first).
+    implied: dict[tuple[int, int, FileOp, str], tuple[int, int]] = field(default_factory=dict)
+
+    def executed(self, serial: int, image: int, path: str, pid: int, time_ns: int) -> None:
+        """An exec event: the interpreters the image runs in are accesses of its own."""
+        if not path.startswith("/"):
+            directory = _proc_link(pid, "cwd")
+            if directory is None:
+                return
+            path = directory + "/" + path
+        for op, interpreter in interpreters(normalised(path)):
+            key = (serial, image, op, normalised(interpreter))
+            count, first = self.implied.get(key, (0, time_ns))
+            self.implied[key] = (count + 1, min(first, time_ns))
 
     def start_directory(self, serial: int, pid: int | None) -> None:
         """A process the kernel side adopted: where it works, read while it runs (serial 0: profiler, whose
@@ -136,6 +216,13 @@ def file_rows(
     """The file accesses of the traced processes, and how many the names of which stayed unknown. An access to a
     path through a symbolic link is a row at the path as given and one at the path resolved."""
     merged: dict[tuple[int, int, str, FileOp, str | None], tuple[int, int | None]] = {}  # count, first sight
+
+    def add(serial: int, image: int, path: str, op: FileOp, error: str | None, count: int, first: int | None) -> None:
+        for each in (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path))):
+            key = (ids[serial], image, each, op, error)
+            earlier_count, earlier = merged.get(key, (0, None))
+            merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
+
     unresolved = 0
     for o in observations:
         if o.kind is not ObservationKind.FILE or o.serial not in ids or o.a == KernelFileOp.CHDIR:
@@ -145,14 +232,19 @@ def file_rows(
         if path is None:
             unresolved += 1
             continue
-        op = FILE_OPS[KernelFileOp(o.a)]
         error = errno.errorcode.get(o.b, str(o.b)) if o.b else None
-        first = names.first_ns.get((o.serial, o.image, o.a, o.b, name))
-        paths = (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path)))
-        for each in paths:
-            key = (ids[o.serial], o.image, each, op, error)
-            count, earlier = merged.get(key, (0, None))
-            merged[key] = (count + o.count, min((t for t in (earlier, first) if t is not None), default=None))
+        add(
+            o.serial,
+            o.image,
+            path,
+            FILE_OPS[KernelFileOp(o.a)],
+            error,
+            o.count,
+            names.first_ns.get((o.serial, o.image, o.a, o.b, name)),
+        )
+    for (serial, image, op, path), (count, first) in names.implied.items():
+        if serial in ids:
+            add(serial, image, path, op, None, count, first)
     rows = [
         FileAccess(
             process,

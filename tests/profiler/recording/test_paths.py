@@ -1,6 +1,8 @@
 """Recording the files and kernel interfaces real programs use: each access appears with its operation, result and
 program, relative paths made absolute, and nothing at all where the recording was asked not to look."""
 
+import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -171,3 +173,17 @@ def test_the_cli_says_whether_it_records_paths() -> None:
 
     assert "#define RECORD_PATHS 1" in program()
     assert "#define RECORD_PATHS" not in program("--no-paths")
+
+
+def test_the_interpreters_an_exec_runs_are_recorded(record_command: RecordCommand, tmp_path: Path) -> None:
+    # The kernel opens a script's #! interpreter and an ELF program's loader itself, with no syscall of the program.
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh -e\nexit 0\n")
+    script.chmod(0o755)
+    trace = record_command(str(script)).trace
+    seen = {(row.image, row.path, row.op) for row in trace.file_accesses or () if row.process == 1}
+    assert (0, "/bin/sh", FileOp.EXEC) in seen
+    assert (0, os.path.realpath("/bin/sh"), FileOp.EXEC) in seen  # as given, and resolved
+    if platform.machine() == "x86_64":
+        assert (0, "/lib64/ld-linux-x86-64.so.2", FileOp.MAP_EXEC) in seen
+        assert (0, os.path.realpath("/lib64/ld-linux-x86-64.so.2"), FileOp.MAP_EXEC) in seen
