@@ -227,7 +227,7 @@ class TableSizes:
     rows: int = 1024  # images alive at once with dense counters (8 KiB each); more fall back to a hash
     observations: int = 65536
     files: int = 65536  # distinct file accesses (process image, path, operation, result)
-    descriptors: int = 65536  # open file descriptors whose names are kept
+    descriptor_tables: int = 4096  # processes alive at once whose descriptors' names are kept (1.5 KiB each)
     stacks: int = 8192
     ringbuf_pages: int = 2048  # 8 MiB of events between two polls
 
@@ -364,7 +364,7 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "ROWS": sizes.rows,
         "OBSERVATION_ENTRIES": sizes.observations,
         "FILE_ENTRIES": sizes.files,
-        "FD_ENTRIES": sizes.descriptors,
+        "FD_PROCESSES": sizes.descriptor_tables,
         "STACK_ENTRIES": sizes.stacks,
         "RINGBUF_PAGES": sizes.ringbuf_pages,
         "SELF_TGID": os.getpid(),
@@ -390,7 +390,7 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "CGROUP_MODE": cgroup_mode,
         "ARCH_X86_64": features.architecture == "x86_64",
         "ARCH_ARM64": features.architecture == "aarch64",
-        "RECORD_PATHS": paths,
+        "RECORD_PATHS": paths and features.has_btf,  # it reads arguments with bpf_task_pt_regs
     }
     lines = [f"#define {name} {value}" for name, value in defines.items()]
     lines += [f"#define {name} 1" for name, enabled in switches.items() if enabled]
@@ -411,17 +411,19 @@ class Tracer:
         bcc = _import_bcc()
         self.features = features
         self.sizes = sizes
-        self.paths = paths
+        # Paths need the user registers at a syscall's exit (bpf_task_pt_regs, with BTF); without, they are not
+        # recorded, and the trace says so.
+        self.paths = paths and features.has_btf
         started = time.monotonic()
         with resources.as_file(resources.files("profiler.recording").joinpath("bpf")) as include:
             try:
                 self._bpf: Any = bcc.BPF(
-                    text=program_source(features, sizes, cgroup is not None, paths).encode(),
+                    text=program_source(features, sizes, cgroup is not None, self.paths).encode(),
                     cflags=[f"-I{include}", "-Wno-macro-redefined"],
                 )
                 # One program on the exit of each path call: the kernel runs it for those calls only, where a
                 # raw sys_exit would run for every syscall of every task.
-                for name in traced_exits(features) if paths else ():
+                for name in traced_exits(features) if self.paths else ():
                     self._bpf.attach_tracepoint(tp=f"syscalls:sys_exit_{name}".encode(), fn_name=b"path_exit")
             except Exception as error:  # BCC raises bare Exception for compile, load and attach failures
                 raise TracingError(
@@ -437,7 +439,7 @@ class Tracer:
         self._row_buffer = ct.create_string_buffer(ct.sizeof(self._rows.Leaf))
         # The observations table, and where paths are recorded the file accesses' one, with their capacities.
         self._tables: list[tuple[Any, int]] = [(self._bpf[b"observations"], sizes.observations)]
-        if paths:
+        if self.paths:
             self._tables.append((self._bpf[b"files"], sizes.files))
         self._observation_key = _unpacker(self._tables[0][0].Key, _OBSERVATION_FIELDS)
         free_rows = self._bpf[b"free_rows"]

@@ -7,7 +7,7 @@
  * argument layouts from tracefs, and the raw ones (sys_enter, cap_capable, sched_process_exit) pass scalars,
  * pointers that are only compared, and the user registers, whose struct pt_regs is ABI. No kernel structure
  * is read field by field. User space (profiler/recording/tracer.py) prepends:
- *   PID_MAX ROWS OBSERVATION_ENTRIES FILE_ENTRIES FD_ENTRIES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS,
+ *   PID_MAX ROWS OBSERVATION_ENTRIES FILE_ENTRIES FD_PROCESSES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS,
  *   the native numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS
  *   NR_SOCKETCALL and their 32-bit counterparts COMPAT_NR_*, the native numbers of the path and kernel-use calls
  *   (NR_OPENAT, ...: PATH_CALLS below; a number no syscall has where the call's exit cannot be traced),
@@ -328,8 +328,8 @@ enum decoded_call {
 	CALL_UNSHARE,
 	CALL_SETNS,
 	CALL_SOCKETCALL,
-	/* RECORD_PATHS, native ABI only (the syscalls:sys_exit_* tracepoints skip compat syscalls): saved for
-	 * path_exit, */
+	/* RECORD_PATHS, native ABI only (the syscalls:sys_exit_* tracepoints skip compat syscalls): read at their
+	 * exit, by path_exit, */
 	CALL_OPEN,
 	CALL_OPENAT,
 	CALL_OPENAT2,
@@ -364,7 +364,7 @@ enum decoded_call {
 	CALL_SENDTO,
 	CALL_SENDMSG,
 	CALL_SCHED_SETATTR,
-	/* and read where they enter. */
+	/* and where they enter. */
 	CALL_CLOSE,
 	CALL_MPROTECT,
 	CALL_PKEY_MPROTECT,
@@ -456,6 +456,9 @@ static __always_inline void record_socketcall(struct proc *p, u32 call, u64 args
 }
 
 #ifdef RECORD_PATHS
+#ifndef HAVE_TASK_PT_REGS
+#error "RECORD_PATHS reads a call's arguments at its exit, from bpf_task_pt_regs: it needs BTF"
+#endif
 #define AT_FDCWD_VALUE -100
 #define O_ACCMODE_FLAGS 03
 #define O_CREAT_FLAG 0100
@@ -470,53 +473,57 @@ static __always_inline void record_socketcall(struct proc *p, u32 call, u64 args
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
-/* Flags of a saved call: when path_exit records it, and what it learns from it. */
-#define ON_SUCCESS 1    /* only where the call succeeded (an access by descriptor) */
-#define ON_FAILURE 2    /* only where it failed (an execve that succeeds is recorded at sched_process_exec) */
-#define NAMES_FD 4      /* an open: the descriptor it returns is named as its path */
-#define SETS_CWD 8      /* chdir: the working directory is named as its path */
-#define SETS_CWD_FD 16  /* fchdir: as the descriptor's file */
-
-/* A call between its entry and its exit, by thread: what it does, worked out where it enters, so that path_exit
- * (whose verification would multiply with the cases of a switch) runs the same steps for each: op and also_op
- * on the path at (dirfd, path), op2 on a second path (the new name of a rename or link), and fd_op and op2 on
- * the file of descriptor fd. */
-struct saved_call {
-	u32 nr;
-	u32 call;  /* enum decoded_call */
-	u32 image; /* an execve that succeeds is the old image's */
+/* What a path call did, as describe_call works it out from its number and arguments: op and also_op on the
+ * path at (dirfd, path), op2 on a second path (the new name of a rename or link), fd_op and op2 on the file of
+ * descriptor fd; or a kernel use at address. */
+struct call_effect {
 	u32 flags;
 	u32 op;
 	u32 also_op;
 	u32 op2;
 	u32 fd_op;
+	u32 pad;
 	s64 dirfd;
 	u64 path;
 	s64 dirfd2;
 	u64 path2;
 	s64 fd;
-	u64 address;        /* connect, bind, sendto: the sockaddr; sendmsg: the msghdr; sched_setattr: the attr */
+	u64 address;        /* a sockaddr (ADDRESS), a msghdr (MESSAGE), a sched_attr (SCHED_ATTR) */
 	u64 address_length;
 };
-BPF_TABLE("lru_hash", u32, struct saved_call, saved_calls, 16384);
+/* In a map, not on the stack: path_exit reads it back as values the verifier does not know, and so verifies its
+ * steps once rather than once for each case of describe_call's switch. */
+BPF_PERCPU_ARRAY(call_effects, struct call_effect, 1);
 
-/* The name each file descriptor was opened by, so that an access by descriptor (a library mapped, a directory
- * listed, a path relative to a dirfd) names the file, though user space reads its event after the close. */
-struct fd_key {
-	u32 serial;
-	s32 fd;
+/* call_effect.flags: when path_exit records the call, and what it learns from it. */
+#define ON_SUCCESS 1    /* only where the call succeeded (an access by descriptor) */
+#define ON_FAILURE 2    /* only where it failed (an execve that succeeds is recorded at sched_process_exec) */
+#define NAMES_FD 4      /* an open: the descriptor it returns is named as its path */
+#define SETS_CWD 8      /* chdir: the working directory is named as its path */
+#define SETS_CWD_FD 16  /* fchdir: as the descriptor's file */
+#define ADDRESS 32      /* connect, bind, sendto: the address at address */
+#define MESSAGE 64      /* sendmsg: the address its msghdr names */
+#define SCHED_ATTR 128  /* sched_setattr: the policy its sched_attr asks for */
+
+/* The name each file descriptor of a process was opened by, so that an access by descriptor (a library mapped, a
+ * directory listed, a path relative to a dirfd) names the file, though user space reads its event after the
+ * close. By process and indexed by descriptor, an open and a close store into it (a hash of descriptors cost
+ * an insert and a delete, 0.3 us a file); a higher descriptor, or one of a process beyond the table, is named
+ * by user space in /proc. Descriptors are trusted in the image that opened them: close-on-exec ones close unseen. */
+#define FD_SLOTS 128
+struct fd_block {
+	u64 name[FD_SLOTS];
+	u32 image[FD_SLOTS];
 };
-struct fd_name {
-	u64 name;
-	u32 image; /* descriptors are trusted in the image that opened them: close-on-exec ones close unseen */
-	u32 pad;
-};
-BPF_TABLE("lru_hash", struct fd_key, struct fd_name, fd_names, FD_ENTRIES);
+BPF_HASH(fd_blocks, u32 /* serial */, struct fd_block, FD_PROCESSES);
+BPF_ARRAY(empty_fd_block, struct fd_block, 1); /* what a process's block starts as: too big for the stack */
 BPF_PERCPU_ARRAY(path_scratch, struct path_event, 1);
 
-/* The six syscall arguments of a native call, in one read of the registers. */
-static __always_inline void native_args(struct pt_regs *regs, u64 *args)
+/* The six arguments of the native syscall the current task is leaving, from its user registers: a syscall leaves
+ * them as it found them (x86 returns in ax; arm64 in x0, whose argument it keeps in orig_x0). */
+static __always_inline void exit_args(u64 *args)
 {
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
 #if defined(ARCH_X86_64)
 	u64 r[8]; /* r10 r9 r8 ax cx dx si di, in the order of struct pt_regs */
 	if (bpf_probe_read_kernel(r, sizeof(r), &regs->r10) != 0)
@@ -529,6 +536,7 @@ static __always_inline void native_args(struct pt_regs *regs, u64 *args)
 	args[5] = r[1];
 #elif defined(ARCH_ARM64)
 	bpf_probe_read_kernel(args, 6 * sizeof(u64), &regs->regs[0]);
+	bpf_probe_read_kernel(args, sizeof(u64), &regs->orig_x0);
 #endif
 }
 
@@ -537,6 +545,43 @@ static __always_inline void record_kernel_use(struct proc *p, u32 nr, u64 value,
 	struct observation_key key = {.kind = OBSERVE_KERNEL, .serial = p->serial, .image = p->image,
 				      .syscall_nr = nr, .a = value, .b = port, .c = high, .d = low};
 	observe(&key);
+}
+
+/* The kernel uses read where their call enters, from scalar arguments; and close, which forgets a descriptor. */
+static __always_inline void path_call_entered(struct proc *p, u64 nr, enum decoded_call call, struct pt_regs *regs)
+{
+	switch (call) {
+	case CALL_CLOSE: {
+		u32 serial = p->serial;
+		u64 fd = syscall_arg(regs, 0, false);
+		struct fd_block *block = fd_blocks.lookup(&serial);
+		if (block && fd < FD_SLOTS)
+			block->name[fd & (FD_SLOTS - 1)] = NO_NAME;
+		break;
+	}
+	case CALL_MMAP:
+	case CALL_MPROTECT:
+	case CALL_PKEY_MPROTECT: {
+		u64 prot = syscall_arg(regs, 2, false);
+		if ((prot & (PROT_WRITE_FLAG | PROT_EXEC_FLAG)) == (PROT_WRITE_FLAG | PROT_EXEC_FLAG))
+			record_kernel_use(p, nr, prot & 0xffffffff, 0, 0, 0);
+		break;
+	}
+	case CALL_PERSONALITY: {
+		u32 persona = syscall_arg(regs, 0, false);
+		if (persona != 0 && persona != 0xffffffff) /* PER_LINUX, and the query */
+			record_kernel_use(p, nr, persona, 0, 0, 0);
+		break;
+	}
+	case CALL_SCHED_SETSCHEDULER: {
+		u32 policy = syscall_arg(regs, 1, false) & ~0x40000000u; /* SCHED_RESET_ON_FORK */
+		if (policy == 1 || policy == 2 || policy == 6) /* SCHED_FIFO, SCHED_RR, SCHED_DEADLINE */
+			record_kernel_use(p, nr, policy, 0, 0, 0);
+		break;
+	}
+	default:
+		break;
+	}
 }
 
 static __always_inline u32 open_op(u64 flags)
@@ -553,194 +598,192 @@ static __always_inline u32 setid_op(u64 mode)
 	return mode & SETID_MODE ? FILE_SETID : FILE_NONE;
 }
 
-static __always_inline void saved_open(struct saved_call *saved, s64 dirfd, u64 path, u64 flags, u64 mode)
+static __always_inline void effect_path(struct call_effect *e, u32 op, u32 also_op, s64 dirfd, u64 path)
 {
-	saved->op = open_op(flags);
-	saved->also_op = flags & O_CREAT_FLAG ? setid_op(mode) : FILE_NONE;
-	saved->dirfd = dirfd;
-	saved->path = path;
-	saved->flags = NAMES_FD;
+	e->op = op;
+	e->also_op = also_op;
+	e->dirfd = dirfd;
+	e->path = path;
 }
 
-static __always_inline void saved_path(struct saved_call *saved, u32 op, u32 also_op, s64 dirfd, u64 path)
+static __always_inline void effect_open(struct call_effect *e, s64 dirfd, u64 path, u64 flags, u64 mode)
 {
-	saved->op = op;
-	saved->also_op = also_op;
-	saved->dirfd = dirfd;
-	saved->path = path;
+	effect_path(e, open_op(flags), flags & O_CREAT_FLAG ? setid_op(mode) : FILE_NONE, dirfd, path);
+	e->flags = NAMES_FD;
 }
 
-static __always_inline void saved_path2(struct saved_call *saved, u32 op, s64 dirfd, u64 path)
+static __always_inline void effect_path2(struct call_effect *e, u32 op, s64 dirfd, u64 path)
 {
-	saved->op2 = op;
-	saved->dirfd2 = dirfd;
-	saved->path2 = path;
+	e->op2 = op;
+	e->dirfd2 = dirfd;
+	e->path2 = path;
 }
 
-static __always_inline void saved_fd(struct saved_call *saved, u32 op, s64 fd)
+static __always_inline void effect_fd(struct call_effect *e, u32 op, u32 flags, s64 fd)
 {
-	saved->fd_op = op;
-	saved->fd = fd;
-	saved->flags = ON_SUCCESS;
+	e->fd_op = op;
+	e->flags = flags;
+	e->fd = (s32)fd;
 }
 
-/* The calls read where they enter are recorded here; the others are saved for path_exit, but for the mmaps
- * that map nothing executable and the sendtos that name no address, which are most. */
-static __always_inline void path_call_entered(struct proc *p, u64 nr, enum decoded_call call, struct pt_regs *regs)
+static __always_inline void effect_address(struct call_effect *e, u32 flags, u64 address, u64 length)
 {
-	if (call < CALL_OPEN && call != CALL_EXECVE && call != CALL_EXECVEAT)
-		return;
-	u64 a[6] = {};
-	native_args(regs, a);
-	struct saved_call saved = {.nr = nr, .call = call, .image = p->image, .op = FILE_NONE, .also_op = FILE_NONE,
-				   .op2 = FILE_NONE, .fd_op = FILE_NONE, .fd = -1};
+	e->flags = flags;
+	e->address = address;
+	e->address_length = length;
+}
+
+/* What the call did, from its arguments a; false for a call path_exit does not record. */
+static __always_inline bool describe_call(struct call_effect *e, enum decoded_call call, u64 *a)
+{
+	e->flags = 0;
+	e->op = e->also_op = e->op2 = e->fd_op = FILE_NONE;
+	e->path = e->path2 = 0;
 	switch (call) {
-	case CALL_CLOSE: {
-		struct fd_key key = {.serial = p->serial, .fd = a[0]};
-		fd_names.delete(&key);
-		return;
-	}
-	case CALL_MPROTECT:
-	case CALL_PKEY_MPROTECT:
-		if ((a[2] & (PROT_WRITE_FLAG | PROT_EXEC_FLAG)) == (PROT_WRITE_FLAG | PROT_EXEC_FLAG))
-			record_kernel_use(p, nr, a[2] & 0xffffffff, 0, 0, 0);
-		return;
-	case CALL_PERSONALITY:
-		if ((u32)a[0] != 0 && (u32)a[0] != 0xffffffff) /* PER_LINUX, and the query */
-			record_kernel_use(p, nr, (u32)a[0], 0, 0, 0);
-		return;
-	case CALL_SCHED_SETSCHEDULER: {
-		u32 policy = a[1] & ~0x40000000u; /* SCHED_RESET_ON_FORK */
-		if (policy == 1 || policy == 2 || policy == 6) /* SCHED_FIFO, SCHED_RR, SCHED_DEADLINE */
-			record_kernel_use(p, nr, policy, 0, 0, 0);
-		return;
-	}
-	case CALL_MMAP:
-		if ((a[2] & (PROT_WRITE_FLAG | PROT_EXEC_FLAG)) == (PROT_WRITE_FLAG | PROT_EXEC_FLAG))
-			record_kernel_use(p, nr, a[2] & 0xffffffff, 0, 0, 0);
-		if (!(a[2] & PROT_EXEC_FLAG) || (a[3] & MAP_ANONYMOUS_FLAG))
-			return;
-		saved_fd(&saved, FILE_MAP_EXEC, (s32)a[4]);
-		break;
 	case CALL_OPEN:
-		saved_open(&saved, AT_FDCWD_VALUE, a[0], a[1], a[2]);
+		effect_open(e, AT_FDCWD_VALUE, a[0], a[1], a[2]);
 		break;
 	case CALL_OPENAT:
-		saved_open(&saved, a[0], a[1], a[2], a[3]);
+		effect_open(e, a[0], a[1], a[2], a[3]);
 		break;
 	case CALL_OPENAT2: {
-		u64 how[2] = {}; /* struct open_how: flags, mode; a flat copy the kernel reads next */
+		u64 how[2] = {}; /* struct open_how: flags, mode */
 		read_user(how, sizeof(how), (void *)a[2]);
-		saved_open(&saved, a[0], a[1], how[0], how[1]);
+		effect_open(e, a[0], a[1], how[0], how[1]);
 		break;
 	}
 	case CALL_CREAT:
-		saved_path(&saved, FILE_WRITE, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
-		saved.flags = NAMES_FD;
+		effect_path(e, FILE_WRITE, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
+		e->flags = NAMES_FD;
 		break;
 	case CALL_EXECVE:
-		saved_path(&saved, FILE_EXEC, FILE_NONE, AT_FDCWD_VALUE, a[0]);
-		saved.flags = ON_FAILURE;
+		effect_path(e, FILE_EXEC, FILE_NONE, AT_FDCWD_VALUE, a[0]);
+		e->flags = ON_FAILURE;
 		break;
 	case CALL_EXECVEAT:
-		saved_path(&saved, FILE_EXEC, FILE_NONE, a[0], a[1]);
-		saved.flags = ON_FAILURE;
+		effect_path(e, FILE_EXEC, FILE_NONE, a[0], a[1]);
+		e->flags = ON_FAILURE;
 		break;
 	case CALL_MKDIR:
 	case CALL_MKNOD:
-		saved_path(&saved, FILE_CREATE, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
+		effect_path(e, FILE_CREATE, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
 		break;
 	case CALL_MKDIRAT:
 	case CALL_MKNODAT:
-		saved_path(&saved, FILE_CREATE, setid_op(a[2]), a[0], a[1]);
+		effect_path(e, FILE_CREATE, setid_op(a[2]), a[0], a[1]);
 		break;
 	case CALL_UNLINK:
 	case CALL_RMDIR:
-		saved_path(&saved, FILE_DELETE, FILE_NONE, AT_FDCWD_VALUE, a[0]);
+		effect_path(e, FILE_DELETE, FILE_NONE, AT_FDCWD_VALUE, a[0]);
 		break;
 	case CALL_UNLINKAT:
-		saved_path(&saved, FILE_DELETE, FILE_NONE, a[0], a[1]);
+		effect_path(e, FILE_DELETE, FILE_NONE, a[0], a[1]);
 		break;
 	case CALL_RENAME:
-		saved_path(&saved, FILE_RENAME, FILE_NONE, AT_FDCWD_VALUE, a[0]);
-		saved_path2(&saved, FILE_RENAME, AT_FDCWD_VALUE, a[1]);
+		effect_path(e, FILE_RENAME, FILE_NONE, AT_FDCWD_VALUE, a[0]);
+		effect_path2(e, FILE_RENAME, AT_FDCWD_VALUE, a[1]);
 		break;
 	case CALL_RENAMEAT:
 	case CALL_RENAMEAT2:
-		saved_path(&saved, FILE_RENAME, FILE_NONE, a[0], a[1]);
-		saved_path2(&saved, FILE_RENAME, a[2], a[3]);
+		effect_path(e, FILE_RENAME, FILE_NONE, a[0], a[1]);
+		effect_path2(e, FILE_RENAME, a[2], a[3]);
 		break;
 	case CALL_LINK:
-		saved_path2(&saved, FILE_LINK, AT_FDCWD_VALUE, a[1]);
+		effect_path2(e, FILE_LINK, AT_FDCWD_VALUE, a[1]);
 		break;
 	case CALL_LINKAT:
-		saved_path2(&saved, FILE_LINK, a[2], a[3]);
+		effect_path2(e, FILE_LINK, a[2], a[3]);
 		break;
 	case CALL_SYMLINK:
-		saved_path2(&saved, FILE_CREATE, AT_FDCWD_VALUE, a[1]);
+		effect_path2(e, FILE_CREATE, AT_FDCWD_VALUE, a[1]);
 		break;
 	case CALL_SYMLINKAT:
-		saved_path2(&saved, FILE_CREATE, a[1], a[2]);
+		effect_path2(e, FILE_CREATE, a[1], a[2]);
 		break;
 	case CALL_CHMOD:
-		saved_path(&saved, FILE_CHMOD, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
+		effect_path(e, FILE_CHMOD, setid_op(a[1]), AT_FDCWD_VALUE, a[0]);
 		break;
 	case CALL_FCHMODAT:
 	case CALL_FCHMODAT2:
-		saved_path(&saved, FILE_CHMOD, setid_op(a[2]), a[0], a[1]);
+		effect_path(e, FILE_CHMOD, setid_op(a[2]), a[0], a[1]);
 		break;
 	case CALL_FCHMOD:
-		saved_fd(&saved, FILE_CHMOD, (s32)a[0]);
-		saved.op2 = setid_op(a[1]);
-		saved.flags = 0; /* a failed chmod is a probe, kept */
+		effect_fd(e, FILE_CHMOD, 0 /* a failed chmod is a probe, kept */, a[0]);
+		e->op2 = setid_op(a[1]);
 		break;
 	case CALL_TRUNCATE:
-		saved_path(&saved, FILE_WRITE, FILE_NONE, AT_FDCWD_VALUE, a[0]);
+		effect_path(e, FILE_WRITE, FILE_NONE, AT_FDCWD_VALUE, a[0]);
 		break;
 	case CALL_FTRUNCATE:
-		saved_fd(&saved, FILE_WRITE, (s32)a[0]);
-		saved.flags = 0;
+		effect_fd(e, FILE_WRITE, 0, a[0]);
+		break;
+	case CALL_MMAP:
+		if (!(a[2] & PROT_EXEC_FLAG) || (a[3] & MAP_ANONYMOUS_FLAG))
+			return false;
+		effect_fd(e, FILE_MAP_EXEC, ON_SUCCESS, a[4]);
 		break;
 	case CALL_GETDENTS64:
 	case CALL_GETDENTS:
-		saved_fd(&saved, FILE_LIST, (s32)a[0]);
+		effect_fd(e, FILE_LIST, ON_SUCCESS, a[0]);
 		break;
 	case CALL_CHDIR:
-		saved_path(&saved, FILE_CHDIR, FILE_NONE, AT_FDCWD_VALUE, a[0]);
-		saved.flags = SETS_CWD;
+		effect_path(e, FILE_CHDIR, FILE_NONE, AT_FDCWD_VALUE, a[0]);
+		e->flags = SETS_CWD;
 		break;
 	case CALL_FCHDIR:
-		saved.fd = (s32)a[0];
-		saved.flags = SETS_CWD_FD;
+		effect_fd(e, FILE_NONE, SETS_CWD_FD, a[0]);
 		break;
 	case CALL_CONNECT:
 	case CALL_BIND:
-		saved.address = a[1], saved.address_length = a[2];
+		effect_address(e, ADDRESS, a[1], a[2]);
 		break;
 	case CALL_SENDTO:
-		if (!a[4])
-			return;
-		saved.address = a[4], saved.address_length = a[5];
+		effect_address(e, ADDRESS, a[4], a[5]);
 		break;
 	case CALL_SENDMSG:
+		effect_address(e, MESSAGE, a[1], 0);
+		break;
 	case CALL_SCHED_SETATTR:
-		saved.address = a[1];
+		effect_address(e, SCHED_ATTR, a[1], 0);
 		break;
 	default:
-		return;
+		return false;
 	}
-	u32 tid = bpf_get_current_pid_tgid();
-	saved_calls.update(&tid, &saved);
+	return true;
 }
 
 /* The name a descriptor was opened by, or one that stands for it until user space reads /proc/<pid>/fd. */
 static __always_inline u64 fd_name_of(struct proc *p, u32 image, s64 fd)
 {
-	struct fd_key key = {.serial = p->serial, .fd = fd};
-	struct fd_name *known = fd_names.lookup(&key);
-	if (known && known->image == image)
-		return known->name;
+	u32 serial = p->serial;
+	struct fd_block *block = fd_blocks.lookup(&serial);
+	if (block && (u64)fd < FD_SLOTS) {
+		u32 slot = fd & (FD_SLOTS - 1);
+		if (block->name[slot] != NO_NAME && block->image[slot] == image)
+			return block->name[slot];
+	}
 	return FD_MARK | ((u64)p->serial << 20) | ((u64)fd & 0xfffff);
+}
+
+/* An open's descriptor, named as its path. */
+static __always_inline void name_fd(struct proc *p, u32 image, s64 fd, u64 name)
+{
+	if ((u64)fd >= FD_SLOTS)
+		return;
+	u32 serial = p->serial, zero = 0;
+	struct fd_block *block = fd_blocks.lookup(&serial);
+	if (!block) {
+		struct fd_block *empty = empty_fd_block.lookup(&zero);
+		if (!empty)
+			return;
+		fd_blocks.insert(&serial, empty); /* fails where the table is full: user space reads /proc instead */
+		block = fd_blocks.lookup(&serial);
+		if (!block)
+			return;
+	}
+	u32 slot = fd & (FD_SLOTS - 1);
+	block->name[slot] = name;
+	block->image[slot] = image;
 }
 
 /* The name of a path string (length bytes, NUL included) in directory dir: FNV-1a over its 8-byte words, from
@@ -839,73 +882,66 @@ struct syscall_exit_args {
 	s64 ret;
 };
 
-/* Attached by user space to syscalls:sys_exit_<call> of each path call: the call's result is known, and the
- * strings it named have just been read by the kernel, so they are paged in. */
+/* Attached by user space to syscalls:sys_exit_<call> of each path call (the kernel runs it for those calls only):
+ * the call's result is known, its arguments are still in the user registers, and the strings it named have just
+ * been read by the kernel, so they are paged in. */
 int path_exit(struct syscall_exit_args *args)
 {
-	u32 tid = bpf_get_current_pid_tgid();
-	struct saved_call *found = saved_calls.lookup(&tid);
-	if (!found)
-		return 0;
-	struct saved_call call = *found;
-	saved_calls.delete(&tid);
-	if (call.nr != (u32)args->nr)
-		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct proc *p = procs.lookup(&tgid);
-	if (!p || p->state != PROC_ACTIVE)
+	if (!p || p->state != PROC_ACTIVE || p->compat) /* a 32-bit process's calls do not reach these tracepoints */
 		return 0;
 	u32 zero = 0;
+	struct call_effect *e = call_effects.lookup(&zero);
 	struct path_event *event = path_scratch.lookup(&zero);
-	if (!event)
+	if (!e || !event)
 		return 0;
+	u64 a[6] = {};
+	exit_args(a);
+	if (!describe_call(e, decoded_call(args->nr, false), a))
+		return 0;
+	asm volatile("" ::: "memory"); /* what follows reads the effect back from the map */
+	u32 image = p->image, nr = args->nr;
 	s64 ret = args->ret;
 	s32 error = ret < 0 && ret >= -4095 ? -ret : 0;
-	switch (call.call) {
-	case CALL_CONNECT:
-	case CALL_BIND:
-	case CALL_SENDTO:
-		record_address(p, call.nr, call.image, call.address, call.address_length);
+	u32 flags = e->flags;
+	if (flags & ADDRESS) {
+		record_address(p, nr, image, e->address, e->address_length);
 		return 0;
-	case CALL_SENDMSG: {
+	}
+	if (flags & MESSAGE) {
 		u64 header[2] = {}; /* struct user_msghdr: msg_name, msg_namelen */
-		if (read_user(header, sizeof(header), (void *)call.address) == 0)
-			record_address(p, call.nr, call.image, header[0], (u32)header[1]);
+		if (read_user(header, sizeof(header), (void *)e->address) == 0)
+			record_address(p, nr, image, header[0], (u32)header[1]);
 		return 0;
 	}
-	case CALL_SCHED_SETATTR: {
+	if (flags & SCHED_ATTR) {
 		u32 attr[2] = {}; /* struct sched_attr: size, sched_policy */
-		if (read_user(attr, sizeof(attr), (void *)call.address) == 0 &&
-		    (attr[1] == 1 || attr[1] == 2 || attr[1] == 6))
-			record_kernel_use(p, call.nr, attr[1], 0, 0, 0);
+		if (read_user(attr, sizeof(attr), (void *)e->address) == 0 && (attr[1] == 1 || attr[1] == 2 || attr[1] == 6))
+			record_kernel_use(p, nr, attr[1], 0, 0, 0);
 		return 0;
 	}
-	default:
-		break;
-	}
-	if (((call.flags & ON_SUCCESS) && error) || ((call.flags & ON_FAILURE) && !error))
+	if (((flags & ON_SUCCESS) && error) || ((flags & ON_FAILURE) && !error))
 		return 0;
-	if (call.flags & SETS_CWD_FD) {
+	if (flags & SETS_CWD_FD) {
 		if (!error)
-			p->cwd = fd_name_of(p, call.image, call.fd);
+			p->cwd = fd_name_of(p, image, e->fd);
 		return 0;
 	}
-	if (call.path) {
-		u64 name = record_path(p, event, call.image, call.op, call.also_op, error, call.dirfd, call.path);
-		if (name != NO_NAME && !error && (call.flags & SETS_CWD)) {
+	if (e->path) {
+		u64 name = record_path(p, event, image, e->op, e->also_op, error, e->dirfd, e->path);
+		if (name != NO_NAME && !error && (flags & SETS_CWD)) {
 			p->cwd = name;
-		} else if (name != NO_NAME && !error && (call.flags & NAMES_FD)) {
-			struct fd_key key = {.serial = p->serial, .fd = ret};
-			struct fd_name value = {.name = name, .image = call.image};
-			fd_names.update(&key, &value);
+		} else if (name != NO_NAME && !error && (flags & NAMES_FD)) {
+			name_fd(p, image, ret, name);
 		}
 	}
-	if (call.path2)
-		record_path(p, event, call.image, call.op2, FILE_NONE, error, call.dirfd2, call.path2);
-	if (call.fd_op != FILE_NONE) {
-		u64 name = fd_name_of(p, call.image, call.fd);
-		record_access(p, event, call.image, call.fd_op, error, name, NO_NAME, call.fd, 0);
-		record_access(p, event, call.image, call.op2, error, name, NO_NAME, call.fd, 0);
+	if (e->path2)
+		record_path(p, event, image, e->op2, FILE_NONE, error, e->dirfd2, e->path2);
+	if (e->fd_op != FILE_NONE) {
+		u64 name = fd_name_of(p, image, e->fd);
+		record_access(p, event, image, e->fd_op, error, name, NO_NAME, e->fd, 0);
+		record_access(p, event, image, e->op2, error, name, NO_NAME, e->fd, 0);
 	}
 	return 0;
 }
@@ -1093,6 +1129,10 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
 			events.ringbuf_submit(event, 0);
 		}
 	}
+#ifdef RECORD_PATHS
+	u32 serial = p->serial;
+	fd_blocks.delete(&serial);
+#endif
 	struct proc untraced = {};
 	procs.update(&tgid, &untraced);
 	return 0;
