@@ -507,6 +507,7 @@ class Tracer:
     def poll(self, timeout_ms: int) -> list[Event]:
         """Events the kernel emitted since the last call, waiting up to timeout_ms for the first."""
         self._bpf.ring_buffer_poll(timeout_ms)
+        self._bpf.ring_buffer_consume()  # path events wake no one (recorder.bpf.c: record_access): read them here
         events, self._pending = self._pending, []
         return events
 

@@ -829,7 +829,7 @@ static __always_inline void record_access(struct proc *p, struct path_event *eve
 	event->dir = dir;
 	event->length = length;
 	u32 size = (offsetof(struct path_event, path) + length) & (2 * FILE_PATH_LEN - 1); /* bounds it, to the verifier */
-	if (size <= sizeof(*event) && events.ringbuf_output(event, size, 0) != 0)
+	if (size <= sizeof(*event) && events.ringbuf_output(event, size, BPF_RB_NO_WAKEUP) != 0)
 		drop(DROP_EVENTS);
 }
 
