@@ -3,20 +3,18 @@
 Each is run as people run it, the `profiler` of this environment as a new process with its modules' bytecode
 cached, ROUNDS times interleaved with the baselines, and the median counts: Python doing nothing (`-c pass`,
 Debian's /usr/bin/python3 and this venv's), in the same run, since this machine's speed varies by the minute.
-The target is 0.15 s for each. The bytecode is this run's own: one untimed round writes it to a cache directory
-of its own (PYTHONPYCACHEPREFIX), whatever the environment says, since with PYTHONDONTWRITEBYTECODE=1 inherited
-every run compiled profiler's modules again (30 to 100 ms more per command). Also measured: the same command with no
-bytecode to read at all, what a checkout's first run costs.
+The target is 0.15 s for each. The bytecode is this run's own (timing.bytecode_cache), written by one untimed
+round. Also measured: the same command with no bytecode to read at all, what a checkout's first run costs.
 """
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from timing import bytecode_cache
 
 ROUNDS = 9
 TARGET_S = 0.15
@@ -51,16 +49,13 @@ def main() -> None:
         "venv python -c pass": [str(BIN / "python"), "-c", "pass"],
     }
     argvs = {**baselines, **{name: [str(BIN / "profiler"), *args] for name, args in COMMANDS.items()}}
-    inherited = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-    with tempfile.TemporaryDirectory() as bytecode, tempfile.TemporaryDirectory() as empty:
-        cached = {**inherited, "PYTHONPYCACHEPREFIX": bytecode}
+    with bytecode_cache() as cached:
         for argv in argvs.values():  # writes the bytecode
             seconds(argv, cached)
         for _ in range(arguments.rounds):
             for name, argv in argvs.items():
                 runs.setdefault(name, []).append(seconds(argv, cached))
-        # No .pyc to read: a cache directory of its own, empty, that Python is told not to fill.
-        cold = {**inherited, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+    with bytecode_cache(empty=True) as cold:
         without_bytecode = statistics.median(seconds(argvs["show"], cold) for _ in range(3))
     medians = {name: statistics.median(each) for name, each in runs.items()}
     floor = medians["venv python -c pass"]

@@ -13,8 +13,9 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from timing import ROUNDS, median_seconds
+from timing import ROUNDS, bytecode_cache, median_seconds
 
+from generators import formats
 from generators.compare import compare
 from generators.interface import PolicyFormat, RenderOptions
 from generators.profile import build_profile
@@ -26,9 +27,10 @@ UNIT = REPOSITORY / "examples" / "git-clone.service"
 
 
 def command_seconds(*args: str) -> float:
-    return median_seconds(
-        lambda: subprocess.run([sys.executable, "-m", "profiler.cli", *args], check=False, capture_output=True)
-    )
+    with bytecode_cache() as environment:
+        argv = [sys.executable, "-m", "profiler.cli", *args]
+        subprocess.run(argv, env=environment, check=False, capture_output=True)  # writes the bytecode
+        return median_seconds(lambda: subprocess.run(argv, env=environment, check=False, capture_output=True))
 
 
 def main() -> None:
@@ -36,11 +38,11 @@ def main() -> None:
     parser.add_argument(
         "--format", action="append", choices=[each.value for each in PolicyFormat], help="[default: every format]"
     )
-    formats = [PolicyFormat(each) for each in parser.parse_args().format or PolicyFormat]
+    selected = [PolicyFormat(each) for each in parser.parse_args().format or PolicyFormat]
     policy = read_policy(UNIT)
     options = RenderOptions()
     print(f"median of {ROUNDS} rounds; ratios are to loading the trace")
-    print(f"{'trace':<28} {'KiB':>5} {'load ms':>8} {'profile ms':>10} " + " ".join(f"{f.value:>8}" for f in formats)
+    print(f"{'trace':<28} {'KiB':>5} {'load ms':>8} {'profile ms':>10} " + " ".join(f"{f.value:>8}" for f in selected)
           + f" {'check ms':>8}")  # fmt: skip
     for path in sorted((REPOSITORY / "traces").glob("*.trace.json")):
         loaded = [(path.name, trace.load(path))]
@@ -48,7 +50,7 @@ def main() -> None:
         load_s = median_seconds(partial(trace.load, path))
         profile_s = median_seconds(partial(build_profile, loaded))
         ratios = []
-        for chosen in formats:
+        for chosen in selected:
             render_s = median_seconds(partial(formats.renderer(chosen).render, profile, options))
             ratios.append(f"{(profile_s + render_s) / load_s:>7.2f}×")
         check_s = median_seconds(partial(compare, profile, policy))
@@ -59,7 +61,7 @@ def main() -> None:
         )
     largest = str(max((REPOSITORY / "traces").glob("*.trace.json"), key=lambda path: path.stat().st_size))
     print(f"\nwhole commands on {Path(largest).name}, Python start-up included:")
-    for chosen in formats:
+    for chosen in selected:
         seconds = command_seconds("generate", "--format", chosen.value, largest)
         print(f"  profiler generate --format {chosen.value:<9} {seconds:.2f} s")
     print(f"  profiler check --policy {UNIT.name}  {command_seconds('check', '--policy', str(UNIT), largest):.2f} s")

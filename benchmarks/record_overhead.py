@@ -17,7 +17,9 @@ Run as root: make bench.
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import re
 import signal
 import statistics
@@ -170,7 +172,9 @@ def measure(workload: Workload, rounds: int, strace: bool = False) -> dict[str, 
 
 def start_and_finish(rounds: int) -> None:
     """Recording's fixed costs, apart from any workload: the start (compile, load, attach) and the finish
-    (detach), each against BCC compiling an empty program, measured in turn in this run."""
+    (detach), each against BCC compiling an empty program, measured in turn in this run. One more start, under
+    cProfile, says where a start goes: BCC's BPF() compiles the program, then loads and attaches each probe
+    (its _trace_autoload); the rest is profiler's (filling the free-row queue, giving back the compiler's memory)."""
     from profiler.recording.kernel_features import probe
     from profiler.recording.tracer import Tracer
 
@@ -186,10 +190,26 @@ def start_and_finish(rounds: int) -> None:
         started = time.monotonic()
         with EmptyProbe():
             empty.append(time.monotonic() - started)
+    profile = cProfile.Profile()
+    with profile:
+        Tracer(features).close()
+    spent = pstats.Stats(profile).stats  # (file, line, function): (calls, ..., own time, cumulative, callers)
+
+    def cumulative(module: str, function: str) -> float:
+        return max(row[3] for (path, _, name), row in spent.items() if path.endswith(module) and name == function)
+
+    bpf = cumulative("bcc/__init__.py", "__init__")  # BPF(), the outermost __init__ there
+    loading = cumulative("bcc/__init__.py", "_trace_autoload")
+    compiling = bpf - loading
+    own = cumulative("profiler/recording/tracer.py", "__init__") - bpf
     start, finish, floor = (statistics.median(each) for each in (starts, finishes, empty))
     print(
-        f"recording start (compile, load and attach): median {start:.2f} s, target 0.5 s; "
-        f"BCC compiling an empty program: {floor:.2f} s ({', '.join(f'{s:.2f}' for s in starts)})"
+        f"recording start (compile, load and attach): median {start:.2f} s, {start / floor:.1f}x BCC compiling "
+        f"an empty program ({floor:.2f} s) in this run; target 0.5 s ({', '.join(f'{s:.2f}' for s in starts)})"
+    )
+    print(
+        f"  one start, profiled: compiling {compiling:.2f} s, loading and attaching the probes {loading:.3f} s, "
+        f"profiler's own {own:.3f} s"
     )
     print(f"recording finish (detach): median {finish:.2f} s, target 0.3 s ({', '.join(f'{s:.2f}' for s in finishes)})")
 
@@ -198,9 +218,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--no-strace", action="store_true", help="skip strace, which takes a minute")
+    parser.add_argument("--start-and-finish", action="store_true", help="only recording's start and finish")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("make bench: run as root (recording loads eBPF programs)")
+    if arguments.start_and_finish:
+        start_and_finish(arguments.rounds)
+        return
     worst = measure(dd(BYTES), arguments.rounds)
     if not arguments.no_strace:
         strace = timed(under_strace, dd(STRACE_BYTES)) * BYTES / STRACE_BYTES

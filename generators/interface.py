@@ -177,9 +177,12 @@ class SettingLine:
     value: str
     source: str
     line: int
+    implied_by: str | None = None  # the line that turns it on where the unit has no line of its own for it
 
     @property
     def where(self) -> str:
+        if self.implied_by:
+            return f"{self.key}={self.value} (implied by {self.implied_by})"
         return f"{self.key}={self.value} ({self.source}:{self.line})"
 
 
@@ -190,6 +193,9 @@ class SandboxSettings:
 
     levels: tuple[SettingLine, ...] = ()
     entries: tuple[SettingLine, ...] = ()  # one per entry, value the entry: ReadWritePaths=/srv
+    # The last line of each confining setting profiler reads past without modelling it (InaccessiblePaths=,
+    # BindPaths=, SupplementaryGroups=): what applies the policy names them as not applied.
+    unmodeled: tuple[SettingLine, ...] = ()
 
     def value(self, key: str) -> str | None:
         """The setting's value, entries joined by spaces; None where the policy leaves it as the default."""
@@ -218,6 +224,7 @@ class Policy:
     no_new_privileges: bool | None  # as the policy sets it
     user: str | None
     findings: tuple[LintFinding, ...] = ()
+    group: str | None = None  # a unit's Group=: the user's own group where None
     overrides: tuple[Override, ...] = ()  # refusals on top of the lists above
     # The setting that turns no-new-privileges on though the policy does not set it, with where it is (systemd
     # does so for a user without CAP_SYS_ADMIN under any seccomp setting), or None.

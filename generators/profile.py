@@ -34,13 +34,15 @@ SETFCAP_FOR_USER_NAMESPACE = (
     "tests at create_user_ns without a check a tracer can see"
 )
 
+# A file need's key while traces are merged: path, operation, errno name or "", device numbers or ().
+_FileKey = tuple[str, FileOp, str, tuple[int, ...]]
 K = TypeVar(
     "K",
     str,
     tuple[int, str],
     tuple[str, int],
     tuple[str, CheckClass, bool, str, str, tuple[str, ...], str],
-    tuple[str, FileOp, str, tuple[int, ...]],
+    _FileKey,
     tuple[KernelUse, str],
 )
 
@@ -450,14 +452,22 @@ def build_profile(traces: Sequence[tuple[str, Trace]], component: str | None = N
 def _sandbox(chosen: Sequence[tuple[str, Trace]]) -> SandboxObservations | None:
     """What the runs did to files and kernel interfaces, merged; None unless every run recorded it ("not
     recorded" is not "nothing touched")."""
-    files: _Tally[tuple[str, FileOp, str, tuple[int, ...]]] = _Tally()
+    files: _Tally[_FileKey] = _Tally()
     kernel: _Tally[tuple[KernelUse, str]] = _Tally()
     for run, (_, trace) in enumerate(chosen):
         if trace.file_accesses is None or trace.kernel_uses is None:
             return None
-        for access in trace.file_accesses:
-            key = (access.path, access.op, access.error or "", access.device or ())
-            files.add(key, run, access.count, trace.program(access.process, access.image), access.first_s)
+        # Summed per program first, as syscalls are: each of 10,000 processes opens the same few libraries.
+        programs = {(p.id, index): image.path for p in trace.processes for index, image in enumerate(p.images)}
+        totals: dict[tuple[_FileKey, str], int] = defaultdict(int)
+        firsts: dict[tuple[_FileKey, str], float] = {}
+        for process, image, path, op, error, device, count, first_s in trace.file_accesses:
+            seen = ((path, op, error or "", device or ()), programs[process, image])
+            totals[seen] += count
+            if first_s is not None and first_s < firsts.get(seen, math.inf):
+                firsts[seen] = first_s
+        for (key, program), count in totals.items():
+            files.add(key, run, count, program, firsts.get((key, program)))
         for use in trace.kernel_uses:
             kernel.add((use.use, use.detail), run, use.count, trace.program(use.process, use.image))
     return SandboxObservations(

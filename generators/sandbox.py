@@ -7,6 +7,7 @@ plan_sandbox()        every setting: its value, or None where a run rules it out
 
 import dataclasses
 import posixpath
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -71,14 +72,20 @@ def _unit_of(need: FileNeed) -> tuple[str, bool]:
     return (posixpath.dirname(need.path), True) if need.op in ENTRY_OPS else (need.path, False)
 
 
+# A directory name StateDirectory= and its kin take as it is: no specifier (%), no source:destination (:), no
+# quoting or space, nothing that is not printable (a newline would start a unit line of its own), not . or ..
+_PLAIN_NAME = re.compile(r"(?!\.\.?$)[A-Za-z0-9_.+@-]{1,255}")
+
+
 def _managed_directory(path: str, directory: bool) -> tuple[str, str, str] | None:
     """(setting, name, path) where the path is in a directory of its own under a managed tree: /var/cache/app/index
-    is in CacheDirectory=app, which systemd creates if it is missing. /run/user holds homes, not services."""
+    is in CacheDirectory=app, which systemd creates if it is missing. /run/user holds homes, not services. A name
+    the setting cannot take as it is (a trace's path is the workload's to choose) is a ReadWritePaths= path."""
     for tree, setting in MANAGED_TREES.items():
         rest = path[len(tree) + 1 :] if is_under(path, tree) and path != tree else ""
         if rest and (directory or "/" in rest) and not _in_any(path, HOME_TREES):
             name = rest.split("/", 1)[0]
-            return setting, name, posixpath.join(tree, name)
+            return (setting, name, posixpath.join(tree, name)) if _PLAIN_NAME.fullmatch(name) else None
     return None
 
 

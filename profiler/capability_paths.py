@@ -68,8 +68,16 @@ CAPABILITY_MACHINERY: frozenset[str] = frozenset(
     }
 )
 
-# Frames of the eBPF program and the tracepoint that ran it, on top of a stack taken from a raw tracepoint.
-TRACER_FRAME_PREFIXES = ("bpf_prog_", "bpf_trace_run", "__bpf_trace_", "perf_trace_", "trace_call_bpf")
+# Frames of the eBPF program and the tracepoint that ran it, on top of a stack taken from a raw tracepoint
+# (__traceiter_NAME where several programs are attached to one tracepoint: two recordings at once).
+TRACER_FRAME_PREFIXES = (
+    "bpf_prog_",
+    "bpf_trace_run",
+    "__bpf_trace_",
+    "perf_trace_",
+    "trace_call_bpf",
+    "__traceiter_",
+)
 
 # Frames of the syscall entry, the same on every stack, dropped when a stack is stored.
 ENTRY_FRAMES: frozenset[str] = frozenset(

@@ -19,6 +19,7 @@ from profiler import __version__, explore, files, pipeline, show, trace
 from profiler.errors import OptionError, ProfilerError
 from profiler.escaping import visible
 from profiler.files import write_text_atomically
+from profiler.pipeline import confining
 
 if TYPE_CHECKING:  # a command loads what it uses: show and schema load no generator
     from generators.comparison import Comparison
@@ -456,6 +457,13 @@ def _compare(
 @click.option("--report", type=click.Path(path_type=Path), help="Write the report as JSON to this file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report file.")
 @click.option("--user", help="Run the command as this user (name or uid) instead of the policy's.")
+@click.option(
+    "--no-watch",
+    is_flag=True,
+    help="Name only the calls the seccomp filter refused (or, audited, what the recording shows), not the "
+    "capabilities, paths and connections refused (watched through eBPF, which takes about half a second to start "
+    "and slows every syscall on the host).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run_command(
     policies: tuple[Path, ...],
@@ -463,6 +471,7 @@ def run_command(
     report: Path | None,
     force: bool,
     user: str | None,
+    no_watch: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND confined by POLICY, without a container engine; or audit it against POLICY first.
@@ -470,17 +479,18 @@ def run_command(
     \b
       profiler run --policy POLICY [--audit] [--report FILE] [--user USER] -- COMMAND [ARG...]
 
-    Enforced, the exit status is the command's, and each call the policy refused is named at the end.
+    Enforced, the exit status is the command's, and each call, capability and path the policy refused is named
+    at the end.
     With --audit: 0 when the policy would refuse nothing the run did, 1 when it would, 2 on bad input.
     """
     if not command:
         raise click.UsageError("no command given: write it after --, as in: profiler run --policy unit.service -- ls /")
     if report is not None:
         files.check_output(report, overwrite=force)
-    chosen = pipeline.run_policy(policies)
-    for setting in chosen.sandbox.not_applied:
+    chosen = confining.run_policy(policies)
+    for setting in chosen.not_applied:
         click.echo(visible(f"profiler: not applied: {setting}"), err=True)
-    result = pipeline.run(chosen, command, audit=audit, user=user)
+    result = confining.run(chosen, command, audit=audit, user=user, watch=not no_watch)
     for line in result.lines():
         click.echo(visible(line), err=True)
     if report is not None:

@@ -119,10 +119,17 @@ def _namespace_lines(trace: Trace) -> list[str]:
     ]
 
 
-# The most lines of file accesses shown per program: a build opens tens of thousands of paths; the rest are in
-# `profiler show --format csv --table file_accesses`.
-FILE_LINES_PER_PROGRAM = 40
+# The most lines shown of one program's file accesses, or of one kind of kernel use: a build opens tens of
+# thousands of paths; the rest are in `profiler show --format csv --table TABLE`.
+LINES_PER_GROUP = 40
 NOT_RECORDED = "  not recorded (recorded with --no-paths, or by a profiler before they were)"
+
+
+def _bounded(lines: list[str], indent: str, table: str) -> list[str]:
+    if len(lines) <= LINES_PER_GROUP:
+        return lines
+    more = f"{indent}... and {len(lines) - LINES_PER_GROUP} more: profiler show --format csv --table {table}"
+    return [*lines[:LINES_PER_GROUP], more]
 
 
 def _file_lines(trace: Trace) -> list[str]:
@@ -136,27 +143,22 @@ def _file_lines(trace: Trace) -> list[str]:
     lines = []
     for program, done in sorted(accesses.items()):
         lines.append(f"  {program} ({len(done)})")
-        ordered = sorted(done.items())
-        lines += [
-            f"    {op:<8} {path}{result}  {count}×" for (path, op, result), count in ordered[:FILE_LINES_PER_PROGRAM]
-        ]
-        if len(ordered) > FILE_LINES_PER_PROGRAM:
-            lines.append(
-                f"    ... and {len(ordered) - FILE_LINES_PER_PROGRAM} more: profiler show --format csv --table "
-                "file_accesses"
-            )
+        shown = [f"    {op:<8} {path}{result}  {count}×" for (path, op, result), count in sorted(done.items())]
+        lines += _bounded(shown, "    ", "file_accesses")
     return lines or ["  none"]
 
 
 def _kernel_lines(trace: Trace) -> list[str]:
     if trace.kernel_uses is None:
         return [NOT_RECORDED]
-    uses: dict[tuple[str, str, str], int] = defaultdict(int)
+    uses: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
     for use in trace.kernel_uses:
-        uses[(use.use.value, use.detail, trace.program(use.process, use.image))] += use.count
-    return [
-        f"  {use:<14} {detail} by {program}  {count}×" for (use, detail, program), count in sorted(uses.items())
-    ] or ["  none"]
+        uses[use.use.value][(use.detail, trace.program(use.process, use.image))] += use.count
+    lines = []
+    for kind, done in sorted(uses.items()):
+        shown = [f"  {kind:<14} {detail} by {program}  {count}×" for (detail, program), count in sorted(done.items())]
+        lines += _bounded(shown, "  ", "kernel_uses")
+    return lines or ["  none"]
 
 
 def render_summary(trace: Trace, source: str) -> str:

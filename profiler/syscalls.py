@@ -1,7 +1,5 @@
 """Syscall names and numbers per ABI, from libseccomp's tables (never from a table of ours)."""
 
-import ctypes
-import ctypes.util
 import functools
 import platform
 from types import ModuleType
@@ -50,6 +48,8 @@ def native_abi() -> str:
 @functools.cache
 def libseccomp_version() -> str:
     """Version of the libseccomp library that names syscalls, such as "2.5.4"."""
+    import ctypes.util  # with subprocess, shutil and tempfile: only a recording and some messages ask for it
+
     library = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
 
     class Version(ctypes.Structure):

@@ -57,15 +57,20 @@ def _hostile_unit(directory: Path, words: list[str], drop_in: str) -> Path:
 
 
 @RUNS
-@given(trace=hostile_traces(), source=HOSTILE)
+@given(trace=hostile_traces(paths=True), source=HOSTILE)
 def test_show_prints_printable_lines(trace: Trace, source: str) -> None:
     lines = _printable_lines(show.render_summary(trace, source))
     assert len([line for line in lines if line.startswith("  ") and "[pid " in line]) == len(trace.processes)
+    assert sum(line.startswith("files per program") for line in lines) == 1
+    if trace.file_accesses:
+        assert sum(line.startswith("    ") and line.endswith("×") for line in lines) >= len(
+            {(a.path, a.op, a.error) for a in trace.file_accesses}
+        )
     assert show.short_summary(trace).isprintable()
 
 
 @RUNS
-@given(trace=hostile_traces(), source=HOSTILE)
+@given(trace=hostile_traces(paths=True), source=HOSTILE)
 def test_csv_rows_are_one_printable_line_each_and_json_is_exact(trace: Trace, source: str) -> None:
     tables = explore.tables([(source + ".trace.json", trace)])
     for table in explore.Table:

@@ -36,6 +36,25 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" download --quiet --no-deps --dest "$work/wheels" six==1.16.0
 record pip-install pip-install -- "$work/venv/bin/pip" install --quiet --no-index --find-links "$work/wheels" six
 
+# The job a tool executor exists for, as an unprivileged user: a dependency audit of a requirements file with
+# pip-audit from PyPI (its cache where systemd makes a service's, /var/cache), and cargo's own work on a small
+# crate with Debian's cargo (root's rustup toolchain is in /root, which nobody cannot enter).
+command -v /usr/bin/cargo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >/dev/null
+python3 -m venv "$work/audit"
+"$work/audit/bin/pip" install --quiet pip-audit==2.10.1
+printf 'requests==2.25.0\n' > "$work/requirements.txt"
+cache=/var/cache/profiler-pip-audit
+mkdir -p "$cache" && chown nobody "$cache"
+chown -R nobody "$work"
+record pip-audit pip-audit --user nobody -- \
+    "$work/audit/bin/pip-audit" --cache-dir "$cache" --requirement "$work/requirements.txt" --progress-spinner off
+rm -rf "$cache"
+cd "$work"
+runuser -u nobody -- env HOME="$work" CARGO_HOME="$work/cargo-home" /usr/bin/cargo new --quiet unprivileged
+cd unprivileged
+record cargo-build-nobody cargo-build-nobody --user nobody -- \
+    env CARGO_HOME="$work/cargo-home" /usr/bin/cargo build --offline --quiet
+
 # curl: fetch a page from a local web server (the server itself is not recorded).
 python3 -m http.server --bind 127.0.0.1 8765 --directory "$work/hello" >/dev/null 2>&1 &
 server=$!

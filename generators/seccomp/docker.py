@@ -3,6 +3,7 @@
 DockerFormat.render                       `exec docker run FLAGS "$@"`, each flag explained in a comment
 """
 
+import posixpath
 import re
 import shlex
 
@@ -25,14 +26,20 @@ def _filesystem_flags(filesystem: ContainerFilesystem | None) -> list[tuple[str,
         return []
     flags = [("--read-only", "--read-only: the root file system is read-only; what the runs wrote stays writable")]
     flags += [(f"--tmpfs={path}", f"--tmpfs={path}: an empty {path} of its own") for path in filesystem.tmpfs]
+    # One volume per mount point (docker refuses a second at the same one): a path docker cannot name (it splits
+    # -v at ':' and --mount at ',') is covered by the nearest directory above it that it can.
+    volumes: dict[str, list[str]] = {}
     for path, why in filesystem.writable:
-        # docker splits -v at ':' and --mount at ',': such a path cannot be given as a flag.
-        if ":" in path or "," in path:
-            flags.append(("", f"{path} must be writable ({why}), but docker cannot mount a path holding ':' or ','"))
-        else:
-            flags.append(
-                (f"--volume={path}", f"--volume={path}: an anonymous volume, writable ({why}); name one to keep it")
-            )
+        mounted = path
+        while ":" in mounted or "," in mounted:
+            mounted = posixpath.dirname(mounted)
+        wider = f"; {path} itself cannot be named to docker" if mounted != path else ""
+        volumes.setdefault(mounted, []).append(why + wider)
+    for path, whys in volumes.items():
+        why = "; ".join(whys)
+        flags.append(
+            (f"--volume={path}", f"--volume={path}: an anonymous volume, writable ({why}); name one to keep it")
+        )
     return flags
 
 

@@ -49,11 +49,13 @@ def container_filesystem(profile: Profile, min_runs: int) -> ContainerFilesystem
     plan = plan_sandbox(profile.sandbox, profile_facts(profile, min_runs), {})
     writable = []
     for root in plan.writable:
-        path = root.path
+        # A volume is a directory: one mounted on a file fails the container's start ("not a directory").
+        path = root.path if root.directory else posixpath.dirname(root.path)
         while not path.isprintable():
             path = posixpath.dirname(path)
         written = sorted({write.path for write in root.writes})
         why = f"written: {', '.join(written[:3])}" + (f" (+{len(written) - 3} more)" if len(written) > 3 else "")
+        why += "" if root.directory else f"; {root.path} is a file, mounted with its directory"
         writable.append((path, visible(f"{why}: {describe_evidence(root.evidence, profile, min_runs)}")))
     private = plan.value("PrivateTmp") == "yes"
     used = {tree for tree in TEMPORARY_TREES for need in profile.sandbox.files if is_under(need.path, tree)}

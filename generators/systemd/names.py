@@ -137,7 +137,18 @@ SETTINGS = (
     "RestrictNamespaces",
     "NoNewPrivileges",
     "User",
+    "Group",
     *dict.fromkeys([*SECCOMP_SWITCHES, *SANDBOX_SETTINGS]),
+)
+
+
+# Settings that confine a service and that profiler reads past without modelling them: named where a policy is
+# applied (profiler run), so that nobody takes a run for the whole unit.
+UNMODELED_CONFINING = re.compile(
+    r"(Protect|Private|Restrict|Inaccessible|ReadOnly|ExecPaths|NoExecPaths|TemporaryFileSystem|Bind|Device|"
+    r"IPAddress|MemoryDenyWriteExecute|LockPersonality|SecureBits|RemoveIPC|DynamicUser|SystemCallLog|"
+    r"SupplementaryGroups|RootDirectory|RootImage|UMask|Personality|KeyringMode|NetworkNamespacePath|"
+    r"IPCNamespacePath|ProcSubset|Limit).*"
 )
 
 

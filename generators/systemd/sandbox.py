@@ -7,6 +7,7 @@ sandbox_refusals(reading, plan)   what the unit would refuse, naming its line an
 sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most dangerous first
 """
 
+import dataclasses
 import posixpath
 from dataclasses import dataclass
 
@@ -127,6 +128,14 @@ def _unit_value(key: str, value: str | None) -> str | None:
 
 # ------------------------------------------------------------------------------------------------ reading
 
+# The sandbox DynamicUser=yes turns on and a unit cannot turn off (ProtectHome= only where the unit leaves it off).
+DYNAMIC_USER_IMPLIES = {
+    "ProtectSystem": "strict",
+    "ProtectHome": "read-only",
+    "PrivateTmp": "yes",
+    "RestrictSUIDSGID": "yes",
+}
+
 
 class SandboxReading:
     """The sandboxing settings a unit's assignments give, applied one at a time as systemd applies them."""
@@ -134,6 +143,7 @@ class SandboxReading:
     def __init__(self) -> None:
         self.levels: dict[str, SettingLine] = {}  # the last line of each setting that is on
         self.lists: dict[str, list[SettingLine]] = {}  # each entry, with its line
+        self.unmodeled: dict[str, SettingLine] = {}  # the last line of each, while it is set
 
     def apply(self, key: str, value: str, source: str, line: int, words: list[str]) -> str | None:
         """Take one assignment of a sandboxing setting (words: its value split as systemd splits it); what is
@@ -150,15 +160,28 @@ class SandboxReading:
                 return f"{key}={value}: not a boolean: systemd ignores the line"
             self._set(at, "yes" if on else "no")
         elif key in LIST_SETTINGS:
-            if key == "DeviceAllow" and words:
-                words = [" ".join(words)]  # one device and its access per line
             if not words:
                 self.lists.pop(key, None)
-            else:
-                self.lists.setdefault(key, []).extend(SettingLine(key, _entry(key, w), source, line) for w in words)
+            # One device and its access per line; one entry per word of the others.
+            given = [(words[0], " ".join(words[1:]))] if key == "DeviceAllow" and words else [(w, "") for w in words]
+            wrong = None
+            for word, access in given:
+                entry, ignored = _entry(key, word, access)
+                if entry is None:
+                    wrong = wrong or f"{key}={value}: {ignored}: systemd ignores it"
+                else:
+                    self.lists.setdefault(key, []).append(SettingLine(key, entry, source, line))
+            return wrong
         else:
             self.levels[key] = at  # UMask=
         return None
+
+    def apply_unmodeled(self, key: str, value: str, source: str, line: int) -> None:
+        """Take one assignment of a confining setting profiler does not model (names.UNMODELED_CONFINING)."""
+        if value:
+            self.unmodeled[key] = SettingLine(key, value, source, line)
+        else:
+            self.unmodeled.pop(key, None)  # an empty assignment resets it
 
     def _set(self, at: SettingLine, level: str) -> None:
         if level == LEVELS.get(at.key, ("no",))[0]:
@@ -168,11 +191,21 @@ class SandboxReading:
 
     def settings(self, user: str | None) -> SandboxSettings:
         """The settings; user is the unit's User=. DynamicUser=yes beside User=NAME runs the service as NAME where
-        NAME is a static user, as a user the runs ran as is: it changes nothing of theirs, and is left out."""
-        levels = [self.levels[key] for key in sorted(self.levels) if not (user and key == "DynamicUser")]
+        NAME is a static user, as a user the runs ran as is, and is left out as a user; the sandbox it implies
+        stays, whoever the service runs as (unit_patch_contexts in src/core/unit.c, systemd 252): ProtectSystem=
+        strict, PrivateTmp=yes and RestrictSUIDSGID=yes whatever the unit says, ProtectHome=read-only where the
+        unit leaves it off."""
+        levels = dict(self.levels)
+        dynamic = levels.get("DynamicUser")
+        if dynamic is not None:
+            for key, value in DYNAMIC_USER_IMPLIES.items():
+                if key not in levels or (key != "ProtectHome" and levels[key].value != value):
+                    levels[key] = dataclasses.replace(dynamic, key=key, value=value, implied_by=dynamic.where)
+        levels = {key: at for key, at in levels.items() if not (user and key == "DynamicUser")}
         return SandboxSettings(
-            tuple(levels),
+            tuple(levels[key] for key in sorted(levels)),
             tuple(entry for key in sorted(self.lists) for entry in self.lists[key]),
+            tuple(self.unmodeled[key] for key in sorted(self.unmodeled)),
         )
 
 
@@ -180,7 +213,8 @@ def writable(settings: SandboxSettings, path: str) -> bool:
     """Whether a path ProtectSystem=strict made read-only is writable again by one of the unit's entries."""
     for setting, tree in [("ReadWritePaths", "/"), *((each, tree) for tree, each in MANAGED_TREES.items())]:
         for entry in settings.entries_of(setting):
-            if is_under(path, entry.value if setting == "ReadWritePaths" else posixpath.join(tree, entry.value)):
+            names = [entry.value] if setting == "ReadWritePaths" else entry.value.split(":")
+            if any(is_under(path, posixpath.join(tree, name)) for name in names):
                 return True
     return settings.value("PrivateTmp") == "yes" and any(is_under(path, tree) for tree in TEMPORARY_TREES)
 
@@ -192,11 +226,36 @@ def _level(key: str, value: str) -> str | None:
     return value if value in LEVELS[key] else None
 
 
-def _entry(key: str, word: str) -> str:
+def _simplified(path: str) -> str | None:
+    """A path as systemd's path_simplify leaves it (no //, /./ or trailing /), or None where it holds a .., which
+    path_simplify_and_warn refuses as not normalised."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    return None if ".." in parts else ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
     """An entry as the plan writes it: the prefixes of path lists (- ignore if missing, + under RootDirectory=)
-    dropped, specifiers' %% as %."""
+    dropped, specifiers' %% as %, paths simplified as systemd simplifies them, a device's access given in full
+    (none is rwm); or None, and why, for an entry systemd ignores (config_parse_exec_directories and
+    config_parse_device_allow in src/core/load-fragment.c)."""
     entry = word.replace("%%", "%")
-    return entry.lstrip("-+") if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths") else entry
+    if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths"):
+        path = _simplified(entry.lstrip("-+"))
+        return (path, "") if path and path.startswith("/") else (None, f"{entry} is not a normalised absolute path")
+    if key in MANAGED_TREES.values():
+        # source:destination makes a symlink destination to source, each a directory name under the tree.
+        names = [_simplified(name) for name in entry.split(":", 1)]
+        if any(not name or name.startswith("/") for name in names):
+            return None, f"{entry} is not a normalised relative path"
+        return ":".join(name or "" for name in names), ""
+    if key == "DeviceAllow":
+        path = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
+        if not path or not path.startswith(("char-", "block-", "/dev/", "/sys/")):
+            return None, f"{entry} is not a device node path, nor char- or block- and a group"
+        if not set(access) <= set("rwm"):
+            return None, f"{access} are not device rights (r, w, m)"
+        return f"{path} {access or 'rwm'}", ""
+    return entry, ""
 
 
 # ---------------------------------------------------------------------------------------------- comparing
@@ -232,11 +291,15 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     refusals = []
     for setting in plan.settings:
         at = next((each for each in settings.levels if each.key == setting.key), None)
-        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User"):
+        # DevicePolicy= refuses devices, each named by _device_refusals: strict refuses no more where no pseudo
+        # device was opened.
+        if at is None or setting.key in LIST_SETTINGS or setting.key in ("UMask", "User", "DevicePolicy"):
             continue
         if _rank(setting.key, at.value) > _rank(setting.key, setting.value):
             allowed = setting.value or LEVELS.get(setting.key, ("no",))[0]
-            refusals.append(SandboxRefusal(at, setting.why, f"{setting.key}={allowed}", setting.evidence))
+            # What DynamicUser= implies, no line of the unit can lower.
+            fix = "DynamicUser=no" if at.implied_by else f"{setting.key}={allowed}"
+            refusals.append(SandboxRefusal(at, setting.why, fix, setting.evidence))
     if plan.value("IPAddressDeny") is None and "any" in (settings.value("IPAddressDeny") or "").split():
         at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
@@ -261,11 +324,16 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
 def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """The device nodes DevicePolicy=closed or strict refuses: those neither pseudo (closed) nor allowed."""
     policy = settings.line("DevicePolicy")
+    allows = settings.entries_of("DeviceAllow")
+    if policy is None and allows:
+        # DevicePolicy=auto allows every device only where no DeviceAllow= line is given; with one, it is closed.
+        policy = SettingLine("DevicePolicy", "closed", allows[0].source, allows[0].line, allows[0].where)
     if policy is None:
         return []
-    allowed = {
-        entry.value.split(" ")[0]: entry.value.rsplit(" ", 1)[-1] for entry in settings.entries_of("DeviceAllow")
-    }
+    allowed: dict[str, str] = {}
+    for entry in allows:  # path and access: the access has no space, the path may
+        device, access = entry.value.rsplit(" ", 1)
+        allowed[device] = allowed.get(device, "") + access
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.device is None:

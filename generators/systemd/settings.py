@@ -31,7 +31,9 @@ from generators.systemd.names import (
     OVERRIDING_SETTINGS,
     SANDBOX_SETTINGS,
     SECCOMP_SWITCHES,
+    SETTINGS,
     SYSTEMD_ARCHITECTURES,
+    UNMODELED_CONFINING,
     capability_bit,
     capability_names,
     errno_name,
@@ -77,6 +79,7 @@ class UnitReading:
         self.no_new_privileges: bool | None = None
         self.no_new_privileges_at: Assignment | None = None
         self.user: str | None = None
+        self.group: str | None = None
         self.dynamic_user_at: Assignment | None = None  # the line that turned DynamicUser= on, while it is on
         self.switched_on: dict[str, Assignment] = {}  # the line that turned each seccomp switch on, while it is on
         self.last_at: dict[str, Assignment] = {}  # the last line of each setting
@@ -142,6 +145,13 @@ class UnitReading:
                     self.switched_on[key] = at
                 else:
                     self.switched_on.pop(key, None)
+            case "Group":
+                if re.search(r"[:/\x00-\x1f\x7f]", at.value) or at.value in (".", ".."):
+                    self.warn(at, f"Group={at.value}: not a group name: systemd will not start the unit")
+                    return
+                self.group = at.value or None
+            case key if key not in SETTINGS and UNMODELED_CONFINING.fullmatch(key):
+                self.sandbox.apply_unmodeled(key, at.value, at.source, at.line)
 
     def warn_allow_line_in_deny_list(self, at: Assignment, first: Assignment, items: str) -> None:
         self.warn(
@@ -350,6 +360,7 @@ class UnitReading:
             else NameSet(ListMode.ALLOW, frozenset(self.namespaces or ())),
             no_new_privileges=True if dynamic else self.no_new_privileges,
             user=self.user or (unit.name.rsplit(".", 1)[0] if dynamic else None),
+            group=self.group,
             overrides=tuple(
                 self.override(key, at) for key, at in sorted(self.switched_on.items()) if key in OVERRIDING_SETTINGS
             )

@@ -2,9 +2,9 @@
 
     Confinement      everything below, for one command
     Account          the user and group the command runs as (supplementary groups are always cleared)
-    Capabilities     the bounding, ambient and inheritable sets
     SeccompRules     the syscall list, the settings that refuse syscalls whatever it says, the ABIs, socket()
                      by family and clone/unshare/setns by namespace type; answer() says what refuses a call
+    Capabilities     the bounding, ambient and inheritable sets; refused_by() says which setting keeps one out
     FileSystem       PrivateTmp=, PrivateDevices=, ProtectSystem=, ProtectHome=, ReadWritePaths=
     Answer           how a refusal is answered (an errno, or killing the process) and which setting gave it
 
@@ -152,6 +152,19 @@ class Account:
 class Capabilities:
     bounding: frozenset[str]  # CAP_* names the bounding set keeps
     ambient: frozenset[str] = frozenset()  # raised across the change of user and the exec; also inheritable
+    # The settings that took a capability out of the bounding set, where it is not the bounding set's own:
+    # (CAP_SYS_TIME, ProtectClock=yes (unit.service:12))
+    taken: tuple[tuple[str, str], ...] = ()
+    bounding_setting: str = "CapabilityBoundingSet="
+
+    def refused_by(self, name: str, account: "Account | None") -> str | None:
+        """The setting that keeps a capability from the command, or None where the policy grants it (a check
+        that fails then fails for a reason of its own: a user namespace, another process's credentials)."""
+        if name not in self.bounding:
+            return dict(self.taken).get(name, self.bounding_setting)
+        if account is not None and account.uid != 0 and name not in self.ambient:
+            return f"User={account.name} without AmbientCapabilities={name}"
+        return None
 
 
 ALL_CAPABILITIES = frozenset(abi.CAPABILITIES)

@@ -14,13 +14,14 @@ a close-on-exec pipe and exits, the supervisor kills the tree and raises Enforce
 runs unconfined. The pipe closing without a line is the exec.
 """
 
+import dataclasses
 import os
 import signal
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -43,8 +44,18 @@ from profiler.enforcement.kernel_calls import (
     prctl,
     unshare,
 )
+from profiler.enforcement.refusals import (
+    CapabilityRefusal,
+    ConnectRefusal,
+    PathRefusal,
+    capability_refusals,
+    connect_refusals,
+    path_refusals,
+)
 from profiler.enforcement.supervisor import Refusal, Supervision, shell_status
-from profiler.errors import EnforcementError
+from profiler.errors import EnforcementError, TracingError
+from profiler.recording import kernel_features
+from profiler.recording.refusal_watch import RefusalWatch
 from profiler.recording.terminal_relay import ChildTerminal, TerminalRelay
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -54,8 +65,12 @@ _SET_UP_FAILED = 125
 @dataclass(frozen=True, slots=True)
 class Enforced:
     exit_status: int  # the command's, as a shell reports it (128+N when signal N ended it)
-    refusals: tuple[Refusal, ...]
+    refusals: tuple[Refusal, ...]  # by the seccomp filter
     startup_s: float  # from the call to the exec of the command
+    capability_refusals: tuple[CapabilityRefusal, ...] = ()
+    path_refusals: tuple[PathRefusal, ...] = ()
+    connect_refusals: tuple[ConnectRefusal, ...] = ()
+    unwatched: str | None = None  # why capability and path refusals were not watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +235,9 @@ class _Launch:
                 # Held until the supervisor has the listener: a refused call before then would wait forever.
                 if os.read(self.command_socket.fileno(), 1) != b"g":
                     raise RuntimeError("the supervisor did not take the seccomp listener")
+        else:
+            with _step("say who the command is"):
+                self.command_socket.sendmsg([b"unfiltered"], [self.credentials()])
         with _step(f"exec {command.program}"):
             os.execve(command.program, list(command.argv), command.environment)
 
@@ -271,29 +289,106 @@ class _Launch:
 
     # --- the supervisor ------------------------------------------------------------------------------------------
 
-    def run(self, relay: TerminalRelay | None) -> Enforced:
-        started = time.perf_counter()
-        holder = os.fork()
-        if holder == 0:
-            _in_child(self.status_write, self.holder)
+    @contextmanager
+    def _until_exec(self, watch: RefusalWatch | None) -> Iterator[Supervision]:
+        """Fork the holder and serve the set-up until the command's exec; EnforcementError when a step failed
+        (nothing runs). On the way out the supervision is closed: what is left of the tree is killed, unless
+        it was left running."""
+        with watch.arming() if watch is not None else nullcontext():
+            holder = os.fork()
+            if holder == 0:
+                _in_child(self.status_write, self.holder)
         os.close(self.status_write)
         self.command_socket.close()
         supervision = Supervision(self.confinement, holder)
         try:
             failure = supervision.until_exec(self.status_read, self.supervisor_socket)
             if failure is not None:
-                supervision.kill()
                 raise EnforcementError(f"cannot confine {self.command.argv[0]}: {failure}; it was not started")
-            startup_s = time.perf_counter() - started
-            if relay is not None:
-                relay.start()
-            with _passing_signals_to(holder, relay):
-                exit_status = supervision.until_exit()
-            return Enforced(exit_status, supervision.refusals(), startup_s)
+            yield supervision
         finally:
             supervision.close()
             os.close(self.status_read)
             self.supervisor_socket.close()
+
+    def run(self, relay: TerminalRelay | None, watch: RefusalWatch | None, started: float) -> Enforced:
+        with self._until_exec(watch) as supervision:
+            startup_s = time.perf_counter() - started
+            if relay is not None:
+                relay.start()
+            with _passing_signals_to(supervision.holder, relay):
+                exit_status = supervision.until_exit(_JobControl(relay).check if relay is not None else None)
+            refusals = supervision.refusals()
+        if watch is None:
+            return Enforced(exit_status, refusals, startup_s)
+        return Enforced(
+            exit_status,
+            refusals,
+            startup_s,
+            capability_refusals(self.confinement, watch.denied_capabilities()),
+            path_refusals(self.confinement, watch.failed_path_calls(), refusals),
+            connect_refusals(self.confinement, watch.unreachable_connects()),
+            None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
+        )
+
+    def start_unfiltered(self, watch: RefusalWatch | None) -> "Unfiltered":
+        """Start the command with nothing to supervise (no seccomp filter), for a caller that follows it."""
+        assert self.filter is None
+        with self._until_exec(watch) as supervision:
+            assert supervision.command_pid is not None
+            supervision.leave_running()
+            return Unfiltered(supervision.holder, supervision.command_pid)
+
+
+class Unfiltered:
+    """A command started without a filter, as subprocess.Popen gives one (recording.command.Child): the holder's
+    status is the command's; pid is the command's own (its process group, a session of its own)."""
+
+    def __init__(self, holder: int, command: int):
+        self.holder, self.pid = holder, command
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, wait_status = os.waitpid(self.holder, os.WNOHANG)
+            if pid:
+                self.returncode = shell_status(wait_status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(self.holder, signal.SIGKILL)  # and so init, PID 1, and with it the whole namespace
+
+    def wait(self) -> int:
+        code = self.poll()
+        if code is None:
+            _, wait_status = os.waitpid(self.holder, 0)
+            code = self.returncode = shell_status(wait_status)
+        return code
+
+
+class _JobControl:
+    """Ctrl-Z on the command's terminal, acted on as a shell's job control would. The command's terminal cannot
+    stop it: its process group has no parent in its session (init is outside it), so the kernel discards the
+    terminal's SIGTSTP (an orphaned process group). As `record` does: the command's foreground group is stopped
+    (SIGSTOP, which no process refuses), then profiler itself, giving the operator's shell its terminal back; when
+    the shell continues profiler (fg), the group is continued."""
+
+    def __init__(self, relay: TerminalRelay):
+        self.relay, self.seen = relay, relay.suspends
+
+    def check(self) -> None:
+        if self.relay.suspends == self.seen:
+            return
+        self.seen = self.relay.suspends
+        group = self.relay.foreground_group()  # in profiler's PID namespace, as tcgetpgrp(3) gives it
+        if group is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGSTOP)
+        self.relay.suspend()
+        if group is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGCONT)
 
 
 def _mask(names: frozenset[str]) -> int:
@@ -323,8 +418,13 @@ def _passing_signals_to(holder: int, relay: TerminalRelay | None) -> Iterator[No
             signal.signal(number, handler)
 
 
-def launch(confinement: Confinement, command: Command, relay: TerminalRelay | None = None) -> Enforced:
-    """Run the command confined; EnforcementError (nothing started, or all of it killed) when a step fails."""
+def launch(
+    confinement: Confinement, command: Command, relay: TerminalRelay | None = None, *, watch_refusals: bool = True
+) -> Enforced:
+    """Run the command confined; EnforcementError (nothing started, or all of it killed) when a step fails.
+    watch_refusals: watch the capability checks and path calls the confinement refuses, through eBPF (where it
+    cannot load, the run goes on without, and Enforced.unwatched says why)."""
+    started = time.perf_counter()
     filter_ = (
         seccomp_filter.build_filter(confinement.seccomp, confinement.no_new_privileges)
         if confinement.seccomp.filters
@@ -335,4 +435,28 @@ def launch(confinement: Confinement, command: Command, relay: TerminalRelay | No
 
     account = confinement.account
     terminal = relay.child_terminal(account.uid if account else None) if relay is not None else None
-    return _Launch(confinement, command, terminal, filter_).run(relay)
+    watch, unwatched = load_watch() if watch_refusals else (None, None)
+    try:
+        enforced = _Launch(confinement, command, terminal, filter_).run(relay, watch, started)
+    finally:
+        if watch is not None:
+            watch.close()
+    return dataclasses.replace(enforced, unwatched=unwatched) if unwatched else enforced
+
+
+def load_watch() -> tuple[RefusalWatch | None, str | None]:
+    """The refusal watch, or why it cannot load here (no BCC, BPF not allowed): a run goes on without it."""
+    try:
+        return RefusalWatch(kernel_features.probe()), None
+    except TracingError as error:
+        return None, str(error)
+
+
+def start_unfiltered(
+    confinement: Confinement, command: Command, terminal: ChildTerminal | None, watch: RefusalWatch | None
+) -> Unfiltered:
+    """Start the command under a confinement without a seccomp filter, and return once it has exec'd: for a
+    caller that follows it itself (run --audit records it). EnforcementError when a step fails."""
+    if confinement.seccomp.filters:
+        raise ValueError("a confinement with a seccomp filter needs its supervisor: launch() it")
+    return _Launch(confinement, command, terminal, None).start_unfiltered(watch)

@@ -46,6 +46,7 @@ _PROTECTED = {
     ProtectSystem.STRICT: ("/",),
 }
 _HOMES = ("/home", "/root", "/run/user")
+_TEMPORARY = ("/tmp", "/var/tmp")  # a tmpfs each under PrivateTmp=
 # The device nodes PrivateDevices= keeps (systemd's mount_private_dev), and the links of a /dev
 _PRIVATE_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 _DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1"}
@@ -82,7 +83,7 @@ def _bind_onto_itself(path: str) -> None:
 
 
 def _private_tmp() -> None:
-    for path in ("/tmp", "/var/tmp"):
+    for path in _TEMPORARY:
         if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
 
@@ -125,7 +126,7 @@ def apply(settings: FileSystem) -> None:
         _bind_onto_itself(path)
     if settings.private_tmp:
         _private_tmp()
-        writable += ["/tmp", "/var/tmp"]
+        writable += _private_tmp_paths(settings)
     homes = [path for path in _HOMES if os.path.isdir(path)]
     match settings.protect_home:
         case ProtectHome.YES:
@@ -157,3 +158,37 @@ def _read_only_points(
         if any(_under(point, path) for path in writable):
             continue
         yield point
+
+
+def read_only_by(settings: FileSystem, path: str) -> str | None:
+    """The setting whose mounts make path read-only (a path relative to where the program was: the one that
+    makes anything read-only), or None where none of them does."""
+    home = ProtectHome.READ_ONLY if settings.protect_home is ProtectHome.READ_ONLY else None
+    system = settings.protect_system if settings.protect_system is not ProtectSystem.NO else None
+    if not path.startswith("/"):
+        return f"ProtectSystem={system}" if system else f"ProtectHome={home}" if home else None
+    if any(_under(path, writable) for writable in (*settings.read_write_paths, *_private_tmp_paths(settings))):
+        return None
+    if home and any(_under(path, each) for each in _HOMES):
+        return f"ProtectHome={home}"
+    if system is ProtectSystem.STRICT and any(_under(path, api) for api in _API_FILE_SYSTEMS):
+        return None
+    if system and any(_under(path, root) for root in _PROTECTED[system]):
+        return f"ProtectSystem={system}"
+    return None
+
+
+def hidden_by(settings: FileSystem, path: str) -> str | None:
+    """The setting whose mounts hide path, or None: ProtectHome=yes or tmpfs (an empty directory over the homes),
+    PrivateDevices= (a /dev with the pseudo devices only)."""
+    if settings.protect_home in (ProtectHome.YES, ProtectHome.TMPFS) and any(_under(path, each) for each in _HOMES):
+        return f"ProtectHome={settings.protect_home}"
+    if settings.private_devices and _under(path, "/dev") and path != "/dev":
+        name = path.removeprefix("/dev/").split("/")[0]
+        if name not in (*_PRIVATE_DEVICES, *_DEV_LINKS, "pts", "shm", "mqueue"):
+            return "PrivateDevices=yes"
+    return None
+
+
+def _private_tmp_paths(settings: FileSystem) -> tuple[str, ...]:
+    return _TEMPORARY if settings.private_tmp else ()

@@ -7,7 +7,8 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from profiler import syscalls
+from profiler import byte_strings, syscalls
+from profiler.enforcement.refusals import CapabilityRefusal, ConnectRefusal, PathRefusal
 from profiler.enforcement.supervisor import Refusal
 
 
@@ -18,6 +19,31 @@ def refusal_lines(refusals: Sequence[Refusal]) -> list[str]:
         f"{each.answer.errno or 'killed'} from {each.answer.setting}"
         + (f" ({each.abi} ABI)" if each.abi != syscalls.native_abi() else "")
         + (" (ENOSYS: a program takes it for an older kernel and falls back)" if each.answer.errno == "ENOSYS" else "")
+        for each in refusals
+    ]
+
+
+def capability_lines(refusals: Sequence[CapabilityRefusal]) -> list[str]:
+    """refused: CAP_NET_RAW by /usr/bin/ping, 1x, from CapabilityBoundingSet= (asked by inet_create)"""
+    return [
+        f"refused: {each.capability} by {each.program}, {each.count}x, from {each.setting}"
+        + (f" (asked by {each.asked_by})" if each.asked_by else "")
+        for each in refusals
+    ]
+
+
+def path_lines(refusals: Sequence[PathRefusal]) -> list[str]:
+    """refused: write to /etc/x by /usr/bin/tee, 1x, EROFS from ProtectSystem=strict"""
+    return [
+        f"refused: {each.operation} {each.path} by {each.program}, {each.count}x, {each.errno} from {each.setting}"
+        for each in refusals
+    ]
+
+
+def connect_lines(refusals: Sequence[ConnectRefusal]) -> list[str]:
+    """refused: connect to 192.0.2.1:80 by /usr/bin/curl, 1x, ENETUNREACH from PrivateNetwork=yes"""
+    return [
+        f"refused: connect to {each.address} by {each.program}, {each.count}x, ENETUNREACH from {each.setting}"
         for each in refusals
     ]
 
@@ -40,6 +66,10 @@ class RunReport:
     audit: bool
     policy: str
     refusals: tuple[Refusal, ...] = ()  # enforced: what the filter refused
+    capability_refusals: tuple[CapabilityRefusal, ...] = ()  # enforced: what the confinement refused besides
+    path_refusals: tuple[PathRefusal, ...] = ()
+    connect_refusals: tuple[ConnectRefusal, ...] = ()
+    unwatched: str | None = None  # why capability (enforced) and path refusals were not watched
     would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
     fix: str | None = None  # audited: the lines to add, in the policy's format
     not_applied: tuple[str, ...] = ()  # settings of the policy that run does not apply
@@ -61,28 +91,73 @@ class RunReport:
                 out.append(f"audit: {self.policy} would refuse nothing this run did")
         else:
             out += refusal_lines(self.refusals)
+            out += capability_lines(self.capability_refusals)
+            out += path_lines(self.path_refusals)
+            out += connect_lines(self.connect_refusals)
             if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
                 out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
+        if self.unwatched:
+            out.append(f"profiler: not watched for refusals: {self.unwatched}")
         return out
 
     def json(self) -> str:
+        """The report as JSON. A program or a path is a byte string, written as a trace writes one
+        (profiler.byte_strings: UTF-8, \\xNN for a byte that is not, \\\\ for a backslash)."""
         document = {
             "policy": self.policy,
             "mode": "audit" if self.audit else "enforce",
             "exit_status": self.exit_status,
             "refused": [
-                {
-                    "syscall": each.syscall,
-                    "program": each.program,
-                    "count": each.count,
-                    "errno": each.answer.errno,
-                    "setting": each.answer.setting,
-                    "abi": each.abi,
-                }
-                for each in self.refusals
+                *(
+                    {
+                        "kind": "syscall",
+                        "syscall": each.syscall,
+                        "program": byte_strings.encode(each.program),
+                        "count": each.count,
+                        "errno": each.answer.errno,
+                        "setting": each.answer.setting,
+                        "abi": each.abi,
+                    }
+                    for each in self.refusals
+                ),
+                *({"kind": "capability", **_bytes_written(each)} for each in self.capability_refusals),
+                *({"kind": "path", **_bytes_written(each)} for each in self.path_refusals),
+                *(
+                    {"kind": "connect", "errno": "ENETUNREACH", **_bytes_written(each)}
+                    for each in self.connect_refusals
+                ),
             ],
-            "would_refuse": [dataclasses.asdict(each) for each in self.would_refuse],
+            "unwatched": self.unwatched,
+            "would_refuse": [_bytes_written(each) for each in self.would_refuse],
             "fix": self.fix,
             "not_applied": list(self.not_applied),
         }
-        return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
+        return json.dumps(_text(document), indent=2, ensure_ascii=True) + "\n"
+
+
+_BYTE_STRINGS = ("program", "path")
+
+
+def _bytes_written(item: "CapabilityRefusal | PathRefusal | ConnectRefusal | WouldRefuse") -> dict[str, object]:
+    """A refusal's fields, its program and path (and a path's name, the programs of a would-be refusal) in the
+    written form of byte strings."""
+    fields = dataclasses.asdict(item)
+    for key in _BYTE_STRINGS:
+        if isinstance(fields.get(key), str):
+            fields[key] = byte_strings.encode(fields[key])
+    if isinstance(item, WouldRefuse):
+        fields["programs"] = [byte_strings.encode(each) for each in item.programs]
+        if item.kind == "path":
+            fields["name"] = byte_strings.encode(item.name)
+    return dict(fields)
+
+
+def _text(value: object) -> object:
+    """The rest as text any JSON parser takes: a byte that is not UTF-8 (a lone surrogate) becomes U+FFFD."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(char) <= 0xDFFF else char for char in value)
+    if isinstance(value, list):
+        return [_text(each) for each in value]
+    if isinstance(value, dict):
+        return {key: _text(each) for key, each in value.items()}
+    return value

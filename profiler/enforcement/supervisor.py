@@ -10,7 +10,7 @@ import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -28,6 +28,7 @@ _IOCTL_NOTIF_SEND = 0xC0182101
 _USER_NOTIF_FLAG_CONTINUE = 1
 _LISTENER_LINK = "anon_inode:seccomp notify"
 LISTENER_WAIT_S = 5.0
+TICK_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,8 @@ class Supervision:
                         self.message = b"the command's process ended while its seccomp filter was loading"
             elif self.listener is not None and self.listener in ready:
                 self.answer()
+        if self.command_pid is None and select.select([sock.fileno()], [], [], 0)[0]:
+            self.take_listener(sock)  # said before an exec without a filter, read after it
         text = self.message.decode(errors="replace").strip()
         return text or None
 
@@ -99,7 +102,7 @@ class Supervision:
 
     def take_listener(self, sock: socket.socket) -> None:
         data, ancillary, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(12))
-        if data != b"loading":
+        if data not in (b"loading", b"unfiltered"):
             return
         pid = next(
             (struct.unpack("=iII", payload)[0] for level, kind, payload in ancillary if kind == socket.SCM_CREDENTIALS),
@@ -108,6 +111,8 @@ class Supervision:
         if pid is None:
             raise EnforcementError("the command's process did not say who it is")
         self.command_pid = pid
+        if data == b"unfiltered":
+            return  # no filter, no listener to take
         target = os.pidfd_open(pid)
         try:
             deadline = time.monotonic() + LISTENER_WAIT_S
@@ -168,10 +173,13 @@ class Supervision:
         with suppress(ProcessLookupError):
             os.kill(tid, signal.SIGKILL)  # a thread's id names its whole thread group to kill(2)
 
-    def until_exit(self) -> int:
+    def until_exit(self, tick: Callable[[], None] | None = None) -> int:
+        """Answer refusals until the holder exits; tick: called every TICK_S meanwhile (job control)."""
         while self.exit_status is None:
             watched = [self.holder_fd] + ([self.listener] if self.listener is not None else [])
-            ready, _, _ = select.select(watched, [], [])
+            ready, _, _ = select.select(watched, [], [], TICK_S if tick is not None else None)
+            if tick is not None:
+                tick()
             if self.listener is not None and self.listener in ready:
                 self.answer()
             if self.holder_fd in ready:
@@ -194,6 +202,11 @@ class Supervision:
             signal.pidfd_send_signal(self.holder_fd, signal.SIGKILL)
             _, wait_status = os.waitpid(self.holder, 0)
             self.exit_status = shell_status(wait_status)
+
+    def leave_running(self) -> None:
+        """Leave the holder, whose command has exec'd, running for its caller to wait for (an audit's recording):
+        close() then kills nothing."""
+        self.exit_status = -1
 
     def close(self) -> None:
         self.kill()  # only on an error: the holder has been reaped otherwise

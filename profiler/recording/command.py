@@ -4,12 +4,13 @@ import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from profiler.errors import WorkloadError
 from profiler.recording.targets import CommandTarget
-from profiler.recording.terminal_relay import TerminalRelay
+from profiler.recording.terminal_relay import ChildTerminal, TerminalRelay
 from profiler.recording.tracer_interface import SessionTracer
 from profiler.recording.workload_cgroup import WorkloadCgroup
 
@@ -17,15 +18,34 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
+class Child(Protocol):
+    """The process profiler started, as subprocess.Popen gives it: its status once it has ended (negative: the
+    signal that ended it), killed, waited for."""
+
+    pid: int  # the process group the command's signals go to, where it has no terminal
+
+    def poll(self) -> int | None: ...
+    def kill(self) -> None: ...
+    def wait(self) -> int: ...
+
+
+# Starts the command's first process in its own session, on the terminal given, with the environment given,
+# in place of the plain fork and exec: `run --audit` starts it in its namespaces, under its user. The tracer
+# follows its tree from the first exec in it (the processes it forks before are not the workload).
+Spawn = Callable[[ChildTerminal | None, dict[str, str]], Child]
+
+
 class Command:
     """The launched command: in a session of its own, on a terminal of its own where profiler's streams are
     terminals, in a cgroup of its own where there is cgroup2. Its whole tree is signalled through the tracer,
     which knows every process of it; killed through the cgroup where there is one."""
 
-    def __init__(self, target: CommandTarget, tracer: SessionTracer, cgroup: WorkloadCgroup | None):
-        self.target, self.tracer, self.cgroup = target, tracer, cgroup
+    def __init__(
+        self, target: CommandTarget, tracer: SessionTracer, cgroup: WorkloadCgroup | None, spawn: Spawn | None = None
+    ):
+        self.target, self.tracer, self.cgroup, self.spawn = target, tracer, cgroup, spawn
         self.relay = TerminalRelay.open()
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
 
     def start(self) -> None:
         target, user = self.target, self.target.user
@@ -33,6 +53,12 @@ class Command:
         if user is not None:
             environment.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
         terminal = self.relay.child_terminal(user.uid if user else None) if self.relay else None
+        if self.spawn is not None:
+            with self.tracer.spawning(), self._in_cgroup():
+                self.child = self.spawn(terminal, environment)
+            if self.relay is not None:
+                self.relay.start()
+            return
 
         def in_child() -> None:  # after setsid and the change of user, before exec
             if terminal is not None:

@@ -16,7 +16,7 @@ from types import FrameType
 from profiler import __version__, syscalls
 from profiler.errors import WorkloadError
 from profiler.recording.collector import LIVENESS_CHECK_S, Collector, Status
-from profiler.recording.command import Command
+from profiler.recording.command import Command, Spawn
 from profiler.recording.kernel_features import CapabilityProbe, KernelFeatures, probe
 from profiler.recording.targets import (
     CgroupTarget,
@@ -131,10 +131,11 @@ def record(
     options: RecordOptions = RecordOptions(),
     on_status: Callable[[Status], None] | None = None,
     tracer: SessionTracer | None = None,
+    spawn: Spawn | None = None,
 ) -> Recording:
     """Record a run of the target until it ends, --duration passes, or the user interrupts. tracer: one to record
     with instead of loading the recorder into the kernel (FakeTracer in tests), whose features stand for the
-    kernel's."""
+    kernel's. spawn: how a command target is started, where not by a plain fork and exec (command.Spawn)."""
     if isinstance(target, CommandTarget):
         target = CommandTarget(target.argv, target.user, resolve_program(target.argv))
     elif isinstance(target, PidTarget) and not Path(f"/proc/{target.pid}").is_dir():
@@ -150,7 +151,7 @@ def record(
         cgroup = target.path if isinstance(target, CgroupTarget) else None
         loaded = tracer or Tracer(features, cgroup=cgroup, sizes=options.sizes, paths=options.paths)
         with loaded as opened:
-            command = Command(target, opened, contained) if isinstance(target, CommandTarget) else None
+            command = Command(target, opened, contained, spawn) if isinstance(target, CommandTarget) else None
             return _Session(opened, features, target, options, on_status, command).run()
     finally:
         if contained is not None:

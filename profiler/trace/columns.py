@@ -53,7 +53,8 @@ _SYSCALL_NR = integer(-(2**31), UINT32_MAX)  # the kernel's long, of which the t
 _ARGUMENT_U32 = integer(0, UINT32_MAX)  # socket() and setns() arguments, as the tracer reads them
 _SIGNAL = Text(r"SIG[A-Z0-9+]{1,16}", "a signal name such as SIGKILL", nullable=True)
 _SYSCALL_NAME = Text(r"[a-z_][a-z0-9_]{0,63}", "a syscall name (lowercase letters, digits, _)", nullable=True)
-_ERRNO = Text(r"E[A-Z0-9]{1,31}", "an errno name such as ENOENT", nullable=True)
+# An errno's name, or its number where Python's errno table has no name for it (ENOTSUPP, 524, is the kernel's own).
+_ERRNO = Text(r"(?:E[A-Z0-9]{1,31}|[1-9][0-9]{0,3})", "an errno name such as ENOENT, or its number", nullable=True)
 _KERNEL_FUNCTION = Text(rf"[\x21-\x7e]{{1,{TEXT_LIMIT}}}", "a kernel function name")
 
 # Where a row was recorded: the first columns of every table of observations.
@@ -134,7 +135,7 @@ FILE_ACCESS_COLUMNS: Final = (
         "given, and again as resolved",
     ),
     Column("op", Choice(tuple(FileOp)), "what was done to it"),
-    Column("error", _ERRNO, "the errno name where the call failed; null where it succeeded"),
+    Column("error", _ERRNO, "the errno name (or number) where the call failed; null where it succeeded"),
     # The kernel's dev_t holds a 12-bit major and a 20-bit minor (MINORBITS).
     Column("device_major", integer(0, 2**12 - 1, nullable=True), "a device node's major number, else null"),
     Column("device_minor", integer(0, 2**20 - 1, nullable=True), "a device node's minor number, else null"),

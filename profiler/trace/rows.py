@@ -204,7 +204,7 @@ class FileAccess(NamedTuple):
     path: str  # a byte string, absolute: as the program named it, made absolute against the directory the kernel
     # used (its dirfd or working directory); a symlink as given, and again as resolved
     op: FileOp
-    error: str | None  # the errno name (ENOENT, EACCES) where the call failed; None on success
+    error: str | None  # the errno name (ENOENT, EACCES), or its number where it has none, where the call failed
     device: tuple[int, int] | None  # (major, minor) where the path opened is a character or block device node
     count: int  # type: ignore[assignment]
     first_s: float | None  # the first access, in seconds since the start of the recording; None if not known

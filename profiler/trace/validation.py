@@ -3,6 +3,7 @@
 import functools
 import itertools
 import operator
+import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -124,6 +125,12 @@ def _repeated(values: Sequence[Any]) -> int | None:
             return index
         seen.add(value)
     return None
+
+
+def _normalised(path: str) -> bool:
+    """Whether path is absolute and lexically normal: posixpath.normpath leaves it as it is (and it does not
+    start with the // that normpath keeps)."""
+    return path.startswith("/") and not path.startswith("//") and posixpath.normpath(path) == path
 
 
 class _Builder:
@@ -352,9 +359,12 @@ class _Builder:
     def file_accesses(self, columns: Columns) -> tuple[FileAccess, ...]:
         owners, indexes, paths, ops, errors, majors, minors, counts, firsts = columns
         placed = self._placed("file_accesses", owners, indexes)
-        if not all(path.startswith("/") for path in paths):
-            row = _first(paths, lambda path: not path.startswith("/"))
-            self.fail("file_accesses", row, "path", f"{shown(paths[row])} is not absolute")
+        # Normalised as the recorder writes them (no ., .., // or trailing /), so that a path under a directory is
+        # under it as text too: what the generators' prefix checks rest on.
+        wrong = {path for path in set(paths) if not _normalised(path)}
+        if wrong:
+            row = _first(paths, lambda path: path in wrong)
+            self.fail("file_accesses", row, "path", f"{shown(paths[row])} is not an absolute, normalised path")
         if [major is None for major in majors] != [minor is None for minor in minors]:
             row = _first(range(len(majors)), lambda row: (majors[row] is None) != (minors[row] is None))
             self.fail("file_accesses", row, "device_minor", "must be null where device_major is, and only there")

@@ -8,13 +8,15 @@ families) stay real unless a test asks for one hostile name: those the renderers
 
 import dataclasses
 import functools
+import posixpath
 
 from hypothesis import strategies as st
 
 from generators.profile import Profile, build_profile
 from profiler import trace
-from profiler.trace import SyscallUse, Trace
+from profiler.trace import FileOp, KernelUse, SyscallUse, Trace
 from tests.generators.conftest import REPOSITORY
+from tests.generators.sandbox_builders import recorded
 
 INJECTIONS = (
     "\n",
@@ -67,9 +69,9 @@ def base_trace(name: str) -> Trace:
 
 
 @st.composite
-def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> Trace:
+def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE, paths: bool = False) -> Trace:
     """A real trace with every free-text string replaced by a hostile one, and an unresolved syscall whose
-    reason is hostile too."""
+    reason is hostile too; with paths, sometimes recorded with files and kernel interfaces at hostile paths."""
     base = base_trace(draw(st.sampled_from(BASES)))
     run = dataclasses.replace(
         base.run,
@@ -90,15 +92,41 @@ def hostile_traces(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> T
     )
     first = base.processes[0]
     unresolved = SyscallUse(first.id, 0, 999, None, draw(text), 1, 0.5)
-    return dataclasses.replace(
+    hostile = dataclasses.replace(
         base, run=run, processes=processes, kernel_stacks=stacks, syscalls=(*base.syscalls, unresolved)
     )
+    if not paths or not draw(st.booleans()):
+        return hostile
+    # Files and kernel interfaces recorded, at hostile paths (under directories the sandbox settings decide on,
+    # normalised as a trace file holds them) and with hostile details.
+    directory = st.sampled_from(
+        ["/", "/tmp/", "/var/cache/", "/var/lib/", "/run/", "/root/", "/dev/", "/proc/sys/", "/srv/", "/usr/bin/"]
+    )
+    path = st.builds(
+        lambda where, names: posixpath.normpath(where + "/".join(names)).replace("//", "/"),
+        directory,
+        st.lists(text, min_size=1, max_size=2),
+    )
+    accesses = [
+        (draw(path), draw(st.sampled_from(FileOp)), draw(st.none() | st.just("ENOENT")))
+        for _ in range(draw(st.integers(1, 6)))
+    ]
+    kernel = [(draw(st.sampled_from(KernelUse)), draw(text)) for _ in range(draw(st.integers(0, 2)))]
+    files = recorded(hostile, accesses, kernel)
+    # Device numbers at the /dev paths, up to the largest the kernel's 32-bit dev_t parts hold.
+    numbers = st.none() | st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+    assert files.file_accesses is not None
+    rows = tuple(
+        row._replace(device=draw(numbers)) if row.path.startswith("/dev/") else row for row in files.file_accesses
+    )
+    return dataclasses.replace(files, file_accesses=rows)
 
 
 @st.composite
-def hostile_profiles(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE) -> Profile:
-    """The profile of one or two hostile traces, under hostile source names."""
-    traces = draw(st.lists(hostile_traces(text), min_size=1, max_size=2))
+def hostile_profiles(draw: st.DrawFn, text: st.SearchStrategy[str] = HOSTILE, paths: bool = False) -> Profile:
+    """The profile of one or two hostile traces, under hostile source names; with paths, sometimes recorded with
+    files and kernel interfaces at hostile paths (a profile has a sandbox only where every trace recorded them)."""
+    traces = draw(st.lists(hostile_traces(text, paths=paths), min_size=1, max_size=2))
     component = traces[0].run.component
     traces = [dataclasses.replace(each, run=dataclasses.replace(each.run, component=component)) for each in traces]
     return build_profile([(draw(text) + f".{index}", each) for index, each in enumerate(traces)])

@@ -69,14 +69,14 @@ def demo_observations(script: str, cache: str, home: str = "/root") -> SandboxOb
 
 def recorded(
     trace: Trace,
-    accesses: Iterable[tuple[str, FileOp] | tuple[str, FileOp, str]],
+    accesses: Iterable[tuple[str, FileOp] | tuple[str, FileOp, str | None]],
     kernel: Iterable[tuple[KernelUse, str]] = (),
     *,
     dropped_paths: int = 0,
     unresolved_paths: int = 0,
 ) -> Trace:
-    """The trace as if recorded with paths: (path, op) or (path, op, errno) and (use, detail), each once by its
-    first process's first image."""
+    """The trace as if recorded with paths: (path, op) or (path, op, errno or None) and (use, detail), each once by
+    its first process's first image."""
     process = trace.processes[0].id
     return dataclasses.replace(
         trace,

@@ -67,6 +67,30 @@ def test_device_allow_lets_the_run_read_its_device_and_nothing_more(
     assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
 
 
+@pytest.mark.skipif(not DEVICE.is_char_device(), reason=f"{DEVICE} is not a character device on this kernel")
+def test_a_device_allow_line_closes_the_default_device_policy(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """DevicePolicy=auto, systemd's default, allows every device only where no DeviceAllow= line is given: a line
+    for another device refuses the run's, and check names that line; a line without access allows all of it."""
+    rdev = DEVICE.stat().st_rdev
+    plan = _plan(
+        [FileNeed(str(DEVICE), FileOp.READ, None, _evidence(READER), (os.major(rdev), os.minor(rdev)))], systemd
+    )
+    unit = f"[Service]\nType=oneshot\nExecStart={READER} -An -tx4 {DEVICE}\n"
+    other, whole = "DeviceAllow=/dev/null rw\n", f"DeviceAllow={DEVICE}\n"
+    (tmp_path / "other").mkdir()
+    assert _refused(f"[Service]\n{other}", plan, systemd, tmp_path / "other") == [
+        f"DevicePolicy=closed: DeviceAllow={DEVICE} r"
+    ]
+    failed = system_manager.run("device-other", unit + other)
+    assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
+    (tmp_path / "whole").mkdir()
+    assert _refused(f"[Service]\n{whole}", plan, systemd, tmp_path / "whole") == []
+    ran = system_manager.run("device-whole", unit + whole)
+    assert ran.succeeded and ran.stdout.strip(), ran
+
+
 @pytest.fixture
 def cache() -> Iterator[Path]:
     """A cache directory of this test's own, and a directory of the same name under /srv."""
@@ -106,3 +130,26 @@ def test_dynamic_user_for_runs_as_nobody_that_write_only_where_systemd_makes_roo
     assert system_manager.run("nobody", writer, {"profiler.conf": _drop_in(ruled_out)}).succeeded
     failed = system_manager.run("nobody-dynamic", writer, {"profiler.conf": forced})
     assert (failed.result, failed.status) == ("exit-code", 2), failed
+
+
+def test_dynamic_user_beside_a_static_user_still_makes_the_system_read_only(
+    system_manager: SystemManager, systemd: SystemdFormat, cache: Path, tmp_path: Path
+) -> None:
+    """DynamicUser=yes implies ProtectSystem=strict (and PrivateTmp=, ProtectHome=read-only) whoever the service
+    runs as, a static User= such as root too: check refuses the write the run made outside the directories systemd
+    makes, naming DynamicUser= as the line, and the line it gives lets the write through."""
+    shell = "/usr/bin/dash"
+    shared = Path("/srv") / cache.name
+    shared.mkdir()
+    plan = _plan([FileNeed(f"{shared}/entry", FileOp.CREATE, None, _evidence(shell))], systemd)
+    writer = f"[Service]\nType=oneshot\nExecStart={shell} -c 'echo x > {shared}/entry'\n"
+    for user in ("", "User=root\n"):
+        unit = tmp_path / f"dynamic{len(user)}.service"
+        unit.write_text(f"{writer}{user}DynamicUser=yes\n")
+        [refusal] = sandbox_refusals(systemd.read(unit).sandbox, plan)
+        assert refusal.at.where == f"ProtectSystem=strict (implied by DynamicUser=yes ({unit}:{4 + bool(user)}))"
+        assert refusal.fix == f"ReadWritePaths={shared}"
+    failed = system_manager.run("dynamic-root", f"{writer}User=root\nDynamicUser=yes\n")
+    assert (failed.result, failed.status) == ("exit-code", 2) and "Read-only file system" in failed.stderr, failed
+    fixed = system_manager.run("dynamic-root-fixed", f"{writer}User=root\nDynamicUser=yes\nReadWritePaths={shared}\n")
+    assert fixed.succeeded, fixed

@@ -23,7 +23,8 @@ from generators import formats
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
 from generators.policy_names import policy_name
-from generators.profile import Profile
+from generators.profile import WRITE_OPS, Profile
+from generators.sandbox import API_TREES, is_under
 from generators.seccomp.docker import DockerFormat, seccomp_file_name
 from generators.seccomp.k8s import KubernetesFormat, object_name
 from generators.seccomp.oci import OciFormat
@@ -116,7 +117,7 @@ def _security_context(text: str) -> dict[str, Any]:
 
 
 @LIBRARY_RUNS
-@given(profile=hostile_profiles())
+@given(profile=hostile_profiles(paths=True))
 def test_yaml_reads_a_hostile_seccomp_profile_as_the_profile_says(profile: Profile) -> None:
     for options in OPTIONS:
         text = KubernetesFormat().render(profile, options)
@@ -141,8 +142,26 @@ def test_yaml_reads_a_hostile_seccomp_profile_as_the_profile_says(profile: Profi
 FAKE_DOCKER = "#!/usr/bin/python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
 
 
+def _volumes(profile: Profile, tmpfs: tuple[str, ...], flags: list[str]) -> list[str]:
+    """The --volume= flags of a docker command line, each checked: a directory docker can name (printable, no ':'
+    or ','), once, above a path a run wrote; together they cover every write the read-only root would refuse."""
+    volumes = [flag.removeprefix("--volume=") for flag in flags if flag.startswith("--volume=")]
+    assert len(set(volumes)) == len(volumes), "docker refuses two volumes at one mount point"
+    assert all(path.isprintable() and ":" not in path and "," not in path for path in volumes)
+    assert profile.sandbox is not None
+    kept = API_TREES + tmpfs  # writable as they are
+    writes = [
+        need.path
+        for need in profile.sandbox.files
+        if need.error is None and need.op in WRITE_OPS and not any(is_under(need.path, tree) for tree in kept)
+    ]
+    assert all(any(is_under(path, volume) for volume in volumes) for path in writes), "every write has a volume"
+    assert all(any(is_under(path, volume) for path in writes) for volume in volumes), "no volume but for a write"
+    return [f"--volume={path}" for path in volumes]
+
+
 @LIBRARY_RUNS
-@given(profile=hostile_profiles())
+@given(profile=hostile_profiles(paths=True))
 def test_sh_runs_a_hostile_docker_script_as_the_profile_says(profile: Profile) -> None:
     if shutil.which("sh") is None:
         pytest.skip("no sh")
@@ -151,6 +170,8 @@ def test_sh_runs_a_hostile_docker_script_as_the_profile_says(profile: Profile) -
     if privileges.capabilities is not None:
         expected += ["--cap-drop=ALL", *(f"--cap-add={name}" for name, _ in privileges.capabilities)]
     expected += ["--security-opt=no-new-privileges"] if privileges.no_new_privileges else []
+    filesystem = privileges.filesystem
+    expected += ["--read-only", *(f"--tmpfs={path}" for path in filesystem.tmpfs)] if filesystem else []
     expected += [f"--security-opt=seccomp={seccomp_file_name(profile.component)}", "debian:12", "true"]
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -169,7 +190,9 @@ def test_sh_runs_a_hostile_docker_script_as_the_profile_says(profile: Profile) -
                 cwd=work,
                 env={"PATH": f"{work / 'bin'}:/usr/bin:/bin"},
             )
-            assert json.loads(done.stdout) == expected
+            argv = json.loads(done.stdout)
+            volumes = _volumes(profile, filesystem.tmpfs, argv) if filesystem else []
+            assert argv == expected[:-3] + volumes + expected[-3:]
             assert sorted(path.name for path in work.iterdir()) == ["bin", "flags.sh"], "nothing else ran"
 
 
@@ -177,7 +200,7 @@ def test_sh_runs_a_hostile_docker_script_as_the_profile_says(profile: Profile) -
 
 
 @LIBRARY_RUNS
-@given(profile=hostile_profiles())
+@given(profile=hostile_profiles(paths=True))
 def test_a_hostile_profile_reads_back_exactly(profile: Profile) -> None:
     text = JsonProfileFormat().render(profile, RenderOptions(command_lines=True))
     text.encode()  # valid UTF-8: the bytes that were not are JSON escapes

@@ -4,6 +4,8 @@ lets it through; what it could tighten, ranked with the excess."""
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from generators.compare import compare
 from generators.comparison import ItemKind
 from generators.formats import correction
@@ -15,6 +17,7 @@ from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
 from profiler.trace import FileOp
+from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import files, observations
 
@@ -78,3 +81,62 @@ def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -
     assert "  --read-only \\\n" in docker and "  --volume=/var/cache/app \\\n" in docker
     before = (format_.render(make_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
     assert not any("readOnlyRootFilesystem" in text or "--read-only" in text for text in before)
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize(
+    ("entry", "ignored"),
+    [
+        ("StateDirectory=/var/lib/app", True),  # systemd: "path is absolute, ignoring"
+        ("StateDirectory=app/../app", True),  # "path is not normalized, ignoring"
+        ("StateDirectory=app/", False),
+        ("StateDirectory=./app", False),
+        ("StateDirectory=app:other", False),  # app, and other a symlink to it
+        ("StateDirectory=other:app", False),
+        ("ReadWritePaths=/var//lib/./app/", False),
+        ("ReadWritePaths=-/var/lib/app", False),
+        ("ReadWritePaths=/var/lib/../lib/app", True),
+        ("ReadWritePaths=var/lib/app", True),  # "path is not absolute, ignoring"
+    ],
+)
+def test_check_reads_a_writable_entry_as_systemd_does(
+    systemd: SystemdFormat, tmp_path: Path, entry: str, ignored: bool
+) -> None:
+    """An entry systemd ignores (with a warning) opens nothing, so check refuses the write it was meant for; one
+    it simplifies opens what it names."""
+    profile = dataclasses.replace(make_profile(), sandbox=observations(files(APP, ("/var/lib/app/db", FileOp.WRITE))))
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\nProtectSystem=strict\n{entry}\n")
+    assert bool(systemd_analyze.verify_warnings(unit)) is ignored
+    comparison = compare(profile, systemd.read(unit))
+    assert comparison.passed() is not ignored
+    if ignored:
+        assert [item.need.name for item in comparison.missing] == ["StateDirectory=app"]
+
+
+ALLOW = 'DeviceAllow="/dev/serial port"'
+BOTH = ['DeviceAllow="/dev/serial port" r', 'DeviceAllow="/dev/serial port" w']
+
+
+@pytest.mark.parametrize(
+    ("lines", "refused"),
+    [
+        (f"DevicePolicy=closed\n{ALLOW} r\n{ALLOW} w\n", []),  # the accesses add up
+        (f"DevicePolicy=strict\n{ALLOW}\n", []),  # no access is rwm
+        (f"DevicePolicy=closed\n{ALLOW} rw\nDeviceAllow=\n", BOTH),
+        (f"DevicePolicy=closed\n{ALLOW} rx\n", BOTH),  # not rights: systemd ignores the line
+        ("DeviceAllow=/dev/null rw\n", BOTH),  # DevicePolicy=auto is closed where a DeviceAllow= line is given
+        ("DevicePolicy=auto\n", []),
+    ],
+)
+def test_check_reads_device_allow_lines_as_systemd_does(
+    systemd: SystemdFormat, tmp_path: Path, lines: str, refused: list[str]
+) -> None:
+    device = "/dev/serial port"
+    needs = [
+        dataclasses.replace(need, device=(4, 64)) for need in files(APP, (device, FileOp.READ), (device, FileOp.WRITE))
+    ]
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Service]\nExecStart=/usr/bin/app\n{lines}")
+    comparison = compare(dataclasses.replace(make_profile(), sandbox=observations(needs)), systemd.read(unit))
+    assert [item.need.name for item in comparison.missing] == refused

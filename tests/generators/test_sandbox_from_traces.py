@@ -44,12 +44,16 @@ def test_the_sandbox_merges_the_runs_evidence_as_the_other_tables_do(committed_t
     timed = trace.file_accesses[0]._replace(count=4, first_s=0.25)
     device = FileAccess(trace.processes[0].id, 0, "/dev/null", FileOp.WRITE, None, (1, 3), 1, 0.5)
     second = source, dataclasses.replace(trace, file_accesses=(timed, *trace.file_accesses[1:], device))
+    source, trace = first
+    assert trace.file_accesses is not None
+    again = FileAccess(trace.processes[0].id, 0, CA, FileOp.READ, None, None, 2, 0.1)  # the same, in the same run
+    first = source, dataclasses.replace(trace, file_accesses=(*trace.file_accesses, again))
     for traces in itertools.permutations([first, second]):
         sandbox = build_profile(list(traces)).sandbox
         assert sandbox is not None
         assert sandbox.files == (
             FileNeed("/dev/null", FileOp.WRITE, None, Evidence((1,), 1, (CURL,), 0.5), (1, 3)),
-            FileNeed(CA, FileOp.READ, None, Evidence((0, 1), 5, (CURL,), 0.25)),
+            FileNeed(CA, FileOp.READ, None, Evidence((0, 1), 7, (CURL,), 0.1)),
             FileNeed("/root/.curlrc", FileOp.READ, "ENOENT", Evidence((0,), 1, (CURL,), None)),
             FileNeed("/var/cache/curl/out", FileOp.CREATE, None, Evidence((1,), 1, (CURL,), None)),
         )

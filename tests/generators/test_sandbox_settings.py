@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,6 +96,32 @@ def test_a_path_no_unit_line_can_hold_is_covered_by_the_directory_above_it() -> 
     plan = _plan([FileNeed("/srv/app/evil\nProtectSystem=no/x", FileOp.CREATE, None, EVIDENCE)])
     text = _render(plan)
     assert "ReadWritePaths=/srv/app\n" in text and "ProtectSystem=no" not in text
+
+
+@pytest.mark.parametrize("tree", ["/var/lib", "/var/cache", "/var/log", "/run"])
+@pytest.mark.parametrize(
+    ("name", "covered_by"),
+    [
+        ("app\nExecStartPre=/bin/sh -c 'touch /tmp/pwned'", ""),  # no unit line holds it: the tree above
+        ("app\rProtectSystem=no", ""),
+        ("app%n", "/app%n"),  # a specifier, which the setting would expand
+        ("src:dst", "/src:dst"),  # StateDirectory=src:dst is a symlink from dst to src
+        ("my app", "/my app"),
+        ('say "hi"', '/say "hi"'),
+    ],
+)
+def test_a_managed_directory_name_the_setting_cannot_take_is_a_read_write_path(
+    tree: str, name: str, covered_by: str
+) -> None:
+    """A trace's path is the workload's to choose: a name under /var/lib that StateDirectory= would read otherwise
+    (or a line break that would start a line of its own) is opened up by ReadWritePaths= instead."""
+    plan = _plan([FileNeed(f"{tree}/{name}/state", FileOp.CREATE, None, EVIDENCE)])
+    text = _render(plan)
+    assert [line.partition("=")[0] for line in text.splitlines()[1:]] == [key for key, value, _ in sandbox_lines(plan)
+                                                                          if value is not None]  # fmt: skip
+    assert "ExecStartPre" not in text and "ProtectSystem=no" not in text
+    assert {entry.value for entry in _read(text).entries_of("ReadWritePaths")} == {tree + covered_by}
+    assert not any(root.setting != "ReadWritePaths" for root in plan.writable)
 
 
 def test_each_observation_rules_out_its_setting() -> None:

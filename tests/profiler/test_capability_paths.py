@@ -71,5 +71,11 @@ def test_stored_frames_lose_offsets_and_syscall_entry() -> None:
     assert clean_frames(symbols) == ("cap_capable", "setattr_prepare")
 
 
+def test_the_tracepoint_iterator_of_several_programs_is_a_tracer_frame() -> None:
+    # Seen on this kernel when two programs (two recordings) are attached to cap_capable at once.
+    symbols = ["bpf_prog_1_cap_capable+0x10", "bpf_trace_run5+0x97", "__traceiter_cap_capable+0x3c", "cap_capable"]
+    assert clean_frames([*symbols, "packet_create+0x5d"]) == ("cap_capable", "packet_create")
+
+
 def test_memory_accounting_always_names_the_initial_namespace() -> None:
     assert asks_about_initial_namespace(MMAP) and not asks_about_initial_namespace(CHOWN)

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from profiler import trace
 from profiler.cli import main
+from profiler.trace import FileOp, KernelUse
+from tests.generators.sandbox_builders import recorded
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TRACE = REPOSITORY / "traces" / "git-clone.trace.json"
@@ -58,6 +60,26 @@ def a_fifo(name: str) -> Make:
 
 
 TRACE_TEXT = TRACE.read_text()
+# The trace as if recorded with files and kernel interfaces: what the path tables' bad inputs are made from.
+WITH_PATHS = json.loads(
+    recorded(
+        trace.load(TRACE),
+        [
+            ("/etc/gitconfig", FileOp.READ),
+            ("/root/.gitconfig", FileOp.READ, "ENOENT"),
+            ("/srv/repo/HEAD", FileOp.CREATE),
+        ],
+        [(KernelUse.NETWORK, "connect 140.82.121.3:443")],
+    ).to_json()
+)
+
+
+def with_paths(name: str, change: Callable[[dict[str, Any]], object]) -> Make:
+    data = copy.deepcopy(WITH_PATHS)
+    change(data)
+    return written(name, json.dumps(data))
+
+
 BAD_TRACES: dict[str, tuple[Make, str]] = {
     "truncated": (
         written("truncated.trace.json", TRACE_TEXT[: len(TRACE_TEXT) // 2]),
@@ -76,6 +98,24 @@ BAD_TRACES: dict[str, tuple[Make, str]] = {
     "absent": (absent("absent.trace.json"), "cannot read: No such file or directory"),
     "fifo": (a_fifo("pipe.trace.json"), "is a FIFO (a named pipe), not a regular file; give a trace file"),
     "device": (lambda _: Path("/dev/zero"), "is a character device, not a regular file; give a trace file"),
+    "one-path-table": (
+        with_paths("one.trace.json", lambda d: d["tables"].pop("kernel_uses")),
+        "invalid trace at tables: file_accesses without kernel_uses: a run records both or neither; record the run",
+    ),
+    "unknown-op": (
+        with_paths("op.trace.json", lambda d: d["tables"]["file_accesses"]["rows"][0].__setitem__(3, "chown")),
+        "invalid trace at tables.file_accesses.rows[0].op: must be one of read, write, create",
+    ),
+    "unknown-use": (
+        with_paths("use.trace.json", lambda d: d["tables"]["kernel_uses"]["rows"][0].__setitem__(2, "ptrace")),
+        "invalid trace at tables.kernel_uses.rows[0].use: must be one of write-execute, personality",
+    ),
+    "escaping-path": (
+        with_paths(
+            "dots.trace.json", lambda d: d["tables"]["file_accesses"]["rows"][2].__setitem__(2, "/srv/../etc/shadow")
+        ),
+        'tables.file_accesses.rows[2].path: "/srv/../etc/shadow" is not an absolute, normalised path',
+    ),
 }
 
 
@@ -334,6 +374,7 @@ NASTY: st.SearchStrategy[Any] = st.one_of(
 VALID: dict[str, dict[str, Any]] = {
     "v1": json.loads(TRACE.read_text()),
     "v2": json.loads(trace.load(TRACE).to_json()),
+    "v2-paths": WITH_PATHS,
 }
 
 

@@ -58,13 +58,23 @@ def test_a_run_without_the_tables_says_not_recorded_and_one_with_them_empty_says
     assert _section(empty, "kernel interfaces") == ["kernel interfaces", "  none"]
 
 
-def test_a_program_of_many_paths_is_shown_in_part_and_says_where_the_rest_are() -> None:
-    many = recorded(CURL, [(f"/usr/share/doc/{number:05}", FileOp.READ) for number in range(1000)])
-    lines = _section(show.render_summary(many, "curl"), "files per program")
-    assert len(lines) == 2 + show.FILE_LINES_PER_PROGRAM + 1
-    assert lines[-1] == (
-        f"    ... and {1000 - show.FILE_LINES_PER_PROGRAM} more: profiler show --format csv --table file_accesses"
+def test_a_program_of_many_paths_or_many_addresses_is_shown_in_part_and_says_where_the_rest_are() -> None:
+    many = recorded(
+        CURL,
+        [(f"/usr/share/doc/{number:05}", FileOp.READ) for number in range(1000)],
+        [(KernelUse.NETWORK, f"connect 10.0.{number // 256}.{number % 256}:443") for number in range(300)]
+        + [(KernelUse.LOOPBACK, "connect 127.0.0.1:8080")],
     )
+    text = show.render_summary(many, "curl")
+    files = _section(text, "files per program")
+    assert len(files) == 2 + show.LINES_PER_GROUP + 1
+    assert files[-1] == (
+        f"    ... and {1000 - show.LINES_PER_GROUP} more: profiler show --format csv --table file_accesses"
+    )
+    kernel = _section(text, "kernel interfaces")
+    assert len(kernel) == 1 + 1 + show.LINES_PER_GROUP + 1
+    assert kernel[1].startswith("  loopback ")
+    assert kernel[-1] == f"  ... and {300 - show.LINES_PER_GROUP} more: profiler show --format csv --table kernel_uses"
 
 
 def test_a_hostile_path_or_detail_cannot_act_on_the_terminal(tmp_path: Path) -> None:

@@ -251,8 +251,17 @@ TRACEPOINT_PROBE(task, task_newtask)
 		return 0;
 	}
 	struct proc *p = current_proc(tgid);
-	if (!p)
+	if (!p) {
+		/* A launched process that forks before any exec passes the wait on: the workload starts at the first
+		 * exec in its tree (run --audit's launcher forks a PID 1, which forks the command). */
+		struct proc *waiting = procs.lookup(&tgid);
+		if (waiting && waiting->state == PROC_WAIT_EXEC && !(flags & CLONE_THREAD_FLAG)) {
+			struct proc fresh = {.state = PROC_WAIT_EXEC};
+			if (procs.update(&child, &fresh) != 0)
+				drop(DROP_PROCESSES);
+		}
 		return 0;
+	}
 	if (flags & NAMESPACE_FLAGS)
 		record_namespace(p, current_syscall(), flags & NAMESPACE_FLAGS);
 	if (flags & CLONE_THREAD_FLAG)

@@ -4,6 +4,7 @@ import atexit
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +32,33 @@ def _outside_tmp(*names: str) -> tuple[Path, ...]:
 PROBE, NETWORK_PROBE = _outside_tmp("probe.py", "network_probe.py")
 PYTHON = "/usr/bin/python3"
 PROFILER = str(Path(sys.executable).with_name("profiler"))
-EPERM, EACCES, EROFS, EAFNOSUPPORT, ENOSYS = 1, 13, 30, 97, 38
+EPERM, ENOENT, EACCES, EROFS, EAFNOSUPPORT, ENETUNREACH, ENOSYS = 1, 2, 13, 30, 97, 101, 38
 KILLED_BY_SIGSYS = 128 + 31
 
 RunProfiler = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def host_address() -> str:
+    """An address of this host's own network, which the host reaches."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+        return str(probe.getsockname()[0])
 
 
 @pytest.fixture(autouse=True)
 def as_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("confining a command (namespaces, mounts, another user) needs root")
+
+
+@pytest.fixture
+def tracing_available() -> None:
+    """For the tests of what eBPF sees (the refusal watch, an audit's recording): skipped only where it cannot."""
+    from tests.profiler.recording.conftest import _tracing_unavailable
+
+    reason = _tracing_unavailable()
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -55,6 +55,10 @@ def probe(name: str, argument: str) -> None:
         case "bind-80":
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
                 server.bind(("127.0.0.1", 80))
+        case "connect":
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+                client.settimeout(2)
+                client.connect((argument, 80))
         case "status":
             with open("/proc/self/status") as status:
                 for line in status:

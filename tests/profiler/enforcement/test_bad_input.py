@@ -16,7 +16,7 @@ def _one_line(stderr: str) -> str:
 @pytest.mark.parametrize(
     ("unit", "said"),
     [
-        ("[Service]\nProtectSystem=sometimes\n", "ProtectSystem=sometimes: not one of yes, no, full, strict"),
+        ("[Service]\nProtectSystem=sometimes\n", "ProtectSystem=sometimes: not a value systemd knows"),
         ("[Service]\nReadWritePaths=relative/path\n", "ReadWritePaths=relative/path: not an absolute path"),
         ("[Service]\nUser=no-such-user-here\n", "unknown user 'no-such-user-here'"),
     ],

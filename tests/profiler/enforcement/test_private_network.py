@@ -1,24 +1,14 @@
 """PrivateNetwork=: the workload reaches its own loopback, up, and nothing else; the route table from inside."""
 
 import json
-import socket
 import sys
 from pathlib import Path
 
-from tests.profiler.enforcement.conftest import NETWORK_PROBE, RunProfiler, write_unit
-
-ENETUNREACH = 101
-
-
-def _host_address() -> str:
-    """An address of this host's own network, which the host reaches."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
-        return str(probe.getsockname()[0])
+from tests.profiler.enforcement.conftest import ENETUNREACH, NETWORK_PROBE, RunProfiler, host_address, write_unit
 
 
 def _inside(run: RunProfiler, unit: Path) -> dict[str, object]:
-    done = run("--policy", str(unit), "--", sys.executable, str(NETWORK_PROBE), _host_address())
+    done = run("--policy", str(unit), "--", sys.executable, str(NETWORK_PROBE), host_address())
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 

@@ -1,14 +1,18 @@
 """The practitioner's unit confines a tool the same under `profiler run --policy unit.service` as under a real
 systemd 252: each way out, tried under both, is refused alike (compared by result and exit status).
 
-The root user manager these tests run units under fails ProtectHome= with exit 226 (namespace set-up), so the
-systemd side runs the unit without it; its effect under `run` is proven in test_escapes."""
+systemd runs the unit whole, ProtectHome= included, as a system manager: PID 1 of namespaces of its own
+(tests/generators/systemd_manager.py: only the units written there, none pulls in sysinit.target). The root user
+manager cannot set ProtectHome= up (exit 226)."""
 
+import secrets
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.generators import systemd_analyze
+from tests.generators.systemd_manager import SystemManager, cannot_run_system_manager, system_manager
 from tests.profiler.enforcement.conftest import PRACTITIONER_UNIT, PROBE, PYTHON, RunProfiler, write_unit
 
 PROBES: dict[str, tuple[str, ...]] = {
@@ -32,26 +36,52 @@ def _as_systemd_reports(exit_status: int) -> tuple[str, int]:
     return ("exit-code", exit_status)
 
 
-def test_each_way_out_is_refused_as_systemd_refuses_it(
-    profiler_run: RunProfiler, shared_dirs: tuple[Path, Path], tmp_path: Path
-) -> None:
-    reason = systemd_analyze.cannot_run_units()
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[SystemManager]:
+    reason = cannot_run_system_manager()
     if reason:
         pytest.skip(reason)
+    with system_manager(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def home_directory() -> Iterator[Path]:
+    """A directory under /home anyone may write to: what ProtectHome= takes away, and nothing else would."""
+    directory = Path("/home") / f"profiler-run-test-{secrets.token_hex(4)}"
+    directory.mkdir()
+    directory.chmod(0o777)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def test_each_way_out_is_refused_as_systemd_refuses_it(
+    profiler_run: RunProfiler,
+    manager: SystemManager,
+    shared_dirs: tuple[Path, Path],
+    home_directory: Path,
+    tmp_path: Path,
+) -> None:
     writable, other = shared_dirs
-    probes = {**PROBES, "write-inside": ("write", str(writable / "a")), "write-outside": ("write", str(other / "b"))}
-    unit = PRACTITIONER_UNIT.format(writable=writable)
-    under_systemd = "".join(line + "\n" for line in unit.splitlines() if not line.startswith("ProtectHome="))
-    units = {
-        name: (under_systemd + f"ExecStart={PYTHON} {PROBE} {' '.join(probe)}\n", None)
-        for name, probe in probes.items()
+    probes = {
+        **PROBES,
+        "write-inside": ("write", str(writable / "a")),
+        "write-outside": ("write", str(other / "b")),
+        "write-home": ("write", str(home_directory / "c")),
     }
-    systemd = systemd_analyze.run_units(tmp_path / "systemd", units)
+    unit = PRACTITIONER_UNIT.format(writable=writable)
+    assert "ProtectHome=yes" in unit.splitlines()
+    systemd = {}
+    for name, probe in probes.items():
+        ran = manager.run(name, unit + f"ExecStart={PYTHON} {PROBE} {' '.join(probe)}\n")
+        systemd[name] = (ran.result, ran.status)
     policy = write_unit(tmp_path, unit)
     profiler = {
         name: _as_systemd_reports(profiler_run("--policy", str(policy), "--", PYTHON, str(PROBE), *probe).returncode)
         for name, probe in probes.items()
     }
     assert profiler == systemd
-    # Not a comparison of two things that let everything through: most ways out are refused.
-    assert sum(result != ("success", 0) for result in systemd.values()) >= 6
+    # Not a comparison of two things that let everything through: most ways out are refused, /home among them.
+    assert sum(result != ("success", 0) for result in systemd.values()) >= 7
+    assert systemd["write-home"] != ("success", 0)
+    assert not (home_directory / "c").exists()

@@ -4,6 +4,8 @@ tables, and one clear error for every kind of bad file."""
 import dataclasses
 import json
 import os
+import posixpath
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -161,9 +163,9 @@ def traces(draw: st.DrawFn) -> Trace:
         return FileAccess(
             process,
             image_index,
-            "/" + draw(byte_strings),
+            posixpath.normpath("/" + draw(byte_strings)).replace("//", "/"),
             draw(st.sampled_from(FileOp)),
-            draw(st.none() | st.sampled_from(["ENOENT", "EACCES", "EROFS"])),
+            draw(st.none() | st.sampled_from(["ENOENT", "EACCES", "EROFS", "524"])),
             draw(st.none() | st.tuples(st.integers(0, 2**12 - 1), st.integers(0, 2**20 - 1))),
             draw(counts),
             draw(st.none() | seconds),
@@ -214,6 +216,18 @@ def test_the_json_schema_is_a_valid_schema_of_every_table() -> None:
     schema = trace_module.json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert set(schema["properties"]["tables"]["required"]) == set(trace_module.TABLES)
+    assert set(schema["properties"]["tables"]["properties"]) == {*trace_module.TABLES, *trace_module.PATH_TABLES}
+
+
+def test_the_json_schema_says_the_path_tables_come_together(saved: tuple[Path, Trace]) -> None:
+    path, _ = saved
+    validator = jsonschema.Draft202012Validator(trace_module.json_schema())
+    document = json.loads(path.read_text())
+    validator.validate(document)
+    document["tables"].pop("kernel_uses")
+    assert not validator.is_valid(document)
+    document["tables"].pop("file_accesses")
+    validator.validate(document)
 
 
 @pytest.mark.parametrize("path", VERSION_1, ids=lambda path: path.name)
@@ -377,11 +391,17 @@ BAD_FILES: dict[str, tuple[Callable[[Path], object], str]] = {
     ),
     "unknown-op": (cell("file_accesses", 0, "op", "chown"), "file_accesses.rows\\[0\\].op: must be one of read, write"),
     "unknown-use": (cell("kernel_uses", 0, "use", "ptrace"), "kernel_uses.rows\\[0\\].use: must be one of write-exec"),
-    "relative-path": (cell("file_accesses", 0, "path", "etc/passwd"), 'path: "etc/passwd" is not absolute'),
-    "empty-path": (cell("file_accesses", 0, "path", ""), 'path: "" is not absolute'),
+    "relative-path": (cell("file_accesses", 0, "path", "etc/passwd"), 'path: "etc/passwd" is not an absolute, norm'),
+    "empty-path": (cell("file_accesses", 0, "path", ""), 'path: "" is not an absolute, normalised path'),
+    "dot-dot": (cell("file_accesses", 0, "path", "/var/lib/../../etc/shadow"), "is not an absolute, normalised"),
+    "dot": (cell("file_accesses", 0, "path", "/etc/./passwd"), "is not an absolute, normalised"),
+    "double-slash": (cell("file_accesses", 0, "path", "//etc/passwd"), "is not an absolute, normalised"),
+    "inner-slashes": (cell("file_accesses", 0, "path", "/etc//passwd"), "is not an absolute, normalised"),
+    "trailing-slash": (cell("file_accesses", 0, "path", "/etc/"), "is not an absolute, normalised"),
     "long-path": (cell("file_accesses", 0, "path", "/" + "a" * 4096), "path: .*longer than 4096 bytes"),
     "escape-in-path": (cell("file_accesses", 0, "path", "/etc\\q"), "path: not a byte string.*a backslash"),
     "errno-name": (cell("file_accesses", 0, "error", "ENOENT\nx"), "error: must be an errno name"),
+    "errno-number": (cell("file_accesses", 0, "error", "-2"), "error: must be an errno name such as ENOENT, or its"),
     "half-device": (cell("file_accesses", 1, "device_minor", None), "device_minor: must be null where device_major"),
     "minor-beyond": (cell("file_accesses", 1, "device_minor", 2**20), "device_minor: must be an integer from 0 to"),
     "file-process": (cell("file_accesses", 0, "process", 99), "file_accesses.rows\\[0\\].image: names process 99"),
@@ -598,3 +618,15 @@ def test_the_path_tables_are_given_together() -> None:
     trace = chain(1)
     with pytest.raises(ValueError, match="both or neither"):
         dataclasses.replace(trace, file_accesses=())
+
+
+def test_the_format_page_documents_every_table_column_and_dropped_counter() -> None:
+    page = (REPOSITORY / "docs" / "trace-format.md").read_text()
+    sections = {section.split("\n", 1)[0]: section for section in page.split("\n## ")[1:]}
+    for name, columns in {**trace_module.TABLES, **trace_module.PATH_TABLES}.items():
+        assert name in sections, name
+        # process and image, where a row was recorded, are said once, in syscalls.
+        for column in [each for each in columns if each.name not in ("process", "image") or name == "syscalls"]:
+            assert f"`{column.name}`" in sections[name], f"{name}.{column.name}"
+    for counter in dataclasses.fields(DropCounters):
+        assert re.search(rf"^\| [^|]*`{counter.name}`[^|]*\|", sections["run"], re.MULTILINE), counter.name

@@ -1,0 +1,83 @@
+"""A unit read once, by the systemd reader, becomes what `run` applies; what it does not apply is named."""
+
+import grp
+from pathlib import Path
+
+import pytest
+
+from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
+from profiler.errors import PolicyParseError, WorkloadError
+from profiler.pipeline.confining import confinement_of, run_policy
+
+
+def _unit(tmp_path: Path, text: str) -> Path:
+    unit = tmp_path / "tool.service"
+    unit.write_text("[Service]\n" + text)
+    return unit
+
+
+def test_the_sandbox_settings_and_the_group_come_from_the_reader(tmp_path: Path) -> None:
+    unit = _unit(
+        tmp_path,
+        "User=nobody\nGroup=daemon\nPrivateTmp=yes\nProtectSystem=strict\nProtectHome=read-only\n"
+        "ReadWritePaths=-/var/lib/tool /srv\nPrivateNetwork=yes\nPrivateTmp=no\n",
+    )
+    confinement = confinement_of(run_policy([unit]))
+    assert confinement.account is not None and confinement.account.gid == grp.getgrnam("daemon").gr_gid
+    assert confinement.private_network
+    # The last PrivateTmp= wins, as in systemd; '-' only says a missing path is no error.
+    assert confinement.file_system == FileSystem(
+        private_tmp=False,
+        protect_system=ProtectSystem.STRICT,
+        protect_home=ProtectHome.READ_ONLY,
+        read_write_paths=("/var/lib/tool", "/srv"),
+    )
+
+
+def test_what_run_does_not_apply_is_named_with_its_line(tmp_path: Path) -> None:
+    unit = _unit(
+        tmp_path,
+        "ProtectSystem=strict\nProtectControlGroups=yes\nInaccessiblePaths=/srv\nProtectKernelTunables=yes\n"
+        "ReadWritePaths=/var/lib\nMemoryDenyWriteExecute=yes\nBindPaths=/a:/b\nBindPaths=\n",
+    )
+    assert run_policy([unit]).not_applied == (
+        f"InaccessiblePaths=/srv ({unit}:4)",
+        f"MemoryDenyWriteExecute=yes ({unit}:7)",
+        f"ProtectControlGroups=yes ({unit}:3)",
+        f"ProtectKernelTunables=yes ({unit}:5): its syscalls and capabilities only, not the read-only /proc/sys, "
+        "/sys and the like",
+    )
+
+
+def test_a_relative_read_write_path_is_one_line(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, "ReadWritePaths=var/lib\n")
+    with pytest.raises(PolicyParseError, match=r"tool.service:2: ReadWritePaths=var/lib: var/lib is not a normalised"):
+        confinement_of(run_policy([unit]))
+
+
+def test_a_seccomp_profile_has_no_file_system_settings(tmp_path: Path) -> None:
+    profile = tmp_path / "profile.json"
+    profile.write_text(
+        '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}'
+    )
+    chosen = run_policy([profile])
+    assert confinement_of(chosen).file_system == FileSystem() and chosen.not_applied == ()
+
+
+def test_a_directory_systemd_manages_is_writable_where_it_is_and_named_where_it_is_not(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, "ProtectSystem=strict\nStateDirectory=systemd\nCacheDirectory=profiler-test-not-there\n")
+    chosen = run_policy([unit])
+    assert "/var/lib/systemd" in confinement_of(chosen).file_system.read_write_paths
+    assert chosen.not_applied == (
+        f"CacheDirectory=profiler-test-not-there ({unit}:4): left writable where it is, not made "
+        "(/var/cache/profiler-test-not-there is not there)",
+    )
+
+
+def test_dynamic_user_needs_a_user_given_and_brings_its_sandbox(tmp_path: Path) -> None:
+    chosen = run_policy([_unit(tmp_path, "DynamicUser=yes\n")])
+    with pytest.raises(WorkloadError, match=r"DynamicUser=yes \(.*tool.service:2\): systemd makes the user 'tool'"):
+        confinement_of(chosen)
+    # What systemd implies for it applies as the unit's own lines would.
+    file_system = confinement_of(chosen, user="nobody").file_system
+    assert (file_system.protect_system, file_system.private_tmp) == (ProtectSystem.STRICT, True)
