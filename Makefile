@@ -47,6 +47,7 @@ $(KERNEL): $(BIN)/jupyter-lab
 
 bench: install
 	$(BIN)/python benchmarks/record_overhead.py
+	$(BIN)/python benchmarks/record_paths.py
 	$(BIN)/python benchmarks/command_speed.py
 	$(BIN)/python benchmarks/record_storm.py
 	$(BIN)/python benchmarks/generate_speed.py

@@ -122,6 +122,12 @@ def _positive(_ctx: click.Context, _param: click.Parameter, value: float | None)
 @click.option("--cgroup", type=click.Path(path_type=Path), help="Attach to every process in a cgroup v2 directory.")
 @click.option("--duration", type=float, callback=_positive, help="End the recording after this many seconds.")
 @click.option("--ebpf", is_flag=True, help="Print the eBPF program that would be loaded, and exit.")
+@click.option(
+    "--no-paths",
+    "no_paths",
+    is_flag=True,
+    help="Do not record file accesses and kernel interfaces (the sandboxing settings then stay open).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def record(
     output: Path | None,
@@ -132,6 +138,7 @@ def record(
     cgroup: Path | None,
     duration: float | None,
     ebpf: bool,
+    no_paths: bool,
     command: tuple[str, ...],
 ) -> None:
     """Record what COMMAND (or a running process, or a cgroup) uses, into a trace file.
@@ -145,11 +152,17 @@ def record(
     the recording ends, no process the command started is left running.
     """
     if ebpf:
-        click.echo(pipeline.recorder_program(command, pid=pid, cgroup=cgroup, user=user))
+        click.echo(pipeline.recorder_program(command, pid=pid, cgroup=cgroup, user=user, paths=not no_paths))
         return
     target = pipeline.record_target(command, pid=pid, cgroup=cgroup, user=user)
     recorded = pipeline.record(
-        target, output, component=component, duration_s=duration, overwrite=force, status_line=sys.stderr.isatty()
+        target,
+        output,
+        component=component,
+        duration_s=duration,
+        overwrite=force,
+        status_line=sys.stderr.isatty(),
+        paths=not no_paths,
     )
     if recorded.saved.failures:
         fail(f"{'; '.join(recorded.saved.failures)}; the trace was saved to {recorded.saved.path} instead")

@@ -64,14 +64,19 @@ def record_target(
 
 
 def recorder_program(
-    command: Sequence[str] = (), *, pid: int | None = None, cgroup: Path | None = None, user: str | None = None
+    command: Sequence[str] = (),
+    *,
+    pid: int | None = None,
+    cgroup: Path | None = None,
+    user: str | None = None,
+    paths: bool = True,
 ) -> str:
     """The eBPF program that recording this target would load, with the #defines for this kernel: what
     `record --ebpf` prints. The target is checked as record_target checks it, and not looked up."""
     from profiler.recording import kernel_features, tracer
 
     _check_record_target(command, pid, cgroup, user)
-    return tracer.program_source(kernel_features.probe(), tracer.TableSizes(), cgroup is not None)
+    return tracer.program_source(kernel_features.probe(), tracer.TableSizes(), cgroup is not None, paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +94,11 @@ def record(
     duration_s: float | None = None,
     overwrite: bool = False,
     status_line: bool = False,
+    paths: bool = True,
 ) -> RecordedTrace:
     """Record a run of the target and save its trace: at output (checked before recording starts), else under a
-    name of the component and the time. status_line: show the recording's progress on stderr, a terminal."""
+    name of the component and the time. status_line: show the recording's progress on stderr, a terminal. paths:
+    record file accesses and kernel uses (`record --no-paths` does not)."""
     from profiler.recording import session
 
     # libbcc compiles in the kernel headers directory and stays there where it cannot return (the working directory
@@ -102,7 +109,7 @@ def record(
         raise OutputError("the working directory no longer exists: cd to one, or give -o an absolute path") from None
     if output is not None:
         files.check_output(directory / output, overwrite=overwrite)
-    options = session.RecordOptions(component=component, duration_s=duration_s)
+    options = session.RecordOptions(component=component, duration_s=duration_s, paths=paths)
     try:
         result = session.record(target, options, session.print_status if status_line else None)
     finally:

@@ -1,5 +1,6 @@
 """The collector: the tracer's events and tables, in raw kernel terms, turned into the rows of a Trace."""
 
+import dataclasses
 import errno
 import os
 import time
@@ -8,15 +9,18 @@ from dataclasses import dataclass, field
 
 from profiler import abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
+from profiler.recording.file_accesses import PathNames, file_rows, kernel_rows
 from profiler.recording.targets import elf_abi, running_image
 from profiler.recording.tracer import (
     NO_ROW,
     NO_SYSCALL,
     NOAUDIT_UNKNOWN,
+    Event,
     EventKind,
     FirstUse,
     Observation,
     ObservationKind,
+    PathSight,
     ProcessEvent,
     RowCounts,
 )
@@ -74,6 +78,7 @@ class Collector:
     start_ns: int
     native_abi: str
     initial_user_ns: int | None  # the address of init_user_ns, where /proc/kallsyms shows data symbols
+    paths: bool = False  # file accesses and kernel uses were recorded
     processes: dict[int, _ProcessState] = field(default_factory=dict)
     # (serial, image): what its dense rows counted, kept compact (a 10,000-process run has 240,000 syscall rows).
     row_counts: dict[tuple[int, int], list[RowCounts]] = field(default_factory=dict)
@@ -87,11 +92,20 @@ class Collector:
     peeked_at: float = -LIVENESS_CHECK_S
     # Processes marked for adoption, read from /proc when marked: by their first event they may be gone.
     adopted: dict[int, tuple[int | None, Image]] = field(default_factory=dict)
+    path_names: PathNames = field(default_factory=PathNames)
+
+    def __post_init__(self) -> None:
+        if self.paths:
+            self.path_names.start_directory(0, None)  # the launched command's, which it inherits
 
     def seconds(self, time_ns: int | None) -> float | None:
         return None if time_ns is None else round(max(time_ns - self.start_ns, 0) / 1e9, 6)
 
-    def apply(self, event: ProcessEvent | FirstUse) -> None:
+    def apply(self, event: Event) -> None:
+        if isinstance(event, PathSight):
+            process = self.processes.get(event.serial)
+            self.path_names.sight(event, process.pid if process and process.exit_ns is None else None)
+            return
         if isinstance(event, FirstUse):
             key = (event.serial, event.image, event.nr)
             self.overflow_first_ns[key] = min(self.overflow_first_ns.get(key, event.time_ns), event.time_ns)
@@ -138,6 +152,8 @@ class Collector:
 
     def _exec(self, event: ProcessEvent) -> None:
         image = Image(event.path, event.argv0 or None, self.seconds(event.time_ns), self._event_abi(event))
+        if self.paths:
+            self.path_names.executed(event.serial, event.image, event.path, event.pid, event.time_ns)
         if event.first_exec:
             self.processes[event.serial] = _ProcessState(
                 event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row
@@ -179,6 +195,8 @@ class Collector:
             event.serial, event.pid, None, parent_pid, None, True, [image], event.row
         )
         self.live[event.serial] = event.pid
+        if self.paths:
+            self.path_names.start_directory(event.serial, event.pid)
 
     def _lost_image(self) -> Image:
         return Image("[unknown: its event was lost]", None, None, self.native_abi)
@@ -223,6 +241,13 @@ class Collector:
             if process.attached and process.parent_serial is None and process.parent_pid in attached:
                 process.parent_serial = attached[process.parent_pid]
         checks, stacks = self._checks(ids, known)
+        files, kernel = None, None
+        if self.paths:
+            files, unresolved = file_rows(known, self.path_names, ids, self.seconds)
+            pids = {process.pid for process in self.processes.values()}
+            syscall = lambda serial, image, nr: self._syscall_name(serial, image, nr)[0]  # noqa: E731
+            kernel = kernel_rows(known, files, ids, syscall, pids)
+            run = dataclasses.replace(run, dropped=dataclasses.replace(run.dropped, unresolved_paths=unresolved))
         return Trace(
             run=run,
             processes=tuple(self._process(ids, process) for _, process in sorted(self.processes.items())),
@@ -231,6 +256,8 @@ class Collector:
             kernel_stacks=stacks,
             sockets=self._sockets(ids, known),
             namespaces=self._namespaces(ids, known),
+            file_accesses=files,
+            kernel_uses=kernel,
         )
 
     def _add_silent_adopted(self) -> None:

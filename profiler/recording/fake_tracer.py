@@ -18,8 +18,8 @@ from profiler.recording.tracer import (
     DROP_COUNTER_NAMES,
     NO_COUNTS,
     NO_ROW,
+    Event,
     EventKind,
-    FirstUse,
     Observation,
     ProcessEvent,
     RowCounts,
@@ -44,7 +44,7 @@ class FakeTracer:
     """What the real Tracer gives, scripted: each poll returns the next batch of events, rows and the
     observations table are read as the kernel's would be, and what the session asks of it is recorded."""
 
-    polls: list[list[ProcessEvent | FirstUse]] = field(default_factory=list)  # one batch per poll, then none
+    polls: list[list[Event]] = field(default_factory=list)  # one batch per poll, then none
     rows: dict[int, RowCounts] = field(default_factory=dict)  # dense rows by row number (from 1)
     table: list[Observation] = field(default_factory=list)  # the observations table
     stacks: dict[int, list[str]] = field(default_factory=dict)  # stack id: symbolised frames, innermost first
@@ -54,6 +54,7 @@ class FakeTracer:
     signals: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, serial, signal) sent
     spawned: int = 0  # commands started under spawning()
     features: KernelFeatures = FAKE_FEATURES
+    paths: bool = False  # whether it stands for a tracer recording file accesses and kernel uses
     followed: dict[int, int] = field(default_factory=dict)  # serial: pid of started processes not seen exit
     next_serial: int = 1_000_000  # serials of the processes it follows, apart from those the test scripts
 
@@ -66,17 +67,17 @@ class FakeTracer:
     def close(self) -> None:
         pass
 
-    def poll(self, timeout_ms: int) -> list[ProcessEvent | FirstUse]:
+    def poll(self, timeout_ms: int) -> list[Event]:
         if self.polls:
             return self.polls.pop(0)
         time.sleep(min(timeout_ms / 1000, POLL_WAIT_S))
         return self._exits()
 
-    def _exits(self) -> list[ProcessEvent | FirstUse]:
+    def _exits(self) -> list[Event]:
         """The exit of each followed process that has ended, read without reaping it (the session does that; one it
         reaped first, between two polls, ends with neither code nor signal: unlike the kernel's, these events can
         come late)."""
-        events: list[ProcessEvent | FirstUse] = []
+        events: list[Event] = []
         for serial, pid in list(self.followed.items()):
             try:
                 ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)

@@ -41,6 +41,8 @@ class KernelFeatures:
     init_user_ns: int | None  # address of init_user_ns, to tell checks against the initial namespace
     pid_max: int
     architecture: str
+    # Syscalls with a syscalls:sys_exit_<name> tracepoint (some kernels have none for init_module, umount2...)
+    syscall_exits: frozenset[str] = frozenset()
 
 
 def require_root() -> None:
@@ -120,4 +122,7 @@ def probe(capability_probe: CapabilityProbe = CapabilityProbe.AUTO) -> KernelFea
         init_user_ns=_init_user_ns(),
         pid_max=int(Path("/proc/sys/kernel/pid_max").read_text()),
         architecture=platform.machine(),
+        syscall_exits=frozenset(
+            entry.name.removeprefix("sys_exit_") for entry in (events / "syscalls").glob("sys_exit_*")
+        ),
     )

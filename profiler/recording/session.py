@@ -32,12 +32,7 @@ from profiler.recording.targets import (
     resolve_program,
     running_image,
 )
-from profiler.recording.tracer import (
-    FirstUse,
-    ProcessEvent,
-    TableSizes,
-    Tracer,
-)
+from profiler.recording.tracer import Event, TableSizes, Tracer
 from profiler.recording.tracer_interface import SessionTracer
 from profiler.recording.workload_cgroup import WorkloadCgroup
 from profiler.trace import (
@@ -63,6 +58,7 @@ class RecordOptions:
     duration_s: float | None = None
     capability_probe: CapabilityProbe = CapabilityProbe.AUTO
     sizes: TableSizes = field(default_factory=TableSizes)
+    paths: bool = True  # record file accesses and kernel uses (`record --no-paths`: not, at no cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +149,8 @@ def record(
     contained = WorkloadCgroup.create() if isinstance(target, CommandTarget) else None
     try:
         cgroup = target.path if isinstance(target, CgroupTarget) else None
-        with tracer if tracer is not None else Tracer(features, cgroup=cgroup, sizes=options.sizes) as opened:
+        loaded = tracer or Tracer(features, cgroup=cgroup, sizes=options.sizes, paths=options.paths)
+        with loaded as opened:
             command = Command(target, opened, contained, spawn) if isinstance(target, CommandTarget) else None
             return _Session(opened, features, target, options, on_status, command).run()
     finally:
@@ -178,7 +175,9 @@ class _Session:
         self.killed_at: float | None = None  # when the command's tree was sent SIGKILL
         self.interrupts_seen = 0
         self.suspends_seen = 0
-        self.collector = Collector(tracer, time.monotonic_ns(), syscalls.native_abi(), features.init_user_ns)
+        self.collector = Collector(
+            tracer, time.monotonic_ns(), syscalls.native_abi(), features.init_user_ns, tracer.paths
+        )
 
     def run(self) -> Recording:
         started_wall, started = time.time(), time.monotonic()
@@ -213,11 +212,11 @@ class _Session:
         trace = self.collector.build(run, observations)
         return Recording(trace, exit_status, self.tracer.startup_s)
 
-    def _apply(self, events: Iterable[ProcessEvent | FirstUse]) -> None:
+    def _apply(self, events: Iterable[Event]) -> None:
         for event in events:
             self.collector.apply(event)
 
-    def _drain(self) -> Iterator[ProcessEvent | FirstUse]:
+    def _drain(self) -> Iterator[Event]:
         while events := self.tracer.poll(0):
             yield from events
 

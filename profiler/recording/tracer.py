@@ -59,6 +59,7 @@ class EventKind(IntEnum):
     EXIT = H["EVENT_EXIT"]
     ATTACH = H["EVENT_ATTACH"]
     SYSCALL = H["EVENT_SYSCALL"]
+    PATH = H["EVENT_PATH"]
 
 
 class ObservationKind(IntEnum):
@@ -66,6 +67,25 @@ class ObservationKind(IntEnum):
     CAPABILITY = H["OBSERVE_CAPABILITY"]
     SOCKET = H["OBSERVE_SOCKET"]
     NAMESPACE = H["OBSERVE_NAMESPACE"]
+    FILE = H["OBSERVE_FILE"]
+    KERNEL = H["OBSERVE_KERNEL"]
+
+
+class KernelFileOp(IntEnum):
+    """enum file_op: what a syscall did to a path; CHDIR only names a working directory."""
+
+    READ = H["FILE_READ"]
+    WRITE = H["FILE_WRITE"]
+    CREATE = H["FILE_CREATE"]
+    DELETE = H["FILE_DELETE"]
+    RENAME = H["FILE_RENAME"]
+    LINK = H["FILE_LINK"]
+    CHMOD = H["FILE_CHMOD"]
+    SETID = H["FILE_SETID"]
+    EXEC = H["FILE_EXEC"]
+    MAP_EXEC = H["FILE_MAP_EXEC"]
+    LIST = H["FILE_LIST"]
+    CHDIR = H["FILE_CHDIR"]
 
 
 # The order of enum drop_counter, named as the fields of profiler.trace.DropCounters.
@@ -77,11 +97,15 @@ DROP_COUNTER_NAMES = (
     "sockets",
     "namespaces",
     "processes",
+    "paths",
+    "kernel_uses",
 )
 NO_SYSCALL = H["NO_SYSCALL"]
 NO_ROW = H["NO_ROW"]
 NOAUDIT_UNKNOWN = H["NOAUDIT_UNKNOWN"]
 ROW_SYSCALLS = H["ROW_SYSCALLS"]
+CWD_MARK = H["CWD_MARK"]
+FD_MARK = H["FD_MARK"]
 
 
 class _Header(ct.Structure):
@@ -107,6 +131,20 @@ class _ProcessEvent(ct.Structure):
         ("compat", ct.c_uint32),
         ("path", ct.c_char * H["PATH_LEN"]),
         ("argv0", ct.c_char * H["ARGV0_LEN"]),
+    ]
+
+
+class _PathEvent(ct.Structure):
+    _fields_ = [
+        ("header", _Header),
+        ("image", ct.c_uint32),
+        ("op", ct.c_uint32),
+        ("error", ct.c_int32),
+        ("fd", ct.c_int32),
+        ("name", ct.c_uint64),
+        ("dir", ct.c_uint64),
+        ("length", ct.c_uint32),
+        ("pad", ct.c_uint32),
     ]
 
 
@@ -137,6 +175,24 @@ class FirstUse:
     image: int
     nr: int
     time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PathSight:
+    """The first sight of a file access: how to learn the absolute path its name stands for."""
+
+    serial: int
+    image: int
+    op: KernelFileOp
+    error: int
+    name: int  # the kernel side's name for the path (recorder.h: name_of, CWD_MARK, FD_MARK)
+    dir: int  # the name of the directory a relative path is in, 0 otherwise
+    path: str | None  # as the program gave it (a byte string); None for an access by descriptor
+    fd: int  # the descriptor of an access by descriptor, else -1
+    time_ns: int
+
+
+Event = ProcessEvent | FirstUse | PathSight
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +227,8 @@ class TableSizes:
 
     rows: int = 1024  # images alive at once with dense counters (8 KiB each); more fall back to a hash
     observations: int = 65536
+    files: int = 65536  # distinct file accesses (process image, path, operation, result)
+    descriptor_tables: int = 4096  # processes alive at once whose descriptors' names are kept (1.5 KiB each)
     stacks: int = 8192
     ringbuf_pages: int = 2048  # 8 MiB of events between two polls
 
@@ -232,6 +290,46 @@ DECODED_SYSCALLS = (
     "setns",
     "socketcall",
 )
+# With paths recorded (RECORD_PATHS), the calls read at their exit, in syscalls:sys_exit_<name> (execve and
+# execveat of the list above too: a failed one), and those read where they enter (close forgets a descriptor's
+# name). Each has a NR_ define; a call without an exit tracepoint on this kernel gets a number no syscall has.
+PATH_EXIT_SYSCALLS = (
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "chmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchmod",
+    "truncate",
+    "ftruncate",
+    "mmap",
+    "getdents64",
+    "getdents",
+    "chdir",
+    "fchdir",
+    "connect",
+    "bind",
+    "sendto",
+    "sendmsg",
+    "sched_setattr",
+)
+PATH_ENTRY_SYSCALLS = ("close", "mprotect", "pkey_mprotect", "personality", "sched_setscheduler")
 
 # Signals whose default action ends a process (signal(7)): all but CHLD, CONT, STOP, TSTP, TTIN, TTOU,
 # URG and WINCH; real-time signals terminate too.
@@ -248,6 +346,17 @@ _NON_FATAL = {
 FATAL_SIGNAL_MASK = sum(1 << (number - 1) for number in range(1, 65) if number not in _NON_FATAL)
 
 
+def traced_exits(features: KernelFeatures) -> tuple[str, ...]:
+    """The path calls whose exit is traced: those the native ABI has with a syscalls:sys_exit_ tracepoint here."""
+    native = syscalls.native_abi()
+    exits = ("execve", "execveat", *PATH_EXIT_SYSCALLS)
+    return tuple(
+        name
+        for name in exits
+        if name in features.syscall_exits and syscalls.direct_syscall_number(native, name) is not None
+    )
+
+
 def load_program(source: str) -> Any:
     """A BCC program compiled, loaded and attached (its TRACEPOINT_PROBEs and RAW_TRACEPOINT_PROBEs), with the
     headers of profiler/recording/bpf/ on its include path: the recorder, or run's refusal watch."""
@@ -262,12 +371,15 @@ def load_program(source: str) -> Any:
             ) from error
 
 
-def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: bool) -> str:
-    """The C that is loaded: recorder.bpf.c behind the #defines that configure it (`record --ebpf`)."""
+def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: bool, paths: bool = True) -> str:
+    """The C that is loaded: recorder.bpf.c behind the #defines that configure it (`record --ebpf`). paths: record
+    file accesses and kernel uses (`record --no-paths` does not)."""
     defines: dict[str, object] = {
         "PID_MAX": features.pid_max,
         "ROWS": sizes.rows,
         "OBSERVATION_ENTRIES": sizes.observations,
+        "FILE_ENTRIES": sizes.files,
+        "FD_PROCESSES": sizes.descriptor_tables,
         "STACK_ENTRIES": sizes.stacks,
         "RINGBUF_PAGES": sizes.ringbuf_pages,
         "SELF_TGID": os.getpid(),
@@ -280,6 +392,11 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
             number = syscalls.direct_syscall_number(abi, name) if abi else None
             # An ABI without this syscall gets a number no syscall has, so that its case never matches.
             defines[f"{prefix}{name.upper()}"] = number if number is not None else missing + index
+    exits = traced_exits(features)
+    for index, name in enumerate(PATH_EXIT_SYSCALLS + PATH_ENTRY_SYSCALLS):
+        number = syscalls.direct_syscall_number(native, name)
+        traced = name in exits or (name in PATH_ENTRY_SYSCALLS and number is not None)
+        defines[f"NR_{name.upper()}"] = number if traced else 0xFFFD_0000 + index
     switches = {
         "CAP_TRACEPOINT": features.capability_source is CapabilitySource.TRACEPOINT,
         "CAP_KPROBE": features.capability_source is CapabilitySource.KPROBE,
@@ -288,6 +405,7 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "CGROUP_MODE": cgroup_mode,
         "ARCH_X86_64": features.architecture == "x86_64",
         "ARCH_ARM64": features.architecture == "aarch64",
+        "RECORD_PATHS": paths and features.has_btf,  # it reads arguments with bpf_task_pt_regs
     }
     lines = [f"#define {name} {value}" for name, value in defines.items()]
     lines += [f"#define {name} 1" for name, enabled in switches.items() if enabled]
@@ -297,11 +415,31 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
 class Tracer:
     """One loaded recorder program. Use as a context manager; close() detaches everything."""
 
-    def __init__(self, features: KernelFeatures, *, cgroup: Path | None = None, sizes: TableSizes = TableSizes()):
+    def __init__(
+        self,
+        features: KernelFeatures,
+        *,
+        cgroup: Path | None = None,
+        sizes: TableSizes = TableSizes(),
+        paths: bool = True,
+    ):
         self.features = features
         self.sizes = sizes
+        # Paths need the user registers at a syscall's exit (bpf_task_pt_regs, with BTF); without, they are not
+        # recorded, and the trace says so.
+        self.paths = paths and features.has_btf
         started = time.monotonic()
-        self._bpf: Any = load_program(program_source(features, sizes, cgroup is not None))
+        self._bpf: Any = load_program(program_source(features, sizes, cgroup is not None, self.paths))
+        # One program on the exit of each path call: the kernel runs it for those calls only, where a raw sys_exit
+        # would run for every syscall of every task.
+        for name in traced_exits(features) if self.paths else ():
+            try:
+                self._bpf.attach_tracepoint(tp=f"syscalls:sys_exit_{name}".encode(), fn_name=b"path_exit")
+            except Exception as error:  # BCC raises bare Exception
+                self._bpf.cleanup()
+                raise TracingError(
+                    f"cannot attach to syscalls:sys_exit_{name} ({str(error).splitlines()[0]}): record with --no-paths"
+                ) from error
         self.startup_s = time.monotonic() - started
         _release_compiler_memory()
         self._lib: Any = _import_bcc().libbcc.lib
@@ -309,15 +447,18 @@ class Tracer:
         self._rows = self._bpf[b"rows"]
         self._empty_row = self._rows.Leaf()
         self._row_buffer = ct.create_string_buffer(ct.sizeof(self._rows.Leaf))
-        self._observations = self._bpf[b"observations"]
-        self._observation_key = _unpacker(self._observations.Key, _OBSERVATION_FIELDS)
+        # The observations table, and where paths are recorded the file accesses' one, with their capacities.
+        self._tables: list[tuple[Any, int]] = [(self._bpf[b"observations"], sizes.observations)]
+        if self.paths:
+            self._tables.append((self._bpf[b"files"], sizes.files))
+        self._observation_key = _unpacker(self._tables[0][0].Key, _OBSERVATION_FIELDS)
         free_rows = self._bpf[b"free_rows"]
         for row in range(sizes.rows):
             free_rows.push(ct.c_uint32(row))
         self._free_rows = free_rows
         if cgroup is not None:
             self._bpf[b"target_cgroup"][0] = str(cgroup)
-        self._pending: list[ProcessEvent | FirstUse] = []
+        self._pending: list[Event] = []
         self._bpf[b"events"].open_ring_buffer(self._on_event)
 
     def __enter__(self) -> "Tracer":
@@ -341,6 +482,23 @@ class Tracer:
             raw = ct.cast(data, ct.POINTER(_SyscallEvent)).contents
             self._pending.append(FirstUse(raw.header.serial, raw.image, raw.nr, raw.header.time_ns))
             return
+        if header.kind == EventKind.PATH:
+            sight = ct.cast(data, ct.POINTER(_PathEvent)).contents
+            text = ct.string_at(data + ct.sizeof(_PathEvent), sight.length - 1) if sight.length else None
+            self._pending.append(
+                PathSight(
+                    sight.header.serial,
+                    sight.image,
+                    KernelFileOp(sight.op),
+                    sight.error,
+                    sight.name,
+                    sight.dir,
+                    os.fsdecode(text) if text is not None else None,
+                    sight.fd,
+                    sight.header.time_ns,
+                )
+            )
+            return
         event = ct.cast(data, ct.POINTER(_ProcessEvent)).contents
         self._pending.append(
             ProcessEvent(
@@ -362,9 +520,10 @@ class Tracer:
             )
         )
 
-    def poll(self, timeout_ms: int) -> list[ProcessEvent | FirstUse]:
+    def poll(self, timeout_ms: int) -> list[Event]:
         """Events the kernel emitted since the last call, waiting up to timeout_ms for the first."""
         self._bpf.ring_buffer_poll(timeout_ms)
+        self._bpf.ring_buffer_consume()  # path events wake no one (recorder.bpf.c: record_access): read them here
         events, self._pending = self._pending, []
         return events
 
@@ -431,8 +590,8 @@ class Tracer:
         return counts
 
     def observations(self) -> list[Observation]:
-        """Everything the observations table holds, left in place."""
-        return [observation for _, observation in self._read_observations()]
+        """Everything the observations tables hold, left in place."""
+        return [observation for table in self._tables for _, observation in self._read_observations(*table)]
 
     def reclaim_observations(self, serials: Collection[int]) -> list[Observation]:
         """The observations of processes that have exited, removed from the table to make room for others.
@@ -441,18 +600,21 @@ class Tracer:
         still run on another CPU as its exit is reported, and an increment landing on an entry after it was
         read would be lost. Exited processes are untraced in the kernel, so nothing adds to them later.
         """
-        found = [(key, observation) for key, observation in self._read_observations() if observation.serial in serials]
-        if found:
-            keys = ct.create_string_buffer(b"".join(key for key, _ in found))
-            count = ct.c_uint32(len(found))
-            if self._lib.bpf_delete_batch(self._observations.map_fd, keys, ct.byref(count)) != 0:
-                raise TracingError(f"cannot delete from the kernel's observations table: {os.strerror(ct.get_errno())}")
-        return [observation for _, observation in found]
+        taken = []
+        for table, capacity in self._tables:
+            found = [(key, seen) for key, seen in self._read_observations(table, capacity) if seen.serial in serials]
+            if found:
+                keys = ct.create_string_buffer(b"".join(key for key, _ in found))
+                count = ct.c_uint32(len(found))
+                if self._lib.bpf_delete_batch(table.map_fd, keys, ct.byref(count)) != 0:
+                    failure = os.strerror(ct.get_errno())
+                    raise TracingError(f"cannot delete from the kernel's observations table: {failure}")
+            taken += [observation for _, observation in found]
+        return taken
 
-    def _read_observations(self) -> Iterator[tuple[bytes, Observation]]:
-        """(raw key, observation) of every entry, read in batches."""
-        table = self._observations
-        key_size, capacity = ct.sizeof(table.Key), self.sizes.observations
+    def _read_observations(self, table: Any, capacity: int) -> Iterator[tuple[bytes, Observation]]:
+        """(raw key, observation) of every entry of a table, read in batches."""
+        key_size = ct.sizeof(table.Key)
         keys = ct.create_string_buffer(key_size * capacity)
         values = (ct.c_uint64 * capacity)()
         batch, next_batch, total = ct.c_uint32(0), ct.c_uint32(0), 0

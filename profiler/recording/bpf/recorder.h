@@ -1,4 +1,4 @@
-/* Layouts shared by recorder.bpf.c and profiler/tracer.py (which mirrors them with ctypes). */
+/* Layouts shared by recorder.bpf.c and profiler/recording/tracer.py (which mirrors them with ctypes). */
 #ifndef PROFILER_RECORDER_H
 #define PROFILER_RECORDER_H
 
@@ -11,6 +11,15 @@
 #define COMPAT_NO 0
 #define COMPAT_YES 1 /* a 32-bit process on a 64-bit kernel: its syscall numbers are the compat ABI's */
 #define COMPAT_UNKNOWN 2
+/* A path as a syscall names it, NUL included: PATH_MAX. */
+#define FILE_PATH_LEN 4096
+/* Names (of a path, a directory, an open file) are 64-bit hashes, see name_of; where the kernel side does not know
+ * the directory a process names a path in, the name stands for that directory until user space reads it in /proc:
+ * CWD_MARK | serial, the starting working directory of an adopted process (serial 0: of profiler, which the
+ * launched command inherits); FD_MARK | serial << 20 | fd, a file descriptor it did not see opened. */
+#define CWD_MARK 0x8000000000000000
+#define FD_MARK 0x4000000000000000
+#define NO_NAME 0
 
 /* procs[tgid].state */
 enum proc_state {
@@ -31,6 +40,8 @@ struct proc {
 	__u32 exiting;   /* exit_group was called: the SIGKILLs its threads get are not a cause of death */
 	__s32 sent_signal; /* the last fatal-by-default signal sent to it, not yet handled */
 	__u32 compat;      /* runs 32-bit code: its syscall numbers are the compat ABI's */
+	__u32 pad;
+	__u64 cwd;         /* the name of its working directory */
 };
 
 /* A row holds the first-use times too, so that a syscall's first use costs no event. */
@@ -47,6 +58,8 @@ enum drop_counter {
 	DROP_SOCKETS,
 	DROP_NAMESPACES,
 	DROP_PROCESSES,
+	DROP_PATHS,
+	DROP_KERNEL_USES,
 	DROP_COUNTERS,
 };
 
@@ -56,6 +69,26 @@ enum observation_kind {
 	OBSERVE_CAPABILITY = DROP_CAPABILITY_CHECKS, /* a = cap, b = ret, c = stack id, d = target_ns, e = noaudit */
 	OBSERVE_SOCKET = DROP_SOCKETS,         /* a = family, b = type, c = protocol */
 	OBSERVE_NAMESPACE = DROP_NAMESPACES,   /* a = CLONE_NEW* flags */
+	OBSERVE_FILE = DROP_PATHS,             /* in the files table: a = enum file_op, b = errno, c = name */
+	OBSERVE_KERNEL = DROP_KERNEL_USES,     /* a = prot, persona, policy or address family; b = port;
+						  c, d = the address's 16 bytes (an IPv4 one in c) */
+};
+
+/* What a syscall did to a path (profiler.trace.FileOp); CHDIR only tells user space a working directory's name. */
+enum file_op {
+	FILE_READ,
+	FILE_WRITE,
+	FILE_CREATE,
+	FILE_DELETE,
+	FILE_RENAME,
+	FILE_LINK,
+	FILE_CHMOD,
+	FILE_SETID,
+	FILE_EXEC,
+	FILE_MAP_EXEC,
+	FILE_LIST,
+	FILE_CHDIR,
+	FILE_NONE,
 };
 
 /* noaudit in a capability observation: 0 or 1 where the probe sees the options (kprobe), 2 where it cannot. */
@@ -79,6 +112,7 @@ enum event_kind {
 	EVENT_EXIT = 3,     /* the last thread of a traced process exited */
 	EVENT_ATTACH = 4,   /* a running process was adopted (attach mode) */
 	EVENT_SYSCALL = 5,  /* first use of a syscall counted outside the dense rows */
+	EVENT_PATH = 6,     /* first sight of a file access: the name and how to read it */
 };
 
 struct event_header {
@@ -108,6 +142,20 @@ struct process_event {
 	__u32 compat;         /* EVENT_EXEC, EVENT_ATTACH: COMPAT_NO, COMPAT_YES or COMPAT_UNKNOWN */
 	char path[PATH_LEN];  /* EVENT_EXEC */
 	char argv0[ARGV0_LEN];
+};
+
+/* Sent with only as many bytes of path as length says. */
+struct path_event {
+	struct event_header header;
+	__u32 image;
+	__u32 op;      /* enum file_op */
+	__s32 error;   /* errno, 0 on success */
+	__s32 fd;      /* the file descriptor a name by fd came through, -1 for a path */
+	__u64 name;
+	__u64 dir;     /* the name of the directory a relative path is in; NO_NAME for an absolute path or by fd */
+	__u32 length;  /* of path, NUL included; 0 for an access by fd */
+	__u32 pad;
+	char path[FILE_PATH_LEN];
 };
 
 #endif

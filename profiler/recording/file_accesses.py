@@ -1,0 +1,324 @@
+"""File accesses and kernel uses: the kernel side's names for paths made absolute, its counts made trace rows.
+
+The kernel side names a path by a hash of its string and of the name of the directory it was relative to
+(recorder.h: name_of), and sends a name's string only the first time a process image does one thing with it.
+Each such sight teaches the absolute path of its name here: an absolute string is its own, a relative one is
+joined to its directory's path, learned from an earlier sight (a chdir, the open of a dirfd) or, for a directory
+the kernel side never saw named (the working directory a process started in, a descriptor it inherited), read
+in /proc while the process lives. An access whose name stays unknown is counted in dropped.unresolved_paths.
+
+What an exec runs besides the file it names, the kernel opens without a syscall: a script's #! interpreter and
+an ELF program's loader (PT_INTERP). Those are read here from the executed file's first bytes, at its exec event.
+"""
+
+import errno
+import functools
+import ipaddress
+import os
+import posixpath
+import re
+import stat
+import struct
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+from profiler.escaping import visible
+from profiler.recording.tracer import CWD_MARK, FD_MARK, KernelFileOp, Observation, ObservationKind, PathSight
+from profiler.trace import FileAccess, FileOp, KernelInterfaceUse, KernelUse
+
+FILE_OPS = {
+    KernelFileOp.READ: FileOp.READ,
+    KernelFileOp.WRITE: FileOp.WRITE,
+    KernelFileOp.CREATE: FileOp.CREATE,
+    KernelFileOp.DELETE: FileOp.DELETE,
+    KernelFileOp.RENAME: FileOp.RENAME,
+    KernelFileOp.LINK: FileOp.LINK,
+    KernelFileOp.CHMOD: FileOp.CHMOD,
+    KernelFileOp.SETID: FileOp.SETID,
+    KernelFileOp.EXEC: FileOp.EXEC,
+    KernelFileOp.MAP_EXEC: FileOp.MAP_EXEC,
+    KernelFileOp.LIST: FileOp.LIST,
+}  # KernelFileOp.CHDIR names a working directory, and is no row
+# Operations that open the path itself: where it is a device node, the row says which.
+_OPENS = frozenset({FileOp.READ, FileOp.WRITE, FileOp.CREATE})
+# Paths that name profiler's own files when profiler looks at them (/proc/self is whoever asks): kept as given,
+# neither resolved nor looked at.
+_SELF_PATHS = re.compile(r"/proc(/|$)|/dev/(fd|stdin|stdout|stderr)(/|$)")
+_PROC_PID = re.compile(r"/proc/([0-9]+)(?:/|$)")
+DETAIL_LIMIT = 256  # characters of a kernel use's detail
+_MASK64 = (1 << 64) - 1
+_FD_BITS = 20
+_INTERPRETER_LEVELS = 4  # binfmt_script's limit of interpreters of interpreters
+_HEAD_BYTES = 256  # a #! line the kernel reads is at most this long (BINPRM_BUF_SIZE)
+_PT_INTERP = 3
+
+
+def normalised(path: str) -> str:
+    """A path made absolute lexically: "." and ".." and repeated slashes taken out (POSIX keeps a leading "//")."""
+    clean = posixpath.normpath(path)
+    return "/" + clean.lstrip("/") if clean.startswith("//") else clean
+
+
+def _proc_link(pid: int | None, entry: str) -> str | None:
+    """Where /proc/<pid>/<entry> (cwd, fd/N) points, if it is a path: not a socket, a pipe or a memfd."""
+    if pid is None:
+        return None
+    try:
+        target = os.readlink(f"/proc/{pid}/{entry}")
+    except OSError:
+        return None
+    if not target.startswith("/") or target.startswith("/memfd:") or target.endswith(" (deleted)"):
+        return None
+    return target
+
+
+def _read(file: int, offset: int, size: int) -> bytes:
+    return os.pread(file, size, offset) if offset >= 0 and 0 < size <= 65536 else b""
+
+
+# The ELF layouts read, by class (1: 32-bit, 2: 64-bit): where e_phoff, e_phentsize and e_phnum are in the file
+# header, and a program header as (p_type, ..., p_offset, ..., p_filesz).
+_ELF_HEADER = {1: ("I", 0x1C, 0x2A), 2: ("Q", 0x20, 0x36)}
+_PROGRAM_HEADER = {1: "IIIII", 2: "IIQQQQ"}  # 32: type offset vaddr paddr filesz; 64: type flags offset ... filesz
+
+
+def _elf_interpreter(file: int, head: bytes) -> str | None:
+    """The PT_INTERP path of an ELF file (its dynamic loader), or None for a static one or another format."""
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] not in _ELF_HEADER or head[5] not in (1, 2):
+        return None
+    order = "<" if head[5] == 1 else ">"
+    offset_format, at_offset, at_sizes = _ELF_HEADER[head[4]]
+    (phoff,) = struct.unpack_from(order + offset_format, head, at_offset)
+    phentsize, phnum = struct.unpack_from(order + "HH", head, at_sizes)
+    layout = struct.Struct(order + _PROGRAM_HEADER[head[4]])
+    if phentsize < layout.size:
+        return None
+    headers = _read(file, phoff, phentsize * phnum)
+    for start in range(0, len(headers) - phentsize + 1, phentsize):
+        fields = layout.unpack_from(headers, start)
+        if fields[0] == _PT_INTERP:
+            offset, size = (fields[1], fields[4]) if head[4] == 1 else (fields[2], fields[5])
+            text = _read(file, offset, min(size, 4096)).split(b"\0", 1)[0]
+            return os.fsdecode(text) if text.startswith(b"/") else None
+    return None
+
+
+@functools.cache
+def interpreters(path: str) -> tuple[tuple[FileOp, str], ...]:
+    """What the kernel runs or maps for an exec of path, read from the files: the #! interpreter of a script (an
+    exec, and so on for its own), and the loader of the ELF program that runs (a map-exec)."""
+    found: list[tuple[FileOp, str]] = []
+    for _ in range(_INTERPRETER_LEVELS + 1):
+        try:
+            file = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            break
+        try:
+            head = _read(file, 0, _HEAD_BYTES)
+            if not head.startswith(b"#!"):
+                loader = _elf_interpreter(file, head)
+                found += [(FileOp.MAP_EXEC, loader)] if loader else []
+                break
+        except (OSError, struct.error):
+            break
+        finally:
+            os.close(file)
+        words = head[2:].split(b"\n", 1)[0].split()
+        if not words or not words[0].startswith(b"/"):
+            break
+        path = os.fsdecode(words[0])
+        found.append((FileOp.EXEC, path))
+    return tuple(found)
+
+
+@dataclass
+class PathNames:
+    """What each name the kernel side sent stands for, learned from its first sights."""
+
+    names: dict[int, str] = field(default_factory=dict)  # name: absolute path
+    first_ns: dict[tuple[int, int, int, int, int], int] = field(default_factory=dict)  # observation key: first sight
+    # Accesses the kernel made for an exec, read from the files: (serial, image, op, path): (count, first).
+    implied: dict[tuple[int, int, FileOp, str], tuple[int, int]] = field(default_factory=dict)
+
+    def executed(self, serial: int, image: int, path: str, pid: int, time_ns: int) -> None:
+        """An exec event: the interpreters the image runs in are accesses of its own."""
+        if not path.startswith("/"):
+            directory = _proc_link(pid, "cwd")
+            if directory is None:
+                return
+            path = directory + "/" + path
+        for op, interpreter in interpreters(normalised(path)):
+            key = (serial, image, op, normalised(interpreter))
+            count, first = self.implied.get(key, (0, time_ns))
+            self.implied[key] = (count + 1, min(first, time_ns))
+
+    def start_directory(self, serial: int, pid: int | None) -> None:
+        """A process the kernel side adopted: where it works, read while it runs (serial 0: profiler, whose
+        working directory the command it launches starts in)."""
+        directory = os.getcwd() if serial == 0 else _proc_link(pid, "cwd")
+        if directory is not None:
+            self.names[CWD_MARK | serial] = directory
+
+    def sight(self, sight: PathSight, pid: int | None) -> None:
+        key = (sight.serial, sight.image, sight.op, sight.error, sight.name)
+        self.first_ns[key] = min(self.first_ns.get(key, sight.time_ns), sight.time_ns)
+        if sight.name in self.names:
+            return
+        if sight.path is None:  # by descriptor, one the kernel side did not see opened
+            path = _proc_link(pid, f"fd/{sight.fd}")
+        elif sight.path.startswith("/"):
+            path = sight.path
+        else:
+            directory = self._directory(sight.dir, pid)
+            path = directory + "/" + sight.path if directory is not None else None
+        if path is not None:
+            self.names[sight.name] = normalised(path)
+
+    def _directory(self, name: int, pid: int | None) -> str | None:
+        known = self.names.get(name)
+        if known is None and name & CWD_MARK:
+            known = _proc_link(pid, "cwd")
+        elif known is None and name & FD_MARK:
+            known = _proc_link(pid, f"fd/{name & ((1 << _FD_BITS) - 1)}")
+        if known is not None:
+            self.names[name] = known
+        return known
+
+
+@functools.cache
+def _real_directory(directory: str) -> str:
+    return os.path.realpath(directory)
+
+
+def _resolved(path: str) -> str:
+    """The path with its symbolic links resolved, a directory at a time (the directories of a run repeat)."""
+    directory, base = posixpath.split(path)
+    candidate = posixpath.join(_real_directory(directory), base) if base else _real_directory(directory)
+    return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+
+
+def _device(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(status.st_mode) or stat.S_ISBLK(status.st_mode):
+        return (os.major(status.st_rdev), os.minor(status.st_rdev))
+    return None
+
+
+def file_rows(
+    observations: Iterable[Observation],
+    names: PathNames,
+    ids: dict[int, int],
+    seconds: Callable[[int | None], float | None],
+) -> tuple[tuple[FileAccess, ...], int]:
+    """The file accesses of the traced processes, and how many the names of which stayed unknown. An access to a
+    path through a symbolic link is a row at the path as given and one at the path resolved."""
+    merged: dict[tuple[int, int, str, FileOp, str | None], tuple[int, int | None]] = {}  # count, first sight
+
+    def add(serial: int, image: int, path: str, op: FileOp, error: str | None, count: int, first: int | None) -> None:
+        for each in (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path))):
+            key = (ids[serial], image, each, op, error)
+            earlier_count, earlier = merged.get(key, (0, None))
+            merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
+
+    unresolved = 0
+    for o in observations:
+        if o.kind is not ObservationKind.FILE or o.serial not in ids or o.a == KernelFileOp.CHDIR:
+            continue
+        name = o.c & _MASK64
+        path = names.names.get(name)
+        if path is None:
+            unresolved += 1
+            continue
+        error = errno.errorcode.get(o.b, str(o.b)) if o.b else None
+        add(
+            o.serial,
+            o.image,
+            path,
+            FILE_OPS[KernelFileOp(o.a)],
+            error,
+            o.count,
+            names.first_ns.get((o.serial, o.image, o.a, o.b, name)),
+        )
+    for (serial, image, op, path), (count, first) in names.implied.items():
+        if serial in ids:
+            add(serial, image, path, op, None, count, first)
+    rows = [
+        FileAccess(
+            process,
+            image,
+            path,
+            op,
+            error,
+            _device(path) if error is None and op in _OPENS and not _SELF_PATHS.match(path) else None,
+            count,
+            seconds(first),
+        )
+        for (process, image, path, op, error), (count, first) in merged.items()
+    ]
+    rows.sort(key=lambda r: (r.process, r.image, r.path, r.op, r.error or ""))
+    return tuple(rows), unresolved
+
+
+_PROT_NAMES = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
+_POLICY_NAMES = {1: "SCHED_FIFO", 2: "SCHED_RR", 6: "SCHED_DEADLINE"}
+_AF_INET, _AF_INET6 = 2, 10
+
+
+def _address(o: Observation) -> tuple[KernelUse, str]:
+    high, low = o.c & _MASK64, o.d & _MASK64
+    if o.a == _AF_INET:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(
+            (high & 0xFFFF_FFFF).to_bytes(4, "little")
+        )
+        shown = f"{address}:{o.b}"
+    else:
+        address = ipaddress.IPv6Address(high.to_bytes(8, "little") + low.to_bytes(8, "little"))
+        shown = f"[{address}]:{o.b}"
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None  # ::ffff:127.0.0.1
+    loopback = address.is_loopback or (mapped is not None and mapped.is_loopback)
+    return (KernelUse.LOOPBACK if loopback else KernelUse.NETWORK), shown
+
+
+def _kernel_use(o: Observation, syscall: str | None) -> tuple[KernelUse, str] | None:
+    """What a kernel-use observation was, and its detail; None for a syscall this does not know."""
+    if syscall in ("mmap", "mprotect", "pkey_mprotect"):
+        return KernelUse.WRITE_EXECUTE, f"{syscall} {'|'.join(name for bit, name in _PROT_NAMES if o.a & bit)}"
+    if syscall == "personality":
+        return KernelUse.PERSONALITY, f"personality({o.a:#06x})"
+    if syscall in ("sched_setscheduler", "sched_setattr"):
+        return KernelUse.REALTIME, f"{syscall} {_POLICY_NAMES.get(o.a, str(o.a))}"
+    if syscall in ("connect", "bind", "sendto", "sendmsg") and o.a in (_AF_INET, _AF_INET6):
+        use, address = _address(o)
+        return use, f"{syscall} {address}"
+    return None
+
+
+def kernel_rows(
+    observations: Iterable[Observation],
+    files: Iterable[FileAccess],
+    ids: dict[int, int],
+    syscall_name: Callable[[int, int, int], str | None],
+    traced_pids: Collection[int],
+) -> tuple[KernelInterfaceUse, ...]:
+    """The kernel uses of the traced processes: those the kernel side counted, and the /proc entries of processes
+    not traced that they opened (from the file accesses)."""
+    merged: dict[tuple[int, int, KernelUse, str], int] = {}
+    for o in observations:
+        if o.kind is not ObservationKind.KERNEL or o.serial not in ids:
+            continue
+        found = _kernel_use(o, syscall_name(o.serial, o.image, o.syscall_nr))
+        if found is not None:
+            key = (ids[o.serial], o.image, *found)
+            merged[key] = merged.get(key, 0) + o.count
+    for access in files:
+        match = _PROC_PID.match(access.path)
+        if match and int(match.group(1)) not in traced_pids:
+            detail = visible(f"{access.path} {access.op}")[:DETAIL_LIMIT]
+            key = (access.process, access.image, KernelUse.OTHER_PROCESS, detail)
+            merged[key] = merged.get(key, 0) + access.count
+    rows = [KernelInterfaceUse(*key, count) for key, count in merged.items()]
+    rows.sort(key=lambda r: (r.process, r.image, r.use, r.detail))
+    return tuple(rows)
