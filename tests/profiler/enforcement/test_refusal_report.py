@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,11 @@ def test_a_hostile_path_is_escaped_for_people_and_a_byte_string_in_json(
     text = (tmp_path / "report.json").read_text()
     assert "\\udc" not in text  # no lone surrogate, which strict JSON parsers refuse
     assert json.loads(text)["refused"][0]["path"] == byte_strings.encode(target)
+
+
+def test_a_file_of_the_hosts_var_tmp_that_private_tmp_hides_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix="profiler-run-test-") as shared:
+        status, lines, _ = _run(profiler_run, tmp_path, "PrivateTmp=yes\n", "read", shared.name)
+        assert status == ENOENT
+        assert lines == [f"refused: read of {shared.name} by {PROGRAM}, 1x, ENOENT from PrivateTmp=yes"], lines
+        assert _run(profiler_run, tmp_path, "", "read", shared.name)[:2] == (0, [])
