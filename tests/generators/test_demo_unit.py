@@ -85,8 +85,7 @@ def test_the_demo_runs_under_its_whole_unit_which_scores_at_most_1_5(
         named[name] = _refusals(systemd_analyze.write_unit(tmp_path / name, "demo", text, unit), plan, systemd)
     protect = _line(broken["no-cache"], "ProtectSystem=strict")
     assert named["no-cache"] == [
-        f"ProtectSystem=strict (line {protect}) refuses the write to {cache} by /usr/bin/python3: "
-        f"{cache_line.strip()}"
+        f"ProtectSystem=strict (line {protect}) refuses the write to {cache} by /usr/bin/python3: {cache_line.strip()}"
     ]
     [home] = named["home"]
     assert home.startswith(
