@@ -40,7 +40,8 @@ record pip-install pip-install -- "$work/venv/bin/pip" install --quiet --no-inde
 # pip-audit from PyPI (its cache where systemd makes a service's, /var/cache), and cargo's own work on a small
 # crate with Debian's cargo (root's rustup toolchain is in /root, which nobody cannot enter).
 command -v /usr/bin/cargo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >/dev/null
-python3 -m venv "$work/audit"
+# Debian's python3: a venv of root's pyenv python links into /root, which nobody cannot enter.
+/usr/bin/python3 -m venv "$work/audit"
 "$work/audit/bin/pip" install --quiet pip-audit==2.10.1
 printf 'requests==2.25.0\n' > "$work/requirements.txt"
 cache=/var/cache/profiler-pip-audit
