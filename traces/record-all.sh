@@ -40,15 +40,19 @@ record pip-install pip-install -- "$work/venv/bin/pip" install --quiet --no-inde
 # pip-audit from PyPI (its cache where systemd makes a service's, /var/cache), and cargo's own work on a small
 # crate with Debian's cargo (root's rustup toolchain is in /root, which nobody cannot enter).
 command -v /usr/bin/cargo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >/dev/null
-# Debian's python3: a venv of root's pyenv python links into /root, which nobody cannot enter.
-/usr/bin/python3 -m venv "$work/audit"
-"$work/audit/bin/pip" install --quiet pip-audit==2.10.1
-printf 'requests==2.25.0\n' > "$work/requirements.txt"
+# The audit is installed where a deployment would put it, outside /tmp (a service's /tmp is its own) and readable by
+# nobody: Debian's python3, since a venv of root's pyenv python links into /root, which nobody cannot enter. It is
+# left in place: tests/generators/test_audit_unit.py runs the same job under the unit generated from this trace.
+audit=/opt/profiler-pip-audit
+[ -x "$audit/venv/bin/pip-audit" ] || {
+    /usr/bin/python3 -m venv "$audit/venv"
+    "$audit/venv/bin/pip" install --quiet pip-audit==2.10.1
+}
+printf 'requests==2.25.0\n' > "$audit/requirements.txt"
 cache=/var/cache/profiler-pip-audit
 mkdir -p "$cache" && chown nobody "$cache"
-chown -R nobody "$work"
-record pip-audit pip-audit --user nobody -- \
-    "$work/audit/bin/pip-audit" --cache-dir "$cache" --requirement "$work/requirements.txt" --progress-spinner off
+(cd / && record pip-audit pip-audit --user nobody -- \
+    "$audit/venv/bin/pip-audit" --cache-dir "$cache" --requirement "$audit/requirements.txt" --progress-spinner off)
 rm -rf "$cache"
 cd "$work"
 runuser -u nobody -- env HOME="$work" CARGO_HOME="$work/cargo-home" /usr/bin/cargo new --quiet unprivileged
