@@ -144,6 +144,10 @@ static __always_inline int activate(struct proc *p)
 	return 0;
 }
 
+/* A process event wakes user space at once, even while path events (which wake no one) wait unread: the end of
+ * the command, say, is seen when it comes. */
+#define PROCESS_EVENT_WAKEUP BPF_RB_FORCE_WAKEUP
+
 static __always_inline struct process_event *reserve_process_event(u32 kind, struct proc *p, u32 pid)
 {
 	struct process_event *event = events.ringbuf_reserve(sizeof(struct process_event));
@@ -181,7 +185,7 @@ static __always_inline bool adopt(u32 tgid, struct proc *p)
 	p->compat = current_compat() == COMPAT_YES;
 	if (event) {
 		event->compat = current_compat();
-		events.ringbuf_submit(event, 0);
+		events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	}
 	return true;
 }
@@ -279,7 +283,7 @@ TRACEPOINT_PROBE(task, task_newtask)
 		return 0;
 	event->parent_serial = p->serial;
 	event->parent_image = p->image;
-	events.ringbuf_submit(event, 0);
+	events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	return 0;
 }
 
@@ -838,6 +842,8 @@ static __always_inline void record_access(struct proc *p, struct path_event *eve
 	event->dir = dir;
 	event->length = length;
 	u32 size = (offsetof(struct path_event, path) + length) & (2 * FILE_PATH_LEN - 1); /* bounds it, to the verifier */
+	/* It wakes no one: a wake-up for each new path was most of what recording paths cost tar. User space reads
+	 * path events at each poll, which a process event or the poll's timeout ends. */
 	if (size <= sizeof(*event) && events.ringbuf_output(event, size, BPF_RB_NO_WAKEUP) != 0)
 		drop(DROP_EVENTS);
 }
@@ -1076,7 +1082,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		__builtin_memcpy(event->argv0, argv0->text, sizeof(event->argv0));
 		pending_argv0.delete(&old_tid);
 	}
-	events.ringbuf_submit(event, 0);
+	events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	return 0;
 }
 
@@ -1135,7 +1141,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
 			event->released_row = p->row;
 			event->exit_code = p->exit_code;
 			event->exit_signal = p->exit_signal;
-			events.ringbuf_submit(event, 0);
+			events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 		}
 	}
 #ifdef RECORD_PATHS
