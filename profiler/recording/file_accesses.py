@@ -55,6 +55,8 @@ _PT_INTERP = 3
 
 def normalised(path: str) -> str:
     """A path made absolute lexically: "." and ".." and repeated slashes taken out (POSIX keeps a leading "//")."""
+    if "//" not in path and "/." not in path and path.endswith("/") == (path == "/"):
+        return path  # already so, as most are: a first sight each, while the workload runs
     clean = posixpath.normpath(path)
     return "/" + clean.lstrip("/") if clean.startswith("//") else clean
 
