@@ -19,7 +19,7 @@ from tests.profiler.recording.conftest import RecordCommand, which
 # One program doing one of each thing, in a directory it is given; it ends by exec'ing true.
 WORKLOAD = textwrap.dedent(
     """
-    import ctypes, mmap, os, socket, sys
+    import ctypes, mmap, os, shutil, socket, sys
     os.chdir(sys.argv[1])
     fd = os.open("created", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     os.write(fd, b"x")
@@ -63,6 +63,9 @@ WORKLOAD = textwrap.dedent(
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except PermissionError:
         pass
+    os.makedirs("tree/a")
+    open("tree/a/file", "w").close()
+    shutil.rmtree("tree")  # through descriptors: a dup of each directory's, unlinkat relative to it
     os.execv("/usr/bin/true", ["true"])
     """
 )
@@ -106,6 +109,9 @@ def test_what_a_program_does_to_files_is_recorded_with_absolute_paths(workload: 
         (f"{work}/missing", FileOp.READ, "ENOENT"),
         ("/dev/null", FileOp.WRITE, None),
         ("/usr/bin/true", FileOp.EXEC, None),
+        (f"{work}/tree/a", FileOp.LIST, None),
+        (f"{work}/tree/a/file", FileOp.DELETE, None),
+        (f"{work}/tree/a", FileOp.DELETE, None),
     ]:
         assert access in seen, access
     assert any(op is FileOp.MAP_EXEC and "/libc.so" in path for path, op, _ in seen), "ld.so maps libc executable"
