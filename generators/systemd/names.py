@@ -70,6 +70,10 @@ ALL_CAPABILITIES = (1 << CAPABILITY_MASK_BITS) - 1
 ERRNO_MAX = 4095
 
 
+# A user name as systemd 252 takes it without a warning (valid_user_group_name() in src/basic/user-util.c, strict).
+USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}")
+
+
 # Sandboxing settings that refuse syscalls (EPERM) and take capabilities out of the bounding set on their own,
 # whatever SystemCallFilter= and CapabilityBoundingSet= say (systemd 252: unit_patch_contexts() in
 # src/core/unit.c, and the apply_protect_*() filters of src/core/execute.c).

@@ -30,6 +30,7 @@ from generators.systemd.names import (
     LIST_SETTINGS,
     OVERRIDING_SETTINGS,
     PATH_SETTINGS,
+    USER_NAME,
     parse_boolean,
 )
 from profiler.trace import FileOp
@@ -81,6 +82,13 @@ def _expressible(root: WritableRoot) -> str:
     return path
 
 
+def _root_value(root: WritableRoot) -> str:
+    """The value of the line that makes a root writable: a managed directory's plain name, or the path quoted."""
+    value = root.value if root.setting != "ReadWritePaths" else unit_path(_expressible(root))
+    assert value is not None
+    return value
+
+
 def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     """(key, value, why) for each line: list settings start with an empty assignment, which discards what the
     unit set, since a drop-in's lines add to the unit's; a value None is a setting a run rules out."""
@@ -92,15 +100,23 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     for root in plan.writable:
         writes = sorted({write.path for write in root.writes})
         shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
-        path = _expressible(root)
-        wider = f"; {root.path} itself cannot be written in a unit line" if path != root.path else ""
-        value = root.value if root.setting != "ReadWritePaths" else unit_path(path)
-        assert value is not None
-        lines.append((root.setting, value, f"written: {shown}{wider}"))
+        wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root) != root.path else ""
+        lines.append((root.setting, _root_value(root), f"written: {shown}{wider}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
+    # A device no line can name (a line break in its path) cannot be allowed, and any DeviceAllow= line closes
+    # the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow= line.
+    unnamed = next(
+        (each for each in plan.settings if each.key == "DeviceAllow" and _unit_value(each.key, each.value) is None),
+        None,
+    )
     for setting in plan.settings:
+        if unnamed and setting.key in ("DevicePolicy", "DeviceAllow"):
+            if setting.key == "DevicePolicy":
+                device = (unnamed.value or "").rsplit(" ", 1)[0]
+                lines.append((setting.key, None, f"the device {device} cannot be named in a unit line: {unnamed.why}"))
+            continue
         value = _unit_value(setting.key, setting.value)
         if setting.key in LIST_SETTINGS and value is not None and setting.key not in written:
             written.add(setting.key)
@@ -114,7 +130,10 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
 
 def _unit_value(key: str, value: str | None) -> str | None:
     """A setting's value as a unit line holds it: paths quoted (ExecPaths= the nearest directory a line can hold,
-    which covers it); None where no line can."""
+    which covers it), a user name only where it is one systemd takes as it is; None where no line can."""
+    if key == "User" and value is not None:
+        # The trace's to choose: a line break would start a line of its own, a % a specifier.
+        return value if USER_NAME.fullmatch(value) else None
     if value is None or key not in PATH_SETTINGS:
         return value
     if key == "DeviceAllow":
@@ -314,7 +333,7 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
                 SandboxRefusal(
                     protect,
                     f"the write to {first.path} by {programs}",
-                    f"{root.setting}={root.value}",
+                    f"{root.setting}={_root_value(root)}",
                     root.evidence,
                 )
             )
@@ -340,7 +359,10 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         wanted = "w" if need.op in WRITE_OPS else "r"
         if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
-            refused.setdefault(f"DeviceAllow={unit_path(need.path)} {wanted}", (policy, []))[1].append(need)
+            quoted = unit_path(need.path)
+            # A device no line can name is let through by no device policy at all.
+            fix = f"DeviceAllow={quoted} {wanted}" if quoted else "DevicePolicy=auto"
+            refused.setdefault(fix, (policy, []))[1].append(need)
     return _grouped(refused)
 
 
@@ -353,7 +375,8 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
             continue
         barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
         if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            refused.setdefault(f"ExecPaths={unit_path(posixpath.dirname(need.path))}", (barred[-1], []))[1].append(need)
+            fix = f"ExecPaths={_unit_value('ExecPaths', posixpath.dirname(need.path))}"
+            refused.setdefault(fix, (barred[-1], []))[1].append(need)
     return _grouped(refused)
 
 

@@ -22,6 +22,7 @@ class Audited:
     path_refusals: tuple[PathRefusal, ...]  # refused in the audited run too: an audit applies the mounts
     connect_refusals: tuple[ConnectRefusal, ...]  # and the private network
     unwatched: str | None  # why paths were not watched
+    uncounted: int  # refusals the watch saw and could not keep: its table was full
 
 
 def unfiltered(confinement: Confinement) -> Confinement:
@@ -44,7 +45,8 @@ def audit(confinement: Confinement, command: Command, user: User | None, *, watc
         recording = session.record(target, session.RecordOptions(component="audited"), spawn=spawn)
         paths = path_refusals(confinement, watch.failed_path_calls()) if watch is not None else ()
         connects = connect_refusals(confinement, watch.unreachable_connects()) if watch is not None else ()
+        uncounted = watch.dropped() if watch is not None else 0
     finally:
         if watch is not None:
             watch.close()
-    return Audited(recording, paths, connects, unwatched)
+    return Audited(recording, paths, connects, unwatched, uncounted)

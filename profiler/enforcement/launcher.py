@@ -71,6 +71,7 @@ class Enforced:
     path_refusals: tuple[PathRefusal, ...] = ()
     connect_refusals: tuple[ConnectRefusal, ...] = ()
     unwatched: str | None = None  # why capability and path refusals were not watched
+    uncounted: int = 0  # refusals the watch saw and could not keep: its table was full
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +330,7 @@ class _Launch:
             path_refusals(self.confinement, watch.failed_path_calls(), refusals),
             connect_refusals(self.confinement, watch.unreachable_connects()),
             None if watch.watches_capabilities else "capability checks: this kernel has no cap_capable tracepoint",
+            watch.dropped(),
         )
 
     def start_unfiltered(self, watch: RefusalWatch | None) -> "Unfiltered":

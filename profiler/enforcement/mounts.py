@@ -180,9 +180,11 @@ def read_only_by(settings: FileSystem, path: str) -> str | None:
 
 def hidden_by(settings: FileSystem, path: str) -> str | None:
     """The setting whose mounts hide path, or None: ProtectHome=yes or tmpfs (an empty directory over the homes),
-    PrivateDevices= (a /dev with the pseudo devices only)."""
+    PrivateDevices= (a /dev with the pseudo devices only), PrivateTmp= (a /tmp and /var/tmp of its own)."""
     if settings.protect_home in (ProtectHome.YES, ProtectHome.TMPFS) and any(_under(path, each) for each in _HOMES):
         return f"ProtectHome={settings.protect_home}"
+    if settings.private_tmp and any(_under(path, each) and path != each for each in _TEMPORARY):
+        return "PrivateTmp=yes"
     if settings.private_devices and _under(path, "/dev") and path != "/dev":
         name = path.removeprefix("/dev/").split("/")[0]
         if name not in (*_PRIVATE_DEVICES, *_DEV_LINKS, "pts", "shm", "mqueue"):

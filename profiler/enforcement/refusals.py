@@ -1,7 +1,7 @@
-"""The refusals of an enforced run that are not its seccomp filter's: capability checks the confinement failed,
-path calls its mounts or its user failed, connections its private network had no route for, each named after the
-setting that caused it. What the refusal watch
-saw and the policy did not cause (a check in a user namespace, a file closed to root too) is not a refusal.
+"""The refusals of a run that are not its seccomp filter's: capability checks the confinement failed, path calls
+its mounts or its user failed, connections its private network had no route for, each named after the setting
+that caused it. What the refusal watch saw and the policy did not cause (a check in a user namespace, a file
+missing on the host too, a lookup that is only a question) is not a refusal.
 """
 
 import os
@@ -18,7 +18,7 @@ _OPENS = frozenset({"open", "openat", "openat2"})
 _LOOKUPS = frozenset(
     {"stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2", "readlink", "readlinkat"}
 )
-# What a call does to its path, where its name does not say it plainly
+# What a call does to its path, where its name does not say it plainly.
 _OPERATIONS = dict.fromkeys(("stat", "lstat", "newfstatat", "statx"), "stat of")
 _OPERATIONS |= dict.fromkeys(("access", "faccessat", "faccessat2"), "access of")
 _OPERATIONS |= dict.fromkeys(("execve", "execveat"), "exec of")

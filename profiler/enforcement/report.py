@@ -70,6 +70,7 @@ class RunReport:
     path_refusals: tuple[PathRefusal, ...] = ()
     connect_refusals: tuple[ConnectRefusal, ...] = ()
     unwatched: str | None = None  # why capability (enforced) and path refusals were not watched
+    uncounted: int = 0  # refusals the watch saw and could not keep
     would_refuse: tuple[WouldRefuse, ...] = ()  # audited: what enforcement would have refused
     fix: str | None = None  # audited: the lines to add, in the policy's format
     not_applied: tuple[str, ...] = ()  # settings of the policy that run does not apply
@@ -90,14 +91,16 @@ class RunReport:
             if not self.would_refuse:
                 out.append(f"audit: {self.policy} would refuse nothing this run did")
         else:
-            out += refusal_lines(self.refusals)
-            out += capability_lines(self.capability_refusals)
-            out += path_lines(self.path_refusals)
-            out += connect_lines(self.connect_refusals)
+            out += _bounded(refusal_lines(self.refusals), "syscall")
+            out += _bounded(capability_lines(self.capability_refusals), "capability")
+            out += _bounded(path_lines(self.path_refusals), "path")
+            out += _bounded(connect_lines(self.connect_refusals), "connection")
             if self.exit_status == 128 + signal.SIGSYS and not any(each.answer.errno is None for each in self.refusals):
                 out.append("the command was killed by SIGSYS, not by profiler's filter: by a filter of its own?")
         if self.unwatched:
             out.append(f"profiler: not watched for refusals: {self.unwatched}")
+        if self.uncounted:
+            out.append(f"profiler: {self.uncounted} more refusals were seen and not named: the watch's table was full")
         return out
 
     def json(self) -> str:
@@ -128,11 +131,23 @@ class RunReport:
                 ),
             ],
             "unwatched": self.unwatched,
+            "uncounted": self.uncounted,
             "would_refuse": [_bytes_written(each) for each in self.would_refuse],
             "fix": self.fix,
             "not_applied": list(self.not_applied),
         }
         return json.dumps(_text(document), indent=2, ensure_ascii=True) + "\n"
+
+
+SHOWN_PER_KIND = 40  # lines of refusals of one kind for people; --report lists them all
+
+
+def _bounded(lines: list[str], kind: str) -> list[str]:
+    """The most frequent refusals of a kind (the lines come most frequent first), and how many more there are."""
+    if len(lines) <= SHOWN_PER_KIND:
+        return lines
+    more = len(lines) - SHOWN_PER_KIND
+    return [*lines[:SHOWN_PER_KIND], f"refused: {more} more {kind} refusals (--report FILE lists every one)"]
 
 
 _BYTE_STRINGS = ("program", "path")

@@ -344,6 +344,7 @@ def _audit(chosen: RunPolicy, argv: Sequence[str], user: str | None, watch: bool
         fix=fix + "\n" if fix else None,
         not_applied=chosen.not_applied,
         unwatched=audited.unwatched,
+        uncounted=audited.uncounted,
     )
 
 
@@ -413,6 +414,7 @@ def run(
         path_refusals=enforced.path_refusals,
         connect_refusals=enforced.connect_refusals,
         unwatched=enforced.unwatched,
+        uncounted=enforced.uncounted,
         not_applied=chosen.not_applied,
         startup_s=enforced.startup_s,
     )

@@ -1,6 +1,6 @@
 """What `profiler run` watches in a confined command besides its seccomp filter: the capability checks the kernel
-denied and the path calls that failed read-only or for permission (EROFS, EACCES), or found nothing under /dev and
-the home directories (ENOENT), by program, from the command's exec on (refusals.bpf.c). In the kernel's terms
+denied and the path calls that failed read-only or for permission (EROFS, EACCES), or found nothing under /dev, the
+homes and /tmp (ENOENT), by program, from the command's exec on (refusals.bpf.c). In the kernel's terms
 (capability numbers, errnos, the path as the program named it); profiler.enforcement says which setting refused
 each.
 """
@@ -82,7 +82,7 @@ class DeniedCapability:
 class FailedPathCall:
     program: str
     syscall: str
-    errno: str  # EROFS, EACCES; ENOENT under /dev, /home, /root, /run/user
+    errno: str  # EROFS, EACCES; ENOENT under /dev, /home, /root, /run/user, /tmp, /var/tmp
     path: str  # as the program named it (relative to its working directory or a directory it opened)
     open_flags: int | None  # of an open, whose flags say whether it writes
     count: int

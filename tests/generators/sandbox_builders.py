@@ -21,52 +21,6 @@ def observations(needs: Iterable[FileNeed], kernel: Iterable[KernelNeed] = ()) -
     return SandboxObservations(tuple(needs), tuple(kernel))
 
 
-def _started() -> tuple[tuple[str, FileOp], ...]:
-    """What starting a dynamically linked program maps executable, as given (/lib is a link to /usr/lib) and resolved:
-    libc, and the loader the kernel maps for it."""
-    return (
-        ("/lib/x86_64-linux-gnu/libc.so.6", FileOp.MAP_EXEC),
-        ("/usr/lib/x86_64-linux-gnu/libc.so.6", FileOp.MAP_EXEC),
-        ("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", FileOp.MAP_EXEC),
-    )
-
-
-def demo_observations(script: str, cache: str, home: str = "/root") -> SandboxObservations:
-    """What demo/tool_executor.py does to files and the network, run as root from a shell (see its source)."""
-    python, ls = "/usr/bin/python3.11", "/usr/bin/ls"
-    return observations(
-        files(
-            python,
-            ("/usr/bin/python3", FileOp.EXEC),
-            ("/usr/bin/python3.11", FileOp.EXEC),
-            (script, FileOp.READ),
-            (f"{home}/.config/tool-executor.json", FileOp.READ, "ENOENT"),
-            ("/etc/os-release", FileOp.READ),
-            ("/tmp/tmpa1b2c3", FileOp.CREATE),
-            ("/tmp/tmpa1b2c3", FileOp.DELETE),
-            (cache, FileOp.CREATE),
-            (f"{cache}/tmpd4e5f6", FileOp.CREATE),
-            (f"{cache}/tmpd4e5f6", FileOp.WRITE),
-            (f"{cache}/tmpd4e5f6", FileOp.RENAME),
-            (f"{cache}/usr-bin.listing", FileOp.RENAME),
-            ("/usr/bin/ls", FileOp.EXEC),
-            ("/proc/self/fd", FileOp.LIST),
-            *_started(),
-            ("/usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so", FileOp.MAP_EXEC),
-        )
-        + files(
-            ls,
-            ("/usr/bin", FileOp.LIST),
-            ("/etc/passwd", FileOp.READ),
-            ("/etc/group", FileOp.READ),
-            *_started(),
-            ("/lib/x86_64-linux-gnu/libselinux.so.1", FileOp.MAP_EXEC),
-            ("/usr/lib/x86_64-linux-gnu/libselinux.so.1", FileOp.MAP_EXEC),
-        ),
-        [KernelNeed(KernelUse.LOOPBACK, "connect 127.0.0.1", evidence(python))],
-    )
-
-
 def recorded(
     trace: Trace,
     accesses: Iterable[tuple[str, FileOp] | tuple[str, FileOp, str | None]],

@@ -20,6 +20,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from generators import formats
+from generators.compare import compare
+from generators.comparison import ItemKind
+from generators.formats import correction
 from generators.interface import PolicyFormat, RenderOptions
 from generators.json_profile import JsonProfileFormat, parse_profile
 from generators.policy_names import policy_name
@@ -31,6 +34,7 @@ from generators.seccomp.oci import OciFormat
 from generators.seccomp.privileges import container_privileges
 from generators.syscall_plan import plan_syscalls
 from generators.systemd.format import SystemdFormat
+from generators.systemd.names import SETTINGS
 from profiler import syscalls
 from profiler.errors import NotANameError
 from tests.generators import systemd_analyze
@@ -81,6 +85,55 @@ def test_our_reader_reads_a_hostile_drop_in_as_the_profile_says(systemd: Systemd
             policy = systemd.read(path)
         assert _observed(policy, profile.abis()) == _expected(systemd, profile, options)
         assert policy.findings == ()
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@CONSUMER_RUNS
+@given(profile=hostile_profiles(paths=True))
+def test_systemd_reads_hostile_paths_in_a_drop_in_as_the_plan_says(systemd: SystemdFormat, profile: Profile) -> None:
+    """Files at hostile paths: every line of the drop-in is a comment or a setting profiler writes, systemd reads
+    it without a warning, and check passes it: what systemd and our reader take from it lets every run through."""
+    drop_in = systemd.render(profile, RenderOptions())
+    for line in _written_lines(drop_in):
+        assert line.startswith("# ") or line == "[Service]" or line.partition("=")[0] in SETTINGS, line
+    with tempfile.TemporaryDirectory() as directory:
+        unit = systemd_analyze.write_unit(Path(directory), "svc", drop_in)
+        assert systemd_analyze.verify_warnings(unit) == []
+        policy = systemd.read(unit)
+    assert policy.findings == ()
+    refused = [item for item in compare(profile, policy).missing if item.need.kind is ItemKind.SETTING]
+    assert refused == []
+    written = [need.path for need in profile.sandbox.files] if profile.sandbox else []
+    for entry in policy.sandbox.entries_of("ReadWritePaths"):
+        assert any(is_under(path, entry.value) for path in written), f"{entry.value} is above no path a run used"
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@CONSUMER_RUNS
+@given(profile=hostile_profiles(paths=True))
+def test_the_correction_of_a_unit_for_hostile_paths_holds_only_its_fixes(
+    systemd: SystemdFormat, profile: Profile
+) -> None:
+    """check's correction of a strict unit, for files at hostile paths: each line a comment or a setting, read by
+    systemd without a warning, and the unit with it passes check (a fix is a line: a path is quoted, or covered
+    by a directory a line can hold)."""
+    with tempfile.TemporaryDirectory() as directory:
+        unit = systemd_analyze.write_unit(
+            Path(directory),
+            "svc",
+            body="[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\nProtectSystem=strict\nNoExecPaths=/\n"
+            "DevicePolicy=closed\n",
+        )
+        fix = correction(compare(profile, systemd.read(unit)))
+        if fix is None:
+            return  # nothing refused
+        for line in _written_lines(fix.text):
+            assert line.startswith("# ") or line == "[Service]" or line.partition("=")[0] in SETTINGS, line
+        (Path(directory) / "svc.service.d").mkdir()
+        (Path(directory) / "svc.service.d" / "fix.conf").write_text(fix.text)
+        assert systemd_analyze.verify_warnings(unit) == []
+        corrected = systemd.read(unit)
+    assert [item for item in compare(profile, corrected).missing if item.need.kind is ItemKind.SETTING] == []
 
 
 # --- OCI -------------------------------------------------------------------------------------------------------------

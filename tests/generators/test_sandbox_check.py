@@ -140,3 +140,25 @@ def test_check_reads_device_allow_lines_as_systemd_does(
     unit.write_text(f"[Service]\nExecStart=/usr/bin/app\n{lines}")
     comparison = compare(dataclasses.replace(make_profile(), sandbox=observations(needs)), systemd.read(unit))
     assert [item.need.name for item in comparison.missing] == refused
+
+
+def test_a_fix_is_a_unit_line_whatever_the_path(systemd: SystemdFormat, tmp_path: Path) -> None:
+    """Fixes are written into the correction drop-in as lines: a path is quoted and its % doubled, and one no line
+    can hold (a line break, which would start a line of its own) is covered by the directory above it."""
+    needs = files(
+        APP,
+        ("/srv/a\nExecStartPre=/bin/sh -c id/x", FileOp.WRITE),
+        ("/srv/b c/x", FileOp.WRITE),
+        ("/srv/p%h/x", FileOp.WRITE),
+        ("/opt/t\nExecStartPost=/bin/id/tool", FileOp.EXEC),
+    )
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\nNoExecPaths=/\n")
+    fix = correction(compare(dataclasses.replace(make_profile(), sandbox=observations(needs)), systemd.read(unit)))
+    assert fix is not None
+    assert fix.text.splitlines()[2:] == [
+        "ExecPaths=/opt",
+        "ReadWritePaths=/srv",
+        'ReadWritePaths="/srv/b c/x"',
+        "ReadWritePaths=/srv/p%%h/x",
+    ]

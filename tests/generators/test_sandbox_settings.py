@@ -124,6 +124,43 @@ def test_a_managed_directory_name_the_setting_cannot_take_is_a_read_write_path(
     assert not any(root.setting != "ReadWritePaths" for root in plan.writable)
 
 
+@pytest.mark.parametrize(
+    ("user", "written"),
+    [
+        ("app", True),
+        ("app\nExecStartPre=/bin/sh -c 'touch /tmp/pwned'", False),  # the user a trace names is the workload's
+        ("app\rProtectSystem=no", False),
+        ("a%h", False),  # a specifier, which systemd would expand to another user
+        ("a b", False),
+        ("\x93app", False),
+    ],
+)
+def test_a_user_name_systemd_cannot_take_as_it_is_is_not_written(user: str, written: bool) -> None:
+    facts = dataclasses.replace(_facts(), unprivileged_user=user)
+    plan = plan_sandbox(SandboxObservations((), ()), facts, refused_by_settings(SYSTEMD.groups))
+    assert plan.value("User") == user
+    text = _render(plan)
+    assert [line for line in text.splitlines() if line.startswith("User=")] == ([f"User={user}"] if written else [])
+    assert len(text.splitlines()) == 1 + sum(value is not None for _, value, _ in sandbox_lines(plan))
+    assert "ExecStartPre" not in text and "ProtectSystem=no" not in text
+
+
+def test_a_device_no_unit_line_can_name_leaves_the_device_policy_open() -> None:
+    """DevicePolicy=closed would refuse a device DeviceAllow= cannot name (its path holds a line break), and any
+    DeviceAllow= line closes the default policy: neither is written, and check passes what is."""
+    opened = [
+        FileNeed("/dev/serial\nExecStartPre=/bin/id", FileOp.READ, None, EVIDENCE, (4, 64)),
+        FileNeed("/dev/ttyS1", FileOp.READ, None, EVIDENCE, (4, 65)),
+    ]
+    plan = _plan(opened)
+    assert plan.value("DevicePolicy") == "closed"
+    text = _render(plan)
+    assert "DevicePolicy=" not in text and "DeviceAllow=" not in text and "ExecStartPre" not in text
+    assert sandbox_refusals(_read(text), plan) == []
+    refusals = sandbox_refusals(_read(text + "DevicePolicy=closed\n"), plan)
+    assert [refusal.fix for refusal in refusals] == ["DeviceAllow=/dev/ttyS1 r", "DevicePolicy=auto"]
+
+
 def test_each_observation_rules_out_its_setting() -> None:
     open_ = {
         setting.key: setting.value

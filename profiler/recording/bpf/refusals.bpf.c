@@ -1,8 +1,8 @@
 /* The kernel side of `profiler run`'s refusal watch: in the process tree of a confined command, from its exec on,
  * every capability check the kernel denied and every path call that failed with EROFS or EACCES (or ENOENT
- * under /dev and the home directories, which PrivateDevices= and ProtectHome= replace), aggregated in the kernel
- * by program image, capability or syscall, errno and path; and each connect() with no route (ENETUNREACH), by
- * address.
+ * under /dev, the homes and /tmp, which PrivateDevices=, ProtectHome= and PrivateTmp= replace), aggregated in
+ * the kernel by program image, capability or syscall, errno and path; and each connect() with no route
+ * (ENETUNREACH), by address.
  *
  * Tracepoints only, as recorder.bpf.c, and for the same reason: nothing but scalars, tracepoint data and the
  * user registers (struct pt_regs is ABI) is read. User space (profiler/recording/refusal_watch.py) prepends
@@ -178,11 +178,11 @@ static __always_inline bool starts_with(const char *path, const char *prefix, in
 	return true;
 }
 
-/* The trees PrivateDevices= and ProtectHome= replace, where a file the host has is missing. */
+/* The trees PrivateDevices=, ProtectHome= and PrivateTmp= replace, where a file the host has is missing. */
 static __always_inline bool hidden_tree(const char *path)
 {
 	return starts_with(path, "/dev/", 5) || starts_with(path, "/home/", 6) || starts_with(path, "/root/", 6) ||
-	       starts_with(path, "/run/user/", 10);
+	       starts_with(path, "/run/user/", 10) || starts_with(path, "/tmp/", 5) || starts_with(path, "/var/tmp/", 9);
 }
 
 /* At the exit of a call the kernel has just read its path, so the string is paged in. */

@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,27 @@ def test_a_hostile_path_is_escaped_for_people_and_a_byte_string_in_json(
     text = (tmp_path / "report.json").read_text()
     assert "\\udc" not in text  # no lone surrogate, which strict JSON parsers refuse
     assert json.loads(text)["refused"][0]["path"] == byte_strings.encode(target)
+
+
+def test_a_file_of_the_hosts_var_tmp_that_private_tmp_hides_is_named(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    with tempfile.NamedTemporaryFile(dir="/var/tmp", prefix="profiler-run-test-") as shared:
+        status, lines, _ = _run(profiler_run, tmp_path, "PrivateTmp=yes\n", "read", shared.name)
+        assert status == ENOENT
+        assert lines == [f"refused: read of {shared.name} by {PROGRAM}, 1x, ENOENT from PrivateTmp=yes"], lines
+        assert _run(profiler_run, tmp_path, "", "read", shared.name)[:2] == (0, [])
+
+
+def test_refusals_past_a_full_table_are_counted_and_said(profiler_run: RunProfiler, tmp_path: Path) -> None:
+    writes = "for n in range(5000):\n    try: open(f'/etc/profiler-run-test-{n}', 'w')\n    except OSError: pass"
+    report = tmp_path / "report.json"
+    policy = write_unit(tmp_path, "[Service]\nProtectSystem=strict\n")
+    done = profiler_run("--policy", str(policy), "--report", str(report), "--", PYTHON, "-c", writes)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(report.read_text())
+    named = [each for each in document["refused"] if each["kind"] == "path" and each["errno"] == "EROFS"]
+    # The watch keeps 4096 distinct refusals (refusal_watch.ENTRIES); the rest are counted, and said to be.
+    assert len(named) + document["uncounted"] >= 5000 and document["uncounted"] > 0
+    assert f"profiler: {document['uncounted']} more refusals were seen and not named" in done.stderr
+    # For people, the most frequent of each kind, and how many more --report lists.
+    shown = [line for line in done.stderr.splitlines() if line.startswith("refused: write to ")]
+    assert len(shown) == 40 and f"refused: {len(named) - 40} more path refusals (" in done.stderr
