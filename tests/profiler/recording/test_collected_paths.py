@@ -99,3 +99,29 @@ def test_what_the_fake_tracer_saw_is_what_the_trace_file_holds(
     sandbox = build_profile([(str(saved), again)]).sandbox
     assert sandbox is not None and sandbox.unresolved_paths == 1
     assert {need.path for need in sandbox.files} >= {"/etc/hostname", "/dev/null"}
+
+
+def test_a_path_longer_than_a_trace_holds_is_counted_not_written(
+    fake_tracer: FakeTracer, run: RunInfo, tmp_path: Path
+) -> None:
+    """A relative name in a deep working directory makes a path beyond PATH_MAX, which the kernel resolved a
+    directory at a time: the trace keeps what it can read back, and counts the rest."""
+    deep = "/" + "/".join(["d" * 200] * 20)  # 4,020 bytes
+    collector = Collector(fake_tracer, start_ns=0, native_abi="x86_64", initial_user_ns=None, paths=True)
+    collector.apply(process_event(EventKind.EXEC, SERIAL, os.getpid(), first_exec=True, path="/bin/sh"))
+    collector.apply(_sight(21, KernelFileOp.CHDIR, deep))
+    collector.apply(_sight(22, KernelFileOp.READ, "f" * 200, directory=21))
+    collector.apply(_sight(23, KernelFileOp.READ, "/etc/hostname"))
+    fake_tracer.table = [
+        _access(21, KernelFileOp.CHDIR),
+        _access(22, KernelFileOp.READ),
+        _access(23, KernelFileOp.READ),
+    ]
+    trace = collector.build(run, fake_tracer.observations())
+    saved = tmp_path / "deep.trace.json"
+    trace.save(saved)
+    again = trace_module.load(saved)
+    assert again.file_accesses is not None
+    paths = {access.path for access in again.file_accesses}
+    assert "/etc/hostname" in paths and not any(path.startswith(deep) for path in paths)
+    assert again.run.dropped.unresolved_paths == 1
