@@ -45,7 +45,8 @@ def _hostile_unit(directory: Path, words: list[str], drop_in: str) -> Path:
     """A unit whose settings name hostile words (each a lint finding that quotes it), with a hostile drop-in."""
     unit = directory / "svc.service"
     unit.write_text(
-        "[Service]\nExecStart=/bin/true\nRestrictAddressFamilies=AF_INET\n"
+        "[Service]\nExecStart=/bin/true\nRestrictAddressFamilies=AF_INET\nProtectSystem=strict\nNoExecPaths=/\n"
+        "DevicePolicy=closed\nProtectProc=invisible\n"
         + "".join(f"SystemCallFilter=read {word}\nCapabilityBoundingSet={word}\n" for word in words)
     )
     (directory / "svc.service.d").mkdir()
@@ -87,10 +88,11 @@ def test_csv_rows_are_one_printable_line_each_and_json_is_exact(trace: Trace, so
 
 
 @RUNS
-@given(profile=hostile_profiles())
+@given(profile=hostile_profiles(paths=True))
 def test_explain_prints_printable_lines(profile: Profile) -> None:
     items = [profile.syscalls[0].name, "#999", *(use.name for use in profile.capabilities)]
     items += [*profile.family_names(), *profile.namespace_types()]
+    items += ["ReadWritePaths", "ExecPaths", "DeviceAllow", "ProtectProc"] if profile.sandbox else []
     for item in items:
         lines = _printable_lines(explain.explain(profile, item))
         assert lines[0].startswith(item) or lines[0].startswith(item.lstrip("#"))
@@ -125,7 +127,7 @@ def _without_code_and_escapes(line: str) -> str:
 
 
 @RUNS
-@given(profile=hostile_profiles(), words=st.lists(UNIT_WORD, min_size=1, max_size=3), drop_in=FILE_NAME)
+@given(profile=hostile_profiles(paths=True), words=st.lists(UNIT_WORD, min_size=1, max_size=3), drop_in=FILE_NAME)
 # A name whose escaped ESC (\x1b) ends in a code span beside a backtick: a backslash in code is no escape.
 @example(
     profile=dataclasses.replace(make_profile(needed=["CAP_CHOWN"]), component="\x1b[31m`touch pwned`\n"),

@@ -128,7 +128,17 @@ BOOLEAN_SETTINGS = (
 )
 # Settings whose values are paths the plan holds as recorded, quoted for a unit line when written.
 PATH_SETTINGS = ("DeviceAllow", "ExecPaths", "NoExecPaths")
-LIST_SETTINGS = ("ReadWritePaths", *MANAGED_TREES.values(), "IPAddressDeny", "IPAddressAllow", *PATH_SETTINGS)
+# Settings that make what is below each of their paths read-only, inaccessible or empty, which check judges the
+# runs' file accesses by though the plan never writes them.
+HIDING_SETTINGS = ("ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem")
+LIST_SETTINGS = (
+    "ReadWritePaths",
+    *MANAGED_TREES.values(),
+    "IPAddressDeny",
+    "IPAddressAllow",
+    *PATH_SETTINGS,
+    *HIDING_SETTINGS,
+)
 # The sandboxing settings the reader models (systemd.exec(5), systemd.resource-control(5)).
 SANDBOX_SETTINGS = (*LEVELS, *BOOLEAN_SETTINGS, *LIST_SETTINGS, "UMask")
 SETTINGS = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from generators.danger import Danger
 from generators.interface import SandboxSettings, SettingLine
-from generators.profile import WRITE_OPS, Evidence, FileNeed, merge_evidence
+from generators.profile import ENTRY_OPS, WRITE_OPS, Evidence, FileNeed, merge_evidence
 from generators.sandbox import (
     MANAGED_TREES,
     PSEUDO_DEVICES,
@@ -74,19 +74,23 @@ def unit_path(path: str) -> str | None:
     return text
 
 
-def _expressible(root: WritableRoot) -> str:
-    """The root's path, or the nearest directory above it that a unit line can hold (which covers it too)."""
-    path = root.path
+def _expressible(path: str) -> str:
+    """The path, or the nearest directory above it that a unit line can hold (which covers it too)."""
     while unit_path(path) is None:
         path = posixpath.dirname(path)
     return path
 
 
+def _quoted_above(path: str) -> str:
+    """The path as a unit line holds it, or the nearest directory above it that a line can hold."""
+    quoted = unit_path(_expressible(path))
+    assert quoted is not None
+    return quoted
+
+
 def _root_value(root: WritableRoot) -> str:
     """The value of the line that makes a root writable: a managed directory's plain name, or the path quoted."""
-    value = root.value if root.setting != "ReadWritePaths" else unit_path(_expressible(root))
-    assert value is not None
-    return value
+    return root.value if root.setting != "ReadWritePaths" else _quoted_above(root.path)
 
 
 def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
@@ -100,7 +104,7 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     for root in plan.writable:
         writes = sorted({write.path for write in root.writes})
         shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
-        wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root) != root.path else ""
+        wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root.path) != root.path else ""
         lines.append((root.setting, _root_value(root), f"written: {shown}{wider}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
@@ -140,9 +144,7 @@ def _unit_value(key: str, value: str | None) -> str | None:
         path, access = value.rsplit(" ", 1)
         quoted = unit_path(path)
         return None if quoted is None else f"{quoted} {access}"
-    while unit_path(value) is None:
-        value = posixpath.dirname(value)
-    return unit_path(value)
+    return _quoted_above(value)
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -258,9 +260,17 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
     (none is rwm); or None, and why, for an entry systemd ignores (config_parse_exec_directories and
     config_parse_device_allow in src/core/load-fragment.c)."""
     entry = word.replace("%%", "%")
-    if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths"):
-        path = _simplified(entry.lstrip("-+"))
-        return (path, "") if path and path.startswith("/") else (None, f"{entry} is not a normalised absolute path")
+    if key == "TemporaryFileSystem":
+        where, colon, options = entry.partition(":")  # PATH[:OPTIONS], ro among the options
+        mount_point = _simplified(where)
+        if not mount_point or not mount_point.startswith("/"):
+            return None, f"{where} is not a normalised absolute path"
+        return mount_point + colon + options, ""
+    if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths", "ReadOnlyPaths", "InaccessiblePaths"):
+        listed = _simplified(entry.lstrip("-+"))
+        if not listed or not listed.startswith("/"):
+            return None, f"{entry} is not a normalised absolute path"
+        return listed, ""
     if key in MANAGED_TREES.values():
         # source:destination makes a symlink destination to source, each a directory name under the tree.
         names = [_simplified(name) for name in entry.split(":", 1)]
@@ -268,12 +278,12 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
             return None, f"{entry} is not a normalised relative path"
         return ":".join(name or "" for name in names), ""
     if key == "DeviceAllow":
-        path = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
-        if not path or not path.startswith(("char-", "block-", "/dev/", "/sys/")):
+        device = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
+        if not device or not device.startswith(("char-", "block-", "/dev/", "/sys/")):
             return None, f"{entry} is not a device node path, nor char- or block- and a group"
         if not set(access) <= set("rwm"):
             return None, f"{access} are not device rights (r, w, m)"
-        return f"{path} {access or 'rwm'}", ""
+        return f"{device} {access or 'rwm'}", ""
     return entry, ""
 
 
@@ -323,7 +333,7 @@ def sandbox_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
         at = settings.entries_of("IPAddressDeny")[-1]
         why = next(each.why for each in plan.settings if each.key == "IPAddressDeny")
         refusals.append(SandboxRefusal(at, why, "IPAddressDeny="))  # an empty IPAddressDeny= drops the list
-    refusals += _device_refusals(settings, plan) + _exec_refusals(settings, plan)
+    refusals += _device_refusals(settings, plan) + _exec_refusals(settings, plan) + _hiding_refusals(settings, plan)
     protect = next((each for each in settings.levels if each.key == "ProtectSystem"), None)
     for root in writable_roots(plan.files, private_tmp=settings.value("PrivateTmp") == "yes"):
         if protect is not None and _read_only_under(protect.value, root.path) and not writable(settings, root.path):
@@ -375,8 +385,50 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
             continue
         barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
         if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            fix = f"ExecPaths={_unit_value('ExecPaths', posixpath.dirname(need.path))}"
+            fix = f"ExecPaths={_quoted_above(posixpath.dirname(need.path))}"
             refused.setdefault(fix, (barred[-1], []))[1].append(need)
+    return _grouped(refused)
+
+
+def _hiding_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
+    """What InaccessiblePaths=, TemporaryFileSystem= and ReadOnlyPaths= refuse of the runs (setup_namespace() in
+    src/core/namespace.c, systemd 252): an inaccessible path hides all below it, even what another entry opens
+    there again (drop_inaccessible); a tmpfs holds only what the runs made in it; a write below a read-only path
+    needs a writable entry as deep or deeper (the deeper mount decides)."""
+    made = {need.path for need in plan.files if need.error is None and need.op is FileOp.CREATE}
+    opened = [entry.value for entry in settings.entries_of("ReadWritePaths")] + [
+        posixpath.join(tree, name)
+        for tree, setting in MANAGED_TREES.items()
+        for entry in settings.entries_of(setting)
+        for name in entry.value.split(":")
+    ]
+    refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
+    for need in plan.files:
+        if need.error is not None:
+            continue
+        # A write that adds or takes an entry needs the directory holding it; others need the path itself.
+        needed = posixpath.dirname(need.path) if need.op in ENTRY_OPS else need.path
+        hidden = [entry for entry in settings.entries_of("InaccessiblePaths") if is_under(need.path, entry.value)]
+        if hidden:
+            refused.setdefault("InaccessiblePaths=", (hidden[-1], []))[1].append(need)
+            continue
+        tmpfs = [
+            entry
+            for entry in settings.entries_of("TemporaryFileSystem")
+            if is_under(need.path, entry.value.split(":")[0]) and need.path != entry.value.split(":")[0]
+        ]
+        if tmpfs:
+            root, _, options = tmpfs[-1].value.partition(":")
+            present = needed == root or any(is_under(needed, path) and is_under(path, root) for path in made)
+            if not present or ("ro" in options.split(",") and need.op in WRITE_OPS):
+                refused.setdefault("TemporaryFileSystem=", (tmpfs[-1], []))[1].append(need)
+            continue
+        if need.op not in WRITE_OPS:
+            continue
+        read_only = [entry for entry in settings.entries_of("ReadOnlyPaths") if is_under(needed, entry.value)]
+        deepest = max(read_only, key=lambda entry: len(entry.value), default=None)
+        if deepest and not any(is_under(needed, path) and len(path) > len(deepest.value) for path in opened):
+            refused.setdefault(f"ReadWritePaths={_quoted_above(needed)}", (deepest, []))[1].append(need)
     return _grouped(refused)
 
 

@@ -18,9 +18,13 @@ from profiler.recording.tracer import (
     DROP_COUNTER_NAMES,
     NO_COUNTS,
     NO_ROW,
+    NO_SYSCALL,
     Event,
     EventKind,
+    KernelFileOp,
     Observation,
+    ObservationKind,
+    PathSight,
     ProcessEvent,
     RowCounts,
 )
@@ -177,3 +181,27 @@ def process_event(
         kind, serial, time_ns, pid, image, row, released_row, parent_serial, parent_image, exit_code, exit_signal,
         first_exec, compat, path, argv0,
     )  # fmt: skip
+
+
+def path_sight(
+    serial: int,
+    name: int,
+    op: KernelFileOp,
+    path: str | None,
+    *,
+    image: int = 0,
+    error: int = 0,
+    directory: int = 0,
+    fd: int = -1,
+    time_ns: int = 0,
+) -> PathSight:
+    """The first sight of a file access as the kernel side sends it: name is its hash (recorder.h name_of),
+    directory the name of the directory a relative path is in, path None for an access by descriptor fd."""
+    return PathSight(serial, image, op, error, name, directory, path, fd, time_ns)
+
+
+def file_observation(
+    serial: int, name: int, op: KernelFileOp, *, image: int = 0, error: int = 0, count: int = 1
+) -> Observation:
+    """A row of the kernel side's files table: the accesses of one process image to one name, counted."""
+    return Observation(ObservationKind.FILE, serial, image, NO_SYSCALL, op, error, name, 0, 0, count)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from profiler.escaping import visible
 from profiler.recording.tracer import CWD_MARK, FD_MARK, KernelFileOp, Observation, ObservationKind, PathSight
-from profiler.trace import FileAccess, FileOp, KernelInterfaceUse, KernelUse
+from profiler.trace import PATH_LIMIT, FileAccess, FileOp, KernelInterfaceUse, KernelUse
 
 FILE_OPS = {
     KernelFileOp.READ: FileOp.READ,
@@ -55,6 +55,8 @@ _PT_INTERP = 3
 
 def normalised(path: str) -> str:
     """A path made absolute lexically: "." and ".." and repeated slashes taken out (POSIX keeps a leading "//")."""
+    if "//" not in path and "/." not in path and path.endswith("/") == (path == "/"):
+        return path  # already so, as most are: a first sight each, while the workload runs
     clean = posixpath.normpath(path)
     return "/" + clean.lstrip("/") if clean.startswith("//") else clean
 
@@ -207,6 +209,12 @@ def _device(path: str) -> tuple[int, int] | None:
     return None
 
 
+def _holdable(path: str) -> bool:
+    """Whether a trace can hold the path: one made absolute from a deep directory can pass PATH_MAX, which the
+    kernel never saw whole (it resolves a directory at a time), and a trace of it could not be read back."""
+    return len(os.fsencode(path)) <= PATH_LIMIT
+
+
 def file_rows(
     observations: Iterable[Observation],
     names: PathNames,
@@ -219,6 +227,8 @@ def file_rows(
 
     def add(serial: int, image: int, path: str, op: FileOp, error: str | None, count: int, first: int | None) -> None:
         for each in (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path))):
+            if not _holdable(each):
+                continue
             key = (ids[serial], image, each, op, error)
             earlier_count, earlier = merged.get(key, (0, None))
             merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
@@ -229,7 +239,7 @@ def file_rows(
             continue
         name = o.c & _MASK64
         path = names.names.get(name)
-        if path is None:
+        if path is None or not _holdable(path):
             unresolved += 1
             continue
         error = errno.errorcode.get(o.b, str(o.b)) if o.b else None

@@ -328,6 +328,10 @@ PATH_EXIT_SYSCALLS = (
     "sendto",
     "sendmsg",
     "sched_setattr",
+    "dup",
+    "dup2",
+    "dup3",
+    "fcntl",
 )
 PATH_ENTRY_SYSCALLS = ("close", "mprotect", "pkey_mprotect", "personality", "sched_setscheduler")
 

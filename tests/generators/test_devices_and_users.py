@@ -153,3 +153,40 @@ def test_dynamic_user_beside_a_static_user_still_makes_the_system_read_only(
     assert (failed.result, failed.status) == ("exit-code", 2) and "Read-only file system" in failed.stderr, failed
     fixed = system_manager.run("dynamic-root-fixed", f"{writer}User=root\nDynamicUser=yes\nReadWritePaths={shared}\n")
     assert fixed.succeeded, fixed
+
+
+@pytest.mark.parametrize(
+    ("setting", "op", "command", "fix"),
+    [
+        ("ReadOnlyPaths={shared}", FileOp.WRITE, "echo y > {shared}/data", "ReadWritePaths={shared}/data"),
+        ("InaccessiblePaths={shared}", FileOp.READ, "cat {shared}/data", "InaccessiblePaths="),
+        ("TemporaryFileSystem={shared}", FileOp.READ, "cat {shared}/data", "TemporaryFileSystem="),
+    ],
+)
+def test_paths_made_read_only_inaccessible_or_empty_refuse_what_check_says(
+    system_manager: SystemManager,
+    systemd: SystemdFormat,
+    cache: Path,
+    tmp_path: Path,
+    setting: str,
+    op: FileOp,
+    command: str,
+    fix: str,
+) -> None:
+    """ReadOnlyPaths=, InaccessiblePaths= and TemporaryFileSystem= refuse a run's write or read below them under
+    systemd 252: check names the line, and the unit with its fix lets the run through."""
+    shared = Path("/srv") / cache.name
+    shared.mkdir()
+    (shared / "data").write_text("x\n")
+    plan = _plan([FileNeed(f"{shared}/data", op, None, _evidence("/usr/bin/dash"))], systemd)
+    line, fix = setting.format(shared=shared), fix.format(shared=shared)
+    unit = f"[Service]\nType=oneshot\nExecStart=/usr/bin/dash -c '{command.format(shared=shared)}'\n{line}\n"
+    (tmp_path / "unit.service").write_text(unit)
+    [refusal] = sandbox_refusals(systemd.read(tmp_path / "unit.service").sandbox, plan)
+    assert (refusal.at.where.startswith(f"{line} ("), refusal.fix) == (True, fix)
+    failed = system_manager.run("hidden", unit)
+    assert not failed.succeeded, failed
+    (tmp_path / "unit.service").write_text(f"{unit}{fix}\n")
+    assert sandbox_refusals(systemd.read(tmp_path / "unit.service").sandbox, plan) == []
+    fixed = system_manager.run("hidden-fixed", f"{unit}{fix}\n")
+    assert fixed.succeeded, fixed

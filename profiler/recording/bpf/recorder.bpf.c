@@ -144,6 +144,10 @@ static __always_inline int activate(struct proc *p)
 	return 0;
 }
 
+/* A process event wakes user space at once, even while path events (which wake no one) wait unread: the end of
+ * the command, say, is seen when it comes. */
+#define PROCESS_EVENT_WAKEUP BPF_RB_FORCE_WAKEUP
+
 static __always_inline struct process_event *reserve_process_event(u32 kind, struct proc *p, u32 pid)
 {
 	struct process_event *event = events.ringbuf_reserve(sizeof(struct process_event));
@@ -181,7 +185,7 @@ static __always_inline bool adopt(u32 tgid, struct proc *p)
 	p->compat = current_compat() == COMPAT_YES;
 	if (event) {
 		event->compat = current_compat();
-		events.ringbuf_submit(event, 0);
+		events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	}
 	return true;
 }
@@ -279,7 +283,7 @@ TRACEPOINT_PROBE(task, task_newtask)
 		return 0;
 	event->parent_serial = p->serial;
 	event->parent_image = p->image;
-	events.ringbuf_submit(event, 0);
+	events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	return 0;
 }
 
@@ -373,6 +377,10 @@ enum decoded_call {
 	CALL_SENDTO,
 	CALL_SENDMSG,
 	CALL_SCHED_SETATTR,
+	CALL_DUP,
+	CALL_DUP2,
+	CALL_DUP3,
+	CALL_FCNTL,
 	/* and where they enter. */
 	CALL_CLOSE,
 	CALL_MPROTECT,
@@ -428,6 +436,10 @@ enum decoded_call {
 	case NR_SENDTO: return CALL_SENDTO;                    \
 	case NR_SENDMSG: return CALL_SENDMSG;                  \
 	case NR_SCHED_SETATTR: return CALL_SCHED_SETATTR;      \
+	case NR_DUP: return CALL_DUP;                          \
+	case NR_DUP2: return CALL_DUP2;                        \
+	case NR_DUP3: return CALL_DUP3;                        \
+	case NR_FCNTL: return CALL_FCNTL;                      \
 	case NR_CLOSE: return CALL_CLOSE;                      \
 	case NR_MPROTECT: return CALL_MPROTECT;                \
 	case NR_PKEY_MPROTECT: return CALL_PKEY_MPROTECT;      \
@@ -513,6 +525,7 @@ BPF_PERCPU_ARRAY(call_effects, struct call_effect, 1);
 #define ADDRESS 32      /* connect, bind, sendto: the address at address */
 #define MESSAGE 64      /* sendmsg: the address its msghdr names */
 #define SCHED_ATTR 128  /* sched_setattr: the policy its sched_attr asks for */
+#define DUPS_FD 256     /* dup, dup2, dup3, fcntl F_DUPFD: the descriptor it returns is named as descriptor fd */
 
 /* The name each file descriptor of a process was opened by, so that an access by descriptor (a library mapped, a
  * directory listed, a path relative to a dirfd) names the file, though user space reads its event after the
@@ -755,23 +768,40 @@ static __always_inline bool describe_call(struct call_effect *e, enum decoded_ca
 	case CALL_SCHED_SETATTR:
 		effect_address(e, SCHED_ATTR, a[1], 0);
 		break;
+	case CALL_DUP:
+	case CALL_DUP2:
+	case CALL_DUP3:
+		effect_fd(e, FILE_NONE, DUPS_FD | ON_SUCCESS, a[0]);
+		break;
+	case CALL_FCNTL:
+		if (a[1] != 0 && a[1] != 1030) /* F_DUPFD, F_DUPFD_CLOEXEC */
+			return false;
+		effect_fd(e, FILE_NONE, DUPS_FD | ON_SUCCESS, a[0]);
+		break;
 	default:
 		return false;
 	}
 	return true;
 }
 
-/* The name a descriptor was opened by, or one that stands for it until user space reads /proc/<pid>/fd. */
-static __always_inline u64 fd_name_of(struct proc *p, u32 image, s64 fd)
+/* The name a descriptor was opened by, or NO_NAME where it was not seen opened. */
+static __always_inline u64 known_fd_name(struct proc *p, u32 image, s64 fd)
 {
 	u32 serial = p->serial;
 	struct fd_block *block = fd_blocks.lookup(&serial);
 	if (block && (u64)fd < FD_SLOTS) {
 		u32 slot = fd & (FD_SLOTS - 1);
-		if (block->name[slot] != NO_NAME && block->image[slot] == image)
+		if (block->image[slot] == image)
 			return block->name[slot];
 	}
-	return FD_MARK | ((u64)p->serial << 20) | ((u64)fd & 0xfffff);
+	return NO_NAME;
+}
+
+/* The name a descriptor was opened by, or one that stands for it until user space reads /proc/<pid>/fd. */
+static __always_inline u64 fd_name_of(struct proc *p, u32 image, s64 fd)
+{
+	u64 name = known_fd_name(p, image, fd);
+	return name != NO_NAME ? name : FD_MARK | ((u64)p->serial << 20) | ((u64)fd & 0xfffff);
 }
 
 /* An open's descriptor, named as its path. */
@@ -838,6 +868,8 @@ static __always_inline void record_access(struct proc *p, struct path_event *eve
 	event->dir = dir;
 	event->length = length;
 	u32 size = (offsetof(struct path_event, path) + length) & (2 * FILE_PATH_LEN - 1); /* bounds it, to the verifier */
+	/* It wakes no one: a wake-up for each new path was most of what recording paths cost tar. User space reads
+	 * path events at each poll, which a process event or the poll's timeout ends. */
 	if (size <= sizeof(*event) && events.ringbuf_output(event, size, BPF_RB_NO_WAKEUP) != 0)
 		drop(DROP_EVENTS);
 }
@@ -935,6 +967,10 @@ int path_exit(struct syscall_exit_args *args)
 	if (flags & SETS_CWD_FD) {
 		if (!error)
 			p->cwd = fd_name_of(p, image, e->fd);
+		return 0;
+	}
+	if (flags & DUPS_FD) { /* shutil.rmtree lists and deletes through a dup of each directory's descriptor */
+		name_fd(p, image, ret, known_fd_name(p, image, e->fd));
 		return 0;
 	}
 	if (e->path) {
@@ -1076,7 +1112,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 		__builtin_memcpy(event->argv0, argv0->text, sizeof(event->argv0));
 		pending_argv0.delete(&old_tid);
 	}
-	events.ringbuf_submit(event, 0);
+	events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 	return 0;
 }
 
@@ -1135,7 +1171,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
 			event->released_row = p->row;
 			event->exit_code = p->exit_code;
 			event->exit_signal = p->exit_signal;
-			events.ringbuf_submit(event, 0);
+			events.ringbuf_submit(event, PROCESS_EVENT_WAKEUP);
 		}
 	}
 #ifdef RECORD_PATHS

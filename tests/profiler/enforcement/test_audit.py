@@ -67,5 +67,9 @@ def test_a_connection_its_private_network_refuses_is_named(profiler_run: RunProf
         profiler_run, tmp_path, "PrivateNetwork=yes\n", PYTHON, str(PROBE), "connect", host
     )
     assert status == 1, stderr
-    assert [(each["kind"], each["name"]) for each in would] == [("connect", f"{host}:80")]
+    # The connect the private network refused, and (the run recorded it) the setting check says to change.
+    assert [(each["kind"], each["name"]) for each in would] == [
+        ("setting", "PrivateNetwork=no"),
+        ("connect", f"{host}:80"),
+    ]
     assert "ENETUNREACH from PrivateNetwork=yes" in stderr

@@ -17,10 +17,7 @@ def _one_line(stderr: str) -> str:
     ("unit", "said"),
     [
         ("[Service]\nProtectSystem=sometimes\n", "ProtectSystem=sometimes: not a value systemd knows"),
-        (
-            "[Service]\nReadWritePaths=relative/path\n",
-            "ReadWritePaths=relative/path: relative/path is not a normalised absolute path",
-        ),
+        ("[Service]\nReadWritePaths=relative/path\n", "ReadWritePaths=relative/path: relative/path is not"),
         ("[Service]\nUser=no-such-user-here\n", "unknown user 'no-such-user-here'"),
     ],
 )

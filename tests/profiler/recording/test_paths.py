@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.recording.session import RecordOptions
+from profiler.recording.session import RecordOptions, record
+from profiler.recording.targets import CommandTarget, PidTarget
 from profiler.recording.tracer import TableSizes
 from profiler.trace import FileOp, KernelUse, Trace
 from tests.profiler.recording.conftest import RecordCommand, which
@@ -18,7 +19,7 @@ from tests.profiler.recording.conftest import RecordCommand, which
 # One program doing one of each thing, in a directory it is given; it ends by exec'ing true.
 WORKLOAD = textwrap.dedent(
     """
-    import ctypes, mmap, os, socket, sys
+    import ctypes, mmap, os, shutil, socket, sys
     os.chdir(sys.argv[1])
     fd = os.open("created", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     os.write(fd, b"x")
@@ -62,6 +63,9 @@ WORKLOAD = textwrap.dedent(
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except PermissionError:
         pass
+    os.makedirs("tree/a")
+    open("tree/a/file", "w").close()
+    shutil.rmtree("tree")  # through descriptors: a dup of each directory's, unlinkat relative to it
     os.execv("/usr/bin/true", ["true"])
     """
 )
@@ -79,9 +83,6 @@ def kernel_uses(trace: Trace) -> set[tuple[KernelUse, str]]:
 
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Trace, Path]:
-    from profiler.recording.session import record
-    from profiler.recording.targets import CommandTarget
-
     directory = tmp_path_factory.mktemp("work").resolve()
     recording = record(CommandTarget((sys.executable, "-c", WORKLOAD, str(directory))))
     assert recording.exit_status == 0
@@ -108,6 +109,9 @@ def test_what_a_program_does_to_files_is_recorded_with_absolute_paths(workload: 
         (f"{work}/missing", FileOp.READ, "ENOENT"),
         ("/dev/null", FileOp.WRITE, None),
         ("/usr/bin/true", FileOp.EXEC, None),
+        (f"{work}/tree/a", FileOp.LIST, None),
+        (f"{work}/tree/a/file", FileOp.DELETE, None),
+        (f"{work}/tree/a", FileOp.DELETE, None),
     ]:
         assert access in seen, access
     assert any(op is FileOp.MAP_EXEC and "/libc.so" in path for path, op, _ in seen), "ld.so maps libc executable"
@@ -187,3 +191,17 @@ def test_the_interpreters_an_exec_runs_are_recorded(record_command: RecordComman
     if platform.machine() == "x86_64":
         assert (0, "/lib64/ld-linux-x86-64.so.2", FileOp.MAP_EXEC) in seen
         assert (0, os.path.realpath("/lib64/ld-linux-x86-64.so.2"), FileOp.MAP_EXEC) in seen
+
+
+def test_an_attached_process_s_relative_paths_are_made_absolute_against_its_directory(tmp_path: Path) -> None:
+    # It was started in a directory before the recording: where it works is read at its adoption.
+    (tmp_path / "relative").write_text("x")
+    loop = subprocess.Popen(["sh", "-c", "while true; do cat relative >/dev/null; sleep 0.05; done"], cwd=tmp_path)
+    try:
+        trace = record(PidTarget(loop.pid), RecordOptions(duration_s=1.0)).trace
+    finally:
+        loop.kill()
+        loop.wait()
+    read = {row.path for row in trace.file_accesses or () if row.op is FileOp.READ and row.error is None}
+    assert f"{tmp_path.resolve()}/relative" in read
+    assert trace.run.dropped.unresolved_paths == 0
