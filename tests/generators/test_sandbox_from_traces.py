@@ -67,8 +67,9 @@ def test_the_sandbox_merges_the_runs_evidence_as_the_other_tables_do(committed_t
 def test_a_run_that_did_not_record_paths_leaves_the_sandbox_unknown(committed_trace: CommittedTrace) -> None:
     with_paths = _curl(committed_trace, "2026-11-29T00:00:00Z", accesses=[(CA, FileOp.READ)])
     assert build_profile([with_paths]).sandbox is not None
-    assert build_profile([committed_trace("curl-fetch")]).sandbox is None
-    assert build_profile([with_paths, committed_trace("curl-fetch")]).sandbox is None
+    # curl-fetch as committed before the recorder recorded paths (trace schema 1).
+    assert build_profile([committed_trace("curl-fetch-v1")]).sandbox is None
+    assert build_profile([with_paths, committed_trace("curl-fetch-v1")]).sandbox is None
 
 
 def test_recorded_but_nothing_seen_is_an_empty_sandbox_not_an_unknown_one(committed_trace: CommittedTrace) -> None:
@@ -119,6 +120,6 @@ def test_a_trace_with_paths_gives_the_sandbox_settings_through_generate(
 
 
 def test_a_trace_without_paths_generates_what_it_did_before(tmp_path: Path, committed_trace: CommittedTrace) -> None:
-    _, trace = committed_trace("curl-fetch")
+    _, trace = committed_trace("curl-fetch-v1")
     text = _generate(tmp_path, trace)
     assert "ProtectSystem=" not in text and "ReadWritePaths=" not in text

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from profiler import trace
 from profiler.cli import main
 from profiler.trace import FileOp, KernelUse
+from profiler.trace.columns import SCHEMA_VERSION
 from tests.generators.sandbox_builders import recorded
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -90,7 +91,9 @@ BAD_TRACES: dict[str, tuple[Make, str]] = {
         'not a profiler trace (no "schema": "profiler-trace")',
     ),
     "newer": (
-        written("newer.trace.json", TRACE_TEXT.replace('"schema_version": 1', '"schema_version": 99', 1)),
+        written(
+            "newer.trace.json", TRACE_TEXT.replace(f'"schema_version": {SCHEMA_VERSION}', '"schema_version": 99', 1)
+        ),
         "written by a newer profiler (trace schema 99, this one reads up to 2); upgrade profiler",
     ),
     "directory": (a_directory("traces.trace.json"), "is a directory; give a trace file"),
