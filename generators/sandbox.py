@@ -494,15 +494,7 @@ def _users(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
             if user != NOBODY
             else "it needs the host's /tmp or home, which DynamicUser= makes private or read-only",
         )
-        if user == NOBODY:  # systemd-analyze verify warns on the line, and so does the reader (settings.py)
-            plan.add(
-                "User",
-                None,
-                f"the runs ran as {NOBODY}, which systemd warns is not safe (it owns the files of unmapped users): "
-                "give the service a user of its own that can write what the runs wrote",
-            )
-        else:
-            plan.add("User", user, "every run ran as this user")
+        plan.add("User", user, "every run ran as this user")
     else:
         plan.add(
             "User",
