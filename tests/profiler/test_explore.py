@@ -178,7 +178,11 @@ def test_process_tree_edges_are_the_parent_links(every_run: TraceTables) -> None
     links = set()
     for path in [*COMMITTED, TREE]:
         run = path.name.removesuffix(".trace.json")
-        processes = json.loads(path.read_text())["processes"]
+        data = json.loads(path.read_text())
+        if "tables" in data:  # schema 2: each table as columns and rows
+            table = data["tables"]["processes"]
+            data = {"processes": [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]}
+        processes = data["processes"]
         links |= {((run, row["parent"]), (run, row["id"])) for row in processes if row["parent"] is not None}
     assert set(graph.edges) == links
     assert graph.number_of_nodes() == len(every_run.processes)

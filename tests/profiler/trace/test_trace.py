@@ -241,7 +241,7 @@ def test_version_1_traces_still_load_and_mean_the_same_in_version_2(path: Path) 
 
 
 def test_a_version_1_backslash_is_a_backslash() -> None:
-    data = json.loads((REPOSITORY / "traces" / "curl-fetch.trace.json").read_text())
+    data = json.loads((REPOSITORY / "tests" / "fixtures" / "traces" / "curl-fetch-v1.trace.json").read_text())
     data["run"]["command"] = ["curl", "C:\\tmp\\x"]
     loaded = trace_module.parse(json.dumps(data), "v1")
     assert loaded.run.command == ("curl", "C:\\tmp\\x")
