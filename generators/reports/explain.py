@@ -69,9 +69,12 @@ def _setting(profile: Profile, key: str, min_runs: int) -> list[str]:
     for line_key, value, why in sandbox_lines(plan):
         if line_key == key and value != "":
             lines.append(f"{key}={value}: {why}" if value is not None else f"{key}= left open: {why}")
+    planned = [setting for setting in plan.settings if setting.key == key]
+    if planned and not lines:  # planned, but no line can hold it (a device whose path no unit line can name)
+        lines.append(f"{key}= not written: {planned[0].why}")
     runs: list[int] = []
-    for setting in plan.settings:
-        if setting.key == key and setting.evidence is not None:
+    for setting in planned:
+        if setting.evidence is not None:
             lines += _evidence_lines(profile, setting.evidence, min_runs)
             runs += setting.evidence.runs
     for root in plan.writable:

@@ -153,7 +153,9 @@ class Collector:
     def _exec(self, event: ProcessEvent) -> None:
         image = Image(event.path, event.argv0 or None, self.seconds(event.time_ns), self._event_abi(event))
         if self.paths:
-            self.path_names.executed(event.serial, event.image, event.path, event.pid, event.time_ns)
+            self.path_names.executed(
+                event.serial, event.image, event.path, event.pid, event.time_ns, first_exec=event.first_exec
+            )
         if event.first_exec:
             self.processes[event.serial] = _ProcessState(
                 event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row

@@ -142,14 +142,17 @@ class PathNames:
     # Accesses the kernel made for an exec, read from the files: (serial, image, op, path): (count, first).
     implied: dict[tuple[int, int, FileOp, str], tuple[int, int]] = field(default_factory=dict)
 
-    def executed(self, serial: int, image: int, path: str, pid: int, time_ns: int) -> None:
-        """An exec event: the interpreters the image runs in are accesses of its own."""
+    def executed(self, serial: int, image: int, path: str, pid: int, time_ns: int, *, first_exec: bool) -> None:
+        """An exec event: the interpreters the image runs in are accesses of its own, and so is the program of
+        the first exec of the command, which the kernel side sees only once it has run (NoExecPaths= must let
+        the command itself start)."""
         if not path.startswith("/"):
             directory = _proc_link(pid, "cwd")
             if directory is None:
                 return
             path = directory + "/" + path
-        for op, interpreter in interpreters(normalised(path)):
+        ran = ((FileOp.EXEC, path),) if first_exec else ()
+        for op, interpreter in ran + interpreters(normalised(path)):
             key = (serial, image, op, normalised(interpreter))
             count, first = self.implied.get(key, (0, time_ns))
             self.implied[key] = (count + 1, min(first, time_ns))

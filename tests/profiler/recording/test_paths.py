@@ -145,7 +145,7 @@ def test_a_failed_exec_on_the_path_is_a_probe_and_the_one_found_is_the_exec(reco
     # execvp tries each PATH directory in turn.
     trace = record_command(which("env"), "PATH=/nonexistent-dir:/usr/bin", "true").trace
     execs = {(row.path, row.error) for row in trace.file_accesses or () if row.op is FileOp.EXEC}
-    assert execs == {("/nonexistent-dir/true", "ENOENT"), ("/usr/bin/true", None)}
+    assert execs == {(which("env"), None), ("/nonexistent-dir/true", "ENOENT"), ("/usr/bin/true", None)}
 
 
 def test_no_paths_records_neither_table(record_command: RecordCommand) -> None:
@@ -186,6 +186,7 @@ def test_the_interpreters_an_exec_runs_are_recorded(record_command: RecordComman
     script.chmod(0o755)
     trace = record_command(str(script)).trace
     seen = {(row.image, row.path, row.op) for row in trace.file_accesses or () if row.process == 1}
+    assert (0, str(script), FileOp.EXEC) in seen  # the command itself: its exec ran before the kernel side saw it
     assert (0, "/bin/sh", FileOp.EXEC) in seen
     assert (0, os.path.realpath("/bin/sh"), FileOp.EXEC) in seen  # as given, and resolved
     if platform.machine() == "x86_64":
