@@ -26,7 +26,7 @@ def test_a_syscall_with_its_programs_counts_runs_and_first_use() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "link: syscall, allowed by a generated policy"
     assert lines[1] == "  12× in 3/3 runs by /usr/bin/git, /usr/lib/git-core/git"
-    assert lines[2] == "  first use: 0.037s after its run started"
+    assert lines[2] == "  first use: 0.035s after its run started"
     assert lines[4] == "runs:"
     assert lines[5].startswith(f"  1  {GIT[0]}: `git clone --quiet ")
     assert len(lines) == 8

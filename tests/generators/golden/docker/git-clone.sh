@@ -3,13 +3,13 @@
 # --cap-drop=ALL, then --cap-add for each capability the traces needed (none)
 # no-new-privileges: set-user-ID programs and file capabilities cannot raise privileges; runc and crun then load the seccomp filter just before the exec; without it they load the filter before dropping privileges and make more calls under it (capset, setgroups, prctl...), which the OCI profile allows as the runtime's either way unless generated with --runtime none
 # --read-only: the root file system is read-only; what the runs wrote stays writable
-# --volume=/tmp/profiler-traces.tp0yz1: an anonymous volume, writable (written: /tmp/profiler-traces.tp0yz1/bare.git, /tmp/profiler-traces.tp0yz1/bare.git/HEAD, /tmp/profiler-traces.tp0yz1/bare.git/HEAD.lock (+159 more): 306× in 3/3 runs by /usr/bin/git, /usr/lib/git-core/git); name one to keep it
+# --volume=/tmp/profiler-traces.WGpBJ7: an anonymous volume, writable (written: /tmp/profiler-traces.WGpBJ7/bare.git, /tmp/profiler-traces.WGpBJ7/bare.git/HEAD, /tmp/profiler-traces.WGpBJ7/bare.git/HEAD.lock (+159 more): 306× in 3/3 runs by /usr/bin/git, /usr/lib/git-core/git); name one to keep it
 # seccomp=/etc/profiler/git.json: the OCI profile of `profiler generate --format oci`; docker reads it from this path when the container starts
 # CAP_DAC_OVERRIDE was attempted and refused in the traces, so it is not added (granting it would change what the workload does): in link via generic_permission: 12× in 3/3 runs by /usr/bin/git, /usr/lib/git-core/git.
 exec docker run \
   --cap-drop=ALL \
   --security-opt=no-new-privileges \
   --read-only \
-  --volume=/tmp/profiler-traces.tp0yz1 \
+  --volume=/tmp/profiler-traces.WGpBJ7 \
   --security-opt=seccomp=/etc/profiler/git.json \
   "$@"
