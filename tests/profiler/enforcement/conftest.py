@@ -64,7 +64,8 @@ def tracing_available() -> None:
 @pytest.fixture
 def profiler_run() -> RunProfiler:
     """`profiler run ARGS...` as a user types it; its output and exit status. It starts in / (systemd's default
-    WorkingDirectory=), not in the checkout, which may be under a /tmp that PrivateTmp= replaces."""
+    WorkingDirectory=), not in the checkout, which may be under a /tmp that PrivateTmp= replaces; PWD says so too
+    (a shell stats $PWD as it starts: a checkout's path there is a refusal an audit names)."""
 
     def run(*arguments: str, timeout: float = 60, cwd: Path = Path("/")) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -74,6 +75,7 @@ def profiler_run() -> RunProfiler:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env={**os.environ, "PWD": str(cwd)},
         )
 
     return run
