@@ -432,6 +432,7 @@ class Tracer:
         # Paths need the user registers at a syscall's exit (bpf_task_pt_regs, with BTF); without, they are not
         # recorded, and the trace says so.
         self.paths = paths and features.has_btf
+        self.detaching: int | None = None  # the process that closes the attachments' last descriptors (close)
         started = time.monotonic()
         self._bpf: Any = load_program(program_source(features, sizes, cgroup is not None, self.paths))
         # One program on the exit of each path call: the kernel runs it for those calls only, where a raw sys_exit
@@ -479,7 +480,7 @@ class Tracer:
         attached = [*self._bpf.tracepoint_fds.values(), *self._bpf.raw_tracepoint_fds.values()]
         for fd in self._bpf.tracepoint_fds.values():
             fcntl.ioctl(fd, _PERF_EVENT_IOC_DISABLE, 0)
-        with _closed_in_grandchild(attached):
+        with _closed_in_grandchild(attached) as self.detaching:
             for fd in attached:
                 os.close(fd)
         self._bpf.tracepoint_fds.clear()
@@ -678,19 +679,23 @@ _PERF_EVENT_IOC_DISABLE = 0x2401  # _IO('$', 1), include/uapi/linux/perf_event.h
 
 
 @contextmanager
-def _closed_in_grandchild(kept: Collection[int]) -> Iterator[None]:
+def _closed_in_grandchild(kept: Collection[int]) -> Iterator[int]:
     """Hand the other copies of kept to a grandchild that closes them once the body has closed this process's
     copies (it waits for the end of a pipe this process holds), then exits: had it closed first, this process's
     close would be the last one, and wait. It is re-parented to init (nothing waits for it), in a session of its
-    own, holding no other descriptor (no pipe or terminal a caller reads to its end)."""
+    own, holding no other descriptor (no pipe or terminal a caller reads to its end). Yields its process id."""
     parent_done, done = os.pipe()
+    reported, report = os.pipe()
     child = os.fork()
     if child == 0:
         try:
-            if os.fork() == 0:
+            grandchild = os.fork()
+            if grandchild:
+                os.write(report, grandchild.to_bytes(4, "little"))
+            else:
                 os.setsid()
                 held = sorted({*kept, parent_done})
-                for low, high in zip([-1, *held], [*held, os.sysconf("SC_OPEN_MAX")]):
+                for low, high in zip([-1, *held], [*held, os.sysconf("SC_OPEN_MAX")], strict=True):
                     os.closerange(low + 1, high)
                 os.read(parent_done, 1)  # the end of the pipe: the parent has closed its copies
                 for fd in kept:
@@ -698,8 +703,10 @@ def _closed_in_grandchild(kept: Collection[int]) -> Iterator[None]:
         finally:
             os._exit(0)
     os.close(parent_done)
+    os.close(report)
     try:
         os.waitpid(child, 0)
-        yield
+        with open(reported, "rb") as pid:
+            yield int.from_bytes(pid.read(), "little")
     finally:
         os.close(done)
