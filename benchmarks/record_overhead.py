@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ def start_and_finish(rounds: int) -> None:
     from profiler.recording.tracer import Tracer
 
     features = probe()
-    starts, finishes, empty = [], [], []
+    starts, finishes, empty, removals = [], [], [], []
+    watchers = []
     for _ in range(rounds):
         started = time.monotonic()
         tracer = Tracer(features)
@@ -187,9 +189,16 @@ def start_and_finish(rounds: int) -> None:
         started = time.monotonic()
         tracer.close()
         finishes.append(time.monotonic() - started)
+        # The kernel's removal goes on in the grandchild, side by side with the next rounds (as back-to-back
+        # recordings would): until it exits.
+        watcher = threading.Thread(target=lambda pid=tracer.detaching, at=started: removals.append(gone(pid) - at))
+        watcher.start()
+        watchers.append(watcher)
         started = time.monotonic()
         with EmptyProbe():
             empty.append(time.monotonic() - started)
+    for watcher in watchers:
+        watcher.join()
     profile = cProfile.Profile()
     with profile:
         Tracer(features).close()
@@ -212,6 +221,18 @@ def start_and_finish(rounds: int) -> None:
         f"profiler's own {own:.3f} s"
     )
     print(f"recording finish (detach): median {finish:.2f} s, target 0.3 s ({', '.join(f'{s:.2f}' for s in finishes)})")
+    print(
+        f"  the kernel's removal of the attachments, after the finish returned: "
+        f"median {statistics.median(removals):.2f}"
+        f" s ({', '.join(f'{s:.2f}' for s in sorted(removals))})"
+    )
+
+
+def gone(pid: int | None) -> float:
+    """When the process exited (its /proc entry is gone), polled."""
+    while pid is not None and Path(f"/proc/{pid}").exists():
+        time.sleep(0.02)
+    return time.monotonic()
 
 
 def main() -> None:
