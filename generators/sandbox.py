@@ -99,12 +99,16 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     # Directories some write went into: an entry made in a managed tree itself that is one of them is the
     # service's own directory there, which systemd makes (mkdir /var/cache/app is CacheDirectory=app).
     holders = {posixpath.dirname(need.path) for need in writes}
+    # Only a directory the runs made is the service's own: systemd chmods one that is there (0755) and chowns it
+    # and all in it to the service's user, another program's files too (setup_exec_directory, systemd 252).
+    made = {need.path for need in writes if need.op is FileOp.CREATE}
     for need in writes:
         if not _in_any(need.path, skipped):
             path, directory = _unit_of(need)
             if need.op in ENTRY_OPS and path in MANAGED_TREES and need.path in holders:
                 path = need.path
             managed = _managed_directory(path, directory)
+            managed = managed if managed and managed[2] in made else None
             candidates[(*managed, True) if managed else ("ReadWritePaths", path, path, directory)].append(need)
     roots: dict[str, WritableRoot] = {}
     # Shortest first: a path under a directory already chosen is covered by it. So is a directory the runs

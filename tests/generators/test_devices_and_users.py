@@ -106,8 +106,9 @@ def test_dynamic_user_for_runs_as_nobody_that_write_only_where_systemd_makes_roo
     """As nobody, into a cache directory: DynamicUser=yes, and the unit runs under a user allocated at start. A run
     that also wrote a directory nobody owns rules it out, and check says so of a unit that sets it anyway."""
     shell = "/usr/bin/dash"
-    made = FileNeed(f"{cache}/entry", FileOp.CREATE, None, _evidence(shell))
-    plan = _plan([made], systemd, "nobody")
+    # The cache is not there before the run: it is made, as the run made it.
+    made = [FileNeed(path, FileOp.CREATE, None, _evidence(shell)) for path in (str(cache), f"{cache}/entry")]
+    plan = _plan(made, systemd, "nobody")
     drop_in = _drop_in(plan)
     assert "DynamicUser=yes\n" in drop_in and "\nUser=" not in drop_in and f"CacheDirectory={cache.name}\n" in drop_in
     script = 'id -u > "$CACHE_DIRECTORY/entry" && cat "$CACHE_DIRECTORY/entry"'
@@ -119,7 +120,7 @@ def test_dynamic_user_for_runs_as_nobody_that_write_only_where_systemd_makes_roo
     shared.mkdir()
     shutil.chown(shared, "nobody")
     wrote = FileNeed(f"{shared}/entry", FileOp.CREATE, None, _evidence(shell))
-    ruled_out = _plan([made, wrote], systemd, "nobody")
+    ruled_out = _plan([*made, wrote], systemd, "nobody")
     assert ruled_out.value("DynamicUser") is None and ruled_out.value("User") == "nobody"
     # As the generated unit would have it: no User=, since DynamicUser=yes beside User=nobody runs as nobody.
     forced = _drop_in(ruled_out).replace("User=nobody\n", "") + "DynamicUser=yes\n"

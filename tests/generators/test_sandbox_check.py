@@ -25,7 +25,9 @@ APP = "/usr/bin/app"
 
 
 def _profile() -> Profile:
-    writes = files(APP, ("/var/cache/app/index", FileOp.WRITE), ("/etc/app.conf", FileOp.READ))
+    writes = files(
+        APP, ("/var/cache/app", FileOp.CREATE), ("/var/cache/app/index", FileOp.WRITE), ("/etc/app.conf", FileOp.READ)
+    )
     return dataclasses.replace(make_profile(), sandbox=observations(writes))
 
 
@@ -37,7 +39,7 @@ def test_check_names_the_line_that_refuses_a_write_and_the_line_that_lets_it_thr
     comparison = compare(_profile(), systemd.read(unit))
     [missing] = comparison.missing
     assert missing.need.name == "CacheDirectory=app"
-    assert missing.refused == f"ProtectSystem=strict ({unit}:3) refuses the write to /var/cache/app/index by {APP}"
+    assert missing.refused == f"ProtectSystem=strict ({unit}:3) refuses the write to /var/cache/app by {APP}"
     assert not comparison.passed()
     fix = correction(comparison)
     assert fix is not None and "\nCacheDirectory=app\n" in fix.text
@@ -70,14 +72,18 @@ def test_explain_answers_for_each_setting() -> None:
     assert explain(profile, "ProtectHome").startswith("ProtectHome=yes: no run touched /home, /root or /run/user")
     cache = explain(profile, "CacheDirectory=")
     assert (
-        "CacheDirectory=app: written: /var/cache/app/index" in cache and "    write /var/cache/app/index: 1×" in cache
+        "CacheDirectory=app: written: /var/cache/app, /var/cache/app/index" in cache
+        and "    write /var/cache/app/index: 1×" in cache
     )
     assert explain(make_profile(), "ProtectSystem").startswith("ProtectSystem=: not written: the traces did not")
 
 
 def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -> None:
     k8s, docker = (format_.render(_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
-    assert "#     readOnlyRootFilesystem: true" in k8s and "/var/cache/app: written: /var/cache/app/index" in k8s
+    assert (
+        "#     readOnlyRootFilesystem: true" in k8s
+        and "/var/cache/app: written: /var/cache/app, /var/cache/app/index" in k8s
+    )
     assert "  --read-only \\\n" in docker and "  --volume=/var/cache/app \\\n" in docker
     before = (format_.render(make_profile(), RenderOptions()) for format_ in (KubernetesFormat(), DockerFormat()))
     assert not any("readOnlyRootFilesystem" in text or "--read-only" in text for text in before)
@@ -104,7 +110,8 @@ def test_check_reads_a_writable_entry_as_systemd_does(
 ) -> None:
     """An entry systemd ignores (with a warning) opens nothing, so check refuses the write it was meant for; one
     it simplifies opens what it names."""
-    profile = dataclasses.replace(make_profile(), sandbox=observations(files(APP, ("/var/lib/app/db", FileOp.WRITE))))
+    made = files(APP, ("/var/lib/app", FileOp.CREATE), ("/var/lib/app/db", FileOp.WRITE))
+    profile = dataclasses.replace(make_profile(), sandbox=observations(made))
     unit = tmp_path / "app.service"
     unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\nProtectSystem=strict\n{entry}\n")
     assert bool(systemd_analyze.verify_warnings(unit)) is ignored

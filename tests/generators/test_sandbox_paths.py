@@ -89,8 +89,10 @@ def _key(root: WritableRoot) -> tuple[str, str, bool, frozenset[FileNeed]]:
 def test_a_cache_a_log_a_file_and_a_private_tmp() -> None:
     roots = writable_roots(
         [
+            _need("/var/cache/app", FileOp.CREATE),  # made by the run: the service's own, systemd's to make
             _need("/var/cache/app/index", FileOp.CREATE),
             _need("/var/cache/app/index", FileOp.WRITE),
+            _need("/var/lib/dpkg/status", FileOp.WRITE),  # there before: another's, which systemd would chown
             _need("/var/log/app.log", FileOp.WRITE),  # a file directly in /var/log: that file only
             _need("/etc/app/state.json", FileOp.RENAME),  # a rename into place changes /etc/app's entries
             _need("/tmp/tmpq8x/out", FileOp.CREATE),
@@ -102,6 +104,7 @@ def test_a_cache_a_log_a_file_and_a_private_tmp() -> None:
     assert [(root.setting, root.value, root.directory) for root in roots] == [
         ("CacheDirectory", "app", True),
         ("ReadWritePaths", "/etc/app", True),
+        ("ReadWritePaths", "/var/lib/dpkg/status", False),
         ("ReadWritePaths", "/var/log/app.log", False),
     ]
 

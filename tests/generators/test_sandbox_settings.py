@@ -21,6 +21,8 @@ from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
 SYSTEMD = SystemdFormat(committed_syscall_groups())
+# A cache directory the run made, and a file in it.
+MADE_CACHE = (("/var/cache/app", FileOp.CREATE), ("/var/cache/app/index", FileOp.WRITE))
 
 
 def _facts(syscalls: frozenset[str] = frozenset(), capabilities: frozenset[str] = frozenset()) -> ProfileFacts:
@@ -209,13 +211,14 @@ def test_failed_probes_of_home_keep_what_the_probes_saw() -> None:
 
 
 def test_check_names_the_line_that_refuses_a_write_and_the_line_to_add() -> None:
-    plan = _plan([FileNeed("/var/cache/app/index", FileOp.WRITE, None, Evidence((0,), 1, ("/usr/bin/app",), None))])
+    evidence = Evidence((0,), 1, ("/usr/bin/app",), None)
+    plan = _plan([FileNeed(path, op, None, evidence) for path, op in MADE_CACHE])
     unit = "[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\nProtectHome=yes\n"
     refusals = sandbox_refusals(_read(unit), plan)
     assert [(_where(r.at), r.refused, r.fix) for r in refusals] == [
         (
             "ProtectSystem=strict (line 3)",
-            "the write to /var/cache/app/index by /usr/bin/app",
+            "the write to /var/cache/app by /usr/bin/app",
             "CacheDirectory=app",
         )
     ]
