@@ -60,6 +60,9 @@ class WritableRoot:
     path: str  # the absolute path it opens up
     directory: bool  # a directory whose entries the runs changed, or a file they wrote
     writes: tuple[FileNeed, ...]  # the writes it covers
+    # A ReadWritePaths= path in a managed tree's directory that the runs found there: the line it is not
+    # (StateDirectory=dpkg), and that directory (/var/lib/dpkg).
+    not_managed: tuple[str, str] | None = None
 
     @property
     def evidence(self) -> Evidence:
@@ -99,17 +102,25 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     # Directories some write went into: an entry made in a managed tree itself that is one of them is the
     # service's own directory there, which systemd makes (mkdir /var/cache/app is CacheDirectory=app).
     holders = {posixpath.dirname(need.path) for need in writes}
-    # Only a directory the runs made is the service's own: systemd chmods one that is there (0755) and chowns it
-    # and all in it to the service's user, another program's files too (setup_exec_directory, systemd 252).
+    # Only a directory the runs made (a successful mkdir) is the service's own. One they found there is another
+    # program's (/var/lib/dpkg, /run/lock) or a deployment's before them, and at every start systemd chmods a
+    # managed directory that is there to 0755 and chowns it and all in it to the service's user
+    # (setup_exec_directory in src/core/execute.c, systemd 252; measured in test_managed_directories.py): it gets
+    # ReadWritePaths=, which changes no owner and no mode.
     made = {need.path for need in writes if need.op is FileOp.CREATE}
+    found_there: dict[str, tuple[str, str]] = {}
     for need in writes:
         if not _in_any(need.path, skipped):
             path, directory = _unit_of(need)
             if need.op in ENTRY_OPS and path in MANAGED_TREES and need.path in holders:
                 path = need.path
             managed = _managed_directory(path, directory)
-            managed = managed if managed and managed[2] in made else None
-            candidates[(*managed, True) if managed else ("ReadWritePaths", path, path, directory)].append(need)
+            if managed and managed[2] in made:
+                candidates[(*managed, True)].append(need)
+            else:
+                if managed:
+                    found_there[path] = (f"{managed[0]}={managed[1]}", managed[2])
+                candidates[("ReadWritePaths", path, path, directory)].append(need)
     roots: dict[str, WritableRoot] = {}
     # Shortest first: a path under a directory already chosen is covered by it. So is a directory the runs
     # created, which does not exist when the service starts (systemd refuses to start a unit whose
@@ -122,7 +133,7 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
         if owner:
             roots[owner.path] = dataclasses.replace(owner, writes=owner.writes + tuple(covered))
         else:
-            roots[path] = WritableRoot(setting, value, path, directory, tuple(covered))
+            roots[path] = WritableRoot(setting, value, path, directory, tuple(covered), found_there.get(path))
     return tuple(sorted(roots.values(), key=lambda root: (root.setting, root.path)))
 
 

@@ -105,7 +105,7 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         writes = sorted({write.path for write in root.writes})
         shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
         wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root.path) != root.path else ""
-        lines.append((root.setting, _root_value(root), f"written: {shown}{wider}"))
+        lines.append((root.setting, _root_value(root), f"written: {shown}{wider}{_not_managed(root)}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
@@ -130,6 +130,19 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         else:
             lines.append((setting.key, value, setting.why))
     return lines
+
+
+def _not_managed(root: WritableRoot) -> str:
+    """Why a path in a directory systemd would manage is a ReadWritePaths= entry instead. Without a '-' prefix: a
+    host that lacks the directory fails the start (226/NAMESPACE) and names it, where with '-' the service would
+    start and fail at its first write there (read-only file system), which is no start at all but later."""
+    if root.not_managed is None:
+        return ""
+    line, directory = root.not_managed
+    return (
+        f"; not {line}: {directory} was there before the runs, and systemd would chown it and all in it to the "
+        f"unit's user; a host without {root.path} fails the start until it is made"
+    )
 
 
 def _unit_value(key: str, value: str | None) -> str | None:

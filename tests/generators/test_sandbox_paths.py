@@ -2,6 +2,7 @@
 
 import posixpath
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,8 +62,11 @@ def test_nothing_outside_a_written_directory_is_opened_up(files: list[FileNeed],
     a file left writable is one a run wrote; none lies under another."""
     roots = writable_roots(files, private_tmp)
     succeeded = [need for need in files if need.error is None]
+    made = {need.path for need in succeeded if need.op is FileOp.CREATE}
     for root in roots:
         if root.setting != "ReadWritePaths":
+            # Only a directory the runs made is systemd's to make and chown: not one that was there before.
+            assert root.path in made
             assert all(is_under(write.path, root.path) for write in root.writes)
         elif root.directory:
             assert any(need.op in ENTRY_OPS and posixpath.dirname(need.path) == root.path for need in succeeded)
@@ -106,6 +110,23 @@ def test_a_cache_a_log_a_file_and_a_private_tmp() -> None:
         ("ReadWritePaths", "/etc/app", True),
         ("ReadWritePaths", "/var/lib/dpkg/status", False),
         ("ReadWritePaths", "/var/log/app.log", False),
+    ]
+
+
+@pytest.mark.parametrize(("tree", "setting"), [("/var/lib", "StateDirectory"), ("/run", "RuntimeDirectory")])
+def test_a_managed_tree_s_directory_is_the_service_s_own_only_where_the_runs_made_it(tree: str, setting: str) -> None:
+    """systemd chowns a StateDirectory= that is there, and all in it, to the service's user: one the runs found
+    there (/var/lib/dpkg, /run/lock) is a ReadWritePaths= path that says which line it is not, and why."""
+    found = [_need(f"{tree}/shared/entry", FileOp.CREATE), _need(f"{tree}/shared/sub", FileOp.CREATE)]
+    found.append(_need(f"{tree}/shared/sub/x", FileOp.CREATE))  # made below it: still not the service's own
+    assert [(root.setting, root.path, root.not_managed) for root in writable_roots(found, True)] == [
+        ("ReadWritePaths", f"{tree}/shared", (f"{setting}=shared", f"{tree}/shared"))
+    ]
+    failed = [_need(f"{tree}/shared", FileOp.CREATE, "EEXIST"), *found]  # mkdir -p of one that is there
+    assert [root.setting for root in writable_roots(failed, True)] == ["ReadWritePaths"]
+    made = [_need(f"{tree}/own", FileOp.CREATE), _need(f"{tree}/own/entry", FileOp.CREATE)]
+    assert [(root.setting, root.value, root.not_managed) for root in writable_roots(made, True)] == [
+        (setting, "own", None)
     ]
 
 

@@ -117,7 +117,8 @@ def test_a_managed_directory_name_the_setting_cannot_take_is_a_read_write_path(
 ) -> None:
     """A trace's path is the workload's to choose: a name under /var/lib that StateDirectory= would read otherwise
     (or a line break that would start a line of its own) is opened up by ReadWritePaths= instead."""
-    plan = _plan([FileNeed(f"{tree}/{name}/state", FileOp.CREATE, None, EVIDENCE)])
+    # The run made the directory, so only its name keeps it from being the setting's.
+    plan = _plan([FileNeed(f"{tree}/{name}{leaf}", FileOp.CREATE, None, EVIDENCE) for leaf in ("", "/state")])
     text = _render(plan)
     assert [line.partition("=")[0] for line in text.splitlines()[1:]] == [key for key, value, _ in sandbox_lines(plan)
                                                                           if value is not None]  # fmt: skip
@@ -223,6 +224,28 @@ def test_check_names_the_line_that_refuses_a_write_and_the_line_to_add() -> None
         )
     ]
     assert sandbox_refusals(_read(unit + "ReadWritePaths=-/var/cache/app\n"), plan) == []
+
+
+def test_a_cache_the_runs_found_there_is_read_write_paths_in_the_unit_and_in_check_s_fix() -> None:
+    """The same writes into a cache that was there before the runs: the fix check gives, the line the unit writes
+    and its comment are ReadWritePaths=, never CacheDirectory=, which would chown it; and it is no room systemd
+    made, so DynamicUser= stays off for runs as nobody."""
+    found = [FileNeed("/var/cache/app/index", FileOp.WRITE, None, EVIDENCE)]
+    unit = "[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\n"
+    [refusal] = sandbox_refusals(_read(unit), _plan(found))
+    assert refusal.fix == "ReadWritePaths=/var/cache/app/index"
+    facts = dataclasses.replace(_facts(), unprivileged_user="nobody")
+    plan = plan_sandbox(SandboxObservations(tuple(found), ()), facts, refused_by_settings(SYSTEMD.groups))
+    lines = {key: (value, why) for key, value, why in sandbox_lines(plan) if value}
+    assert "CacheDirectory" not in lines and lines["ReadWritePaths"] == (
+        "/var/cache/app/index",
+        "written: /var/cache/app/index; not CacheDirectory=app: /var/cache/app was there before the runs, and "
+        "systemd would chown it and all in it to the unit's user; a host without /var/cache/app/index fails the "
+        "start until it is made",
+    )
+    assert plan.value("DynamicUser") is None and plan.value("User") == "nobody"
+    made = [FileNeed("/var/cache/app", FileOp.CREATE, None, EVIDENCE), *found]
+    assert plan_sandbox(SandboxObservations(tuple(made), ()), facts, {}).value("DynamicUser") == "yes"
 
 
 def test_check_names_a_setting_a_run_contradicts() -> None:
