@@ -105,7 +105,7 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     # Only a directory the runs made (a successful mkdir) is the service's own. One they found there is another
     # program's (/var/lib/dpkg, /run/lock) or a deployment's before them, and at every start systemd chmods a
     # managed directory that is there to 0755 and chowns it and all in it to the service's user
-    # (setup_exec_directory in src/core/execute.c, systemd 252; measured in test_managed_directories.py): it gets
+    # (setup_exec_directory in src/core/execute.c, systemd 252; measured in test_devices_and_users.py): it gets
     # ReadWritePaths=, which changes no owner and no mode.
     made = {need.path for need in writes if need.op is FileOp.CREATE}
     found_there: dict[str, tuple[str, str]] = {}

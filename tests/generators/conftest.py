@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -55,6 +56,34 @@ def committed_trace() -> Callable[[str], tuple[str, Trace]]:
 def systemd() -> SystemdFormat:
     """The systemd format with the committed group table of systemd 252, so outputs do not depend on this host."""
     return SystemdFormat(committed_syscall_groups())
+
+
+@contextlib.contextmanager
+def _directory_of_its_own(tree: str) -> Iterator[Path]:
+    """A name of the test's own in a tree whose directories systemd makes (not made here), removed after with what
+    DynamicUser=yes leaves of it: NAME a symlink to private/NAME, and that directory."""
+    path = Path(tree) / f"profiler-test-{secrets.token_hex(4)}"
+    try:
+        yield path
+    finally:
+        if path.is_symlink():
+            path.unlink()
+        for each in (path, Path(tree) / "private" / path.name):
+            shutil.rmtree(each, ignore_errors=True)
+
+
+@pytest.fixture
+def cache() -> Iterator[Path]:
+    """A cache directory of the test's own under /var/cache, not there yet: CacheDirectory=NAME makes it."""
+    with _directory_of_its_own("/var/cache") as path:
+        yield path
+
+
+@pytest.fixture
+def state() -> Iterator[Path]:
+    """A state directory of the test's own under /var/lib, not there yet: StateDirectory=NAME makes it."""
+    with _directory_of_its_own("/var/lib") as path:
+        yield path
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@ real systemd 252: the system manager of systemd_manager.py, since the user manag
 ProtectKernelTunables=, ProtectKernelModules=, ProtectKernelLogs= (test_systemd_manager.py)."""
 
 import dataclasses
-import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +24,6 @@ PRACTITIONER = (
     "[Service]\nUser=tool-executor\nPrivateTmp=yes\nPrivateDevices=yes\nProtectSystem=strict\nProtectHome=yes\n"
     "ProtectControlGroups=yes\nProtectKernelModules=yes\nProtectKernelTunables=yes\n"
 )
-
-
-@pytest.fixture
-def cache() -> Iterator[Path]:
-    """The demo's cache directory, of this test's own: CacheDirectory=NAME makes it under the unit."""
-    path = Path("/var/cache") / f"profiler-test-{secrets.token_hex(4)}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _line(text: str, setting: str) -> int:

@@ -1,10 +1,10 @@
-"""DevicePolicy=/DeviceAllow= and DynamicUser= as generated, run by a real systemd 252 system manager: each lets the
-workload do what its run did, and without the line (or with the setting a run rules out) the workload fails where
-check said it would."""
+"""DevicePolicy=/DeviceAllow=, DynamicUser= and the directories systemd makes (StateDirectory= and kin) as
+generated, run by a real systemd 252 system manager: each lets the workload do what its run did, and without the
+line (or with the setting a run rules out) the workload fails where check said it would."""
 
 import os
-import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from tests.generators.systemd_manager import SystemManager
 # A device node that no private /dev holds and DevicePolicy=closed refuses: reading it gives 4 bytes.
 DEVICE = Path("/dev/cpu_dma_latency")
 READER = "/usr/bin/od"
+NOBODY_UID = 65534
 
 
 def _evidence(program: str) -> Evidence:
@@ -92,12 +93,63 @@ def test_a_device_allow_line_closes_the_default_device_policy(
 
 
 @pytest.fixture
-def cache() -> Iterator[Path]:
-    """A cache directory of this test's own, and a directory of the same name under /srv."""
-    path = Path("/var/cache") / f"profiler-test-{secrets.token_hex(4)}"
-    yield path
-    for each in (path, Path("/srv") / path.name):
-        shutil.rmtree(each, ignore_errors=True)
+def cache(cache: Path) -> Iterator[Path]:
+    """conftest's cache directory, and a directory of the same name under /srv, removed after."""
+    yield cache
+    shutil.rmtree(Path("/srv") / cache.name, ignore_errors=True)
+
+
+def _owners_and_mode(directory: Path, file: Path) -> tuple[int, int, int]:
+    return directory.stat().st_uid, stat.S_IMODE(directory.stat().st_mode), file.stat().st_uid
+
+
+def test_a_state_directory_there_before_the_runs_keeps_its_owner_and_mode(
+    system_manager: SystemManager, systemd: SystemdFormat, state: Path
+) -> None:
+    """As nobody, into a /var/lib directory that was there before (mode 1777, a file of root's in it), as /run/lock
+    or a shared spool is: ReadWritePaths=, not StateDirectory=, and the job works under the generated unit and
+    leaves the directory's mode and the file's owner as they were; StateDirectory= gives both to nobody at start.
+    Written with no '-': a host without the directory fails the start (226), as check's reading has it."""
+    shell = "/usr/bin/dash"
+    state.mkdir()
+    state.chmod(0o1777)
+    kept = state / "root-file"
+    kept.write_text("root's\n")
+    plan = _plan([FileNeed(f"{state}/entry", FileOp.CREATE, None, _evidence(shell))], systemd, "nobody")
+    drop_in = _drop_in(plan)
+    line = f"ReadWritePaths={state}\n"
+    assert line in drop_in and "StateDirectory=" not in drop_in
+    # No room systemd made: DynamicUser= stays off, and the unit runs as the runs' user.
+    assert "DynamicUser=" not in drop_in and "User=nobody\n" in drop_in
+    unit = f"[Service]\nType=oneshot\nExecStart={shell} -c 'id -u > {state}/entry'\n"
+    ran = system_manager.run("found", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded and (state / "entry").read_text() == f"{NOBODY_UID}\n", ran
+    assert _owners_and_mode(state, kept) == (0, 0o1777, 0)
+
+    managed = drop_in.replace(line, f"StateDirectory={state.name}\n")
+    assert system_manager.run("found-managed", unit, {"profiler.conf": managed}).succeeded
+    assert _owners_and_mode(state, kept) == (NOBODY_UID, 0o755, NOBODY_UID)
+
+    shutil.rmtree(state)
+    missing = system_manager.run("found-missing", unit, {"profiler.conf": drop_in})
+    assert (missing.result, missing.status) == ("exit-code", 226) and not state.exists(), missing
+
+
+def test_a_state_directory_the_runs_made_is_made_by_systemd_on_a_host_without_it(
+    system_manager: SystemManager, systemd: SystemdFormat, state: Path
+) -> None:
+    """As nobody, a run that made its /var/lib directory and wrote in it: StateDirectory=NAME and DynamicUser=yes,
+    and on a host without the directory the unit starts, and its user writes there."""
+    shell = "/usr/bin/dash"
+    made = [FileNeed(path, FileOp.CREATE, None, _evidence(shell)) for path in (str(state), f"{state}/entry")]
+    drop_in = _drop_in(_plan(made, systemd, "nobody"))
+    assert f"StateDirectory={state.name}\n" in drop_in and "DynamicUser=yes\n" in drop_in
+    assert f"ReadWritePaths={state}" not in drop_in and not state.exists()
+    script = 'id -u > "$STATE_DIRECTORY/entry" && cat "$STATE_DIRECTORY/entry"'
+    unit = f"[Service]\nType=oneshot\nExecStart={shell} -c '{script}'\n"
+    ran = system_manager.run("made", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded and int(ran.stdout) not in (0, NOBODY_UID), ran
+    assert (state / "entry").read_text() == ran.stdout
 
 
 def test_dynamic_user_for_runs_as_nobody_that_write_only_where_systemd_makes_room(
