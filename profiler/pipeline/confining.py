@@ -37,7 +37,8 @@ _APPLIED = frozenset(
     {"PrivateTmp", "PrivateDevices", "PrivateNetwork", "ProtectSystem", "ProtectHome", "ReadWritePaths"}
 )
 # The directories systemd makes and leaves writable under ProtectSystem=strict (generators.sandbox.MANAGED_TREES):
-# run leaves those that are there writable, and makes none.
+# run leaves those that are there writable, and makes none and chowns none (systemd chowns one that is there, and
+# all in it, to the service's user: what generate writes such a line for is a directory the runs made).
 _MANAGED = frozenset({"StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory"})
 # The settings whose syscalls and capabilities run takes away (Policy.overrides), and what else they do.
 _PARTLY_APPLIED = {
@@ -58,7 +59,7 @@ class RunPolicy:
     def not_applied(self) -> tuple[str, ...]:
         """Key=value (file:line) of each confining setting of the policy that run does not apply, or not whole."""
         sandbox, named = self.policy.sandbox, {}
-        missing = {at.key: path for at, path in _managed_directories(sandbox) if not os.path.isdir(path)}
+        missing = {each.at.key: each.path for each in _managed_directories(sandbox) if not os.path.isdir(each.path)}
         for at in (*sandbox.levels, *sandbox.entries, *sandbox.unmodeled):
             where = f"{at.key}={sandbox.value(at.key) or at.value} ({at.source}:{at.line})"
             if at.key in _MANAGED and at.key in missing:
@@ -100,9 +101,10 @@ def run_policy(paths: Sequence[Path], policy_format: "PolicyFormat | None" = Non
         return _generated(load_drift_side(first), f"the drop-in generated from {first}")
     policy = read_policy(first, policy_format)
     for finding in policy.findings:
-        # A value systemd ignores would leave the command open where its author meant to close it: not guessed.
+        # A value systemd ignores would leave the command open where its author meant to close it, or (a managed
+        # directory named absolute or with a .., as /etc or ../../etc) point out of the tree: not guessed.
         # (A user or group it cannot take is not found by name: one line there.)
-        if finding.rule in _APPLIED:
+        if finding.rule in _APPLIED | _MANAGED:
             raise PolicyParseError(
                 f"{finding.source}:{finding.line}: {finding.message}; fix it, or take it out: run does not start "
                 "a command under a setting it cannot read"
@@ -252,7 +254,7 @@ def _file_system(sandbox: "SandboxSettings") -> "FileSystem":
 
     # '-' and '+' dropped (a missing path is left alone anyway); a relative path is a finding that stops the run.
     writable = sandbox.entries_of("ReadWritePaths")
-    managed = [path for _, path in _managed_directories(sandbox) if os.path.isdir(path)]
+    managed = [each.resolved() for each in _managed_directories(sandbox) if os.path.isdir(each.path)]
     return FileSystem(
         private_tmp=sandbox.value("PrivateTmp") == "yes",
         private_devices=sandbox.value("PrivateDevices") == "yes",
@@ -262,12 +264,36 @@ def _file_system(sandbox: "SandboxSettings") -> "FileSystem":
     )
 
 
-def _managed_directories(sandbox: "SandboxSettings") -> list[tuple["SettingLine", str]]:
-    """Each StateDirectory=, CacheDirectory=, LogsDirectory=, RuntimeDirectory= entry, and the path it names."""
+@dataclass(frozen=True, slots=True)
+class _ManagedDirectory:
+    """A StateDirectory=, CacheDirectory=, LogsDirectory= or RuntimeDirectory= entry and the directory it names: of
+    NAME:LINK the NAME, which systemd makes LINK a symlink to."""
+
+    at: "SettingLine"
+    tree: str  # /var/lib
+    path: str  # /var/lib/NAME
+
+    def resolved(self) -> str:
+        """The directory as it resolves: a symlink on the way that leads out of its tree (/var/lib/NAME to /etc)
+        would make run open what the line does not name, and systemd refuses to start such a unit
+        (238/STATE_DIRECTORY, measured for a /var/lib/NAME that is a symlink). One that stays in the tree is
+        followed, as DynamicUser=yes leaves NAME a symlink to private/NAME."""
+        from generators.sandbox import is_under
+
+        tree, resolved = os.path.realpath(self.tree), os.path.realpath(self.path)
+        if resolved == tree or not is_under(resolved, tree):
+            raise EnforcementError(
+                f"{self.at.key}={self.at.value} ({self.at.source}:{self.at.line}): {self.path} leads to {resolved}, "
+                f"out of {self.tree}: make it a directory there, or take the line out"
+            )
+        return resolved
+
+
+def _managed_directories(sandbox: "SandboxSettings") -> list[_ManagedDirectory]:
     from generators.sandbox import MANAGED_TREES
 
     return [
-        (entry, posixpath.join(tree, entry.value))
+        _ManagedDirectory(entry, tree, posixpath.join(tree, entry.value.split(":", 1)[0]))
         for tree, key in MANAGED_TREES.items()
         for entry in sandbox.entries_of(key)
     ]

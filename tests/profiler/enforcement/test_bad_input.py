@@ -19,6 +19,7 @@ def _one_line(stderr: str) -> str:
         ("[Service]\nProtectSystem=sometimes\n", "ProtectSystem=sometimes: not a value systemd knows"),
         ("[Service]\nReadWritePaths=relative/path\n", "ReadWritePaths=relative/path: relative/path is not"),
         ("[Service]\nUser=no-such-user-here\n", "unknown user 'no-such-user-here'"),
+        ("[Service]\nStateDirectory=../../etc\n", "StateDirectory=../../etc: ../../etc is not a normalised relative"),
     ],
 )
 def test_a_policy_run_cannot_apply_is_one_line(profiler_run: RunProfiler, tmp_path: Path, unit: str, said: str) -> None:

@@ -1,12 +1,14 @@
 """A unit read once, by the systemd reader, becomes what `run` applies; what it does not apply is named."""
 
 import grp
+import secrets
+import shutil
 from pathlib import Path
 
 import pytest
 
 from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
-from profiler.errors import PolicyParseError, WorkloadError
+from profiler.errors import EnforcementError, PolicyParseError, WorkloadError
 from profiler.pipeline.confining import confinement_of, run_policy
 
 
@@ -72,6 +74,35 @@ def test_a_directory_systemd_manages_is_writable_where_it_is_and_named_where_it_
         f"CacheDirectory=profiler-test-not-there ({unit}:4): left writable where it is, not made "
         "(/var/cache/profiler-test-not-there is not there)",
     )
+
+
+@pytest.mark.parametrize("name", ["/etc", "../etc", "app/../../etc"])
+def test_a_managed_directory_that_names_a_path_out_of_its_tree_is_one_line(tmp_path: Path, name: str) -> None:
+    """systemd ignores the line (not a normalised relative path); run does not start under a line it cannot read."""
+    unit = _unit(tmp_path, f"ProtectSystem=strict\nStateDirectory={name}\n")
+    with pytest.raises(PolicyParseError, match=rf"tool.service:3: StateDirectory={name}: {name} is not a normalised"):
+        run_policy([unit])
+
+
+def test_a_managed_directory_is_opened_where_it_resolves_in_its_tree_and_never_out_of_it(tmp_path: Path) -> None:
+    """/var/lib/NAME a symlink to /etc would open /etc: one line, nothing started. A symlink within the tree (what
+    DynamicUser=yes leaves) is opened where it leads; of NAME:LINK, NAME is the directory."""
+    name = f"profiler-test-{secrets.token_hex(4)}"
+    link, own = Path("/var/lib") / name, Path("/var/lib") / f"{name}-own"
+    try:
+        link.symlink_to("/etc")
+        chosen = run_policy([_unit(tmp_path, f"ProtectSystem=strict\nStateDirectory={name}\n")])
+        with pytest.raises(EnforcementError, match=rf"StateDirectory={name} \(.*:3\): {link} leads to /etc, out of"):
+            confinement_of(chosen)
+        own.mkdir()
+        link.unlink()
+        link.symlink_to(own.name)
+        for value in (name, f"{name}:other"):
+            chosen = run_policy([_unit(tmp_path, f"ProtectSystem=strict\nStateDirectory={value}\n")])
+            assert confinement_of(chosen).file_system.read_write_paths == (str(own),)
+    finally:
+        link.unlink(missing_ok=True)
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def test_dynamic_user_needs_a_user_given_and_brings_its_sandbox(tmp_path: Path) -> None:
