@@ -37,7 +37,8 @@ python3 -m venv "$work/venv"
 record pip-install pip-install -- "$work/venv/bin/pip" install --quiet --no-index --find-links "$work/wheels" six
 
 # The job a tool executor exists for, as an unprivileged user: a dependency audit of a requirements file with
-# pip-audit from PyPI (its cache where systemd makes a service's, /var/cache), and cargo's own work on a small
+# pip-audit from PyPI (its cache in /var/cache, made for nobody before the run: a unit gets ReadWritePaths= for a
+# directory that was there, not CacheDirectory=, which would chown it), and cargo's own work on a small
 # crate with Debian's cargo (root's rustup toolchain is in /root, which nobody cannot enter).
 command -v /usr/bin/cargo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cargo >/dev/null
 # The audit is installed where a deployment would put it, outside /tmp (a service's /tmp is its own) and readable by

@@ -5,12 +5,14 @@ ProtectKernelTunables= and their kin, which the user manager cannot set up."""
 
 import dataclasses
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from generators.interface import RenderOptions
+from generators.profile import Evidence, FileNeed, FileOp
 from generators.sandbox import plan_sandbox, profile_facts
 from generators.systemd.format import SystemdFormat
 from generators.systemd.sandbox import refused_by_settings
@@ -48,6 +50,7 @@ def test_pip_audit_runs_under_its_whole_unit_which_scores_below_the_drop_in(
 ) -> None:
     _installed_audit()
     CACHE.mkdir(exist_ok=True)
+    shutil.chown(CACHE, "nobody")  # as record-all.sh makes it for the recording
     unconfined = subprocess.run(
         ["runuser", "-u", "nobody", "--", "env", f"HOME={os.environ['HOME']}", *COMMAND.split()],
         capture_output=True,
@@ -93,3 +96,21 @@ def test_pip_audit_runs_under_its_whole_unit_which_scores_below_the_drop_in(
     ), refused
     failed = system_manager.run("pip-audit-no-exec-bin", unit, {"profiler.conf": broken})
     assert (failed.result, failed.status) == ("exit-code", 203), failed
+
+    # A run that reaches the vulnerability services writes its cache (levels of directories, then the entry) in
+    # the directory record-all.sh made for nobody before the run: one there before is not CacheDirectory=, which
+    # would have systemd chown it and all in it at start, so the unit opens it with ReadWritePaths= and runs as
+    # nobody, not as a user allocated at start; pip-audit runs under it as well.
+    evidence = Evidence((0,), 1, (str(PIP_AUDIT),), None)
+    levels = (f"{CACHE}/0", f"{CACHE}/0/a", f"{CACHE}/0/a/entry")
+    observed = dataclasses.replace(
+        profile.sandbox, files=profile.sandbox.files + tuple(FileNeed(p, FileOp.CREATE, None, evidence) for p in levels)
+    )
+    cached = systemd.render(dataclasses.replace(profile, sandbox=observed), RenderOptions())
+    assert f"ReadWritePaths={CACHE}\n" in cached and "\nCacheDirectory=" not in cached
+    assert "User=nobody\n" in cached and "DynamicUser=yes" not in cached
+    (tmp_path / "cached").mkdir()
+    score = systemd_analyze.exposure(systemd_analyze.write_unit(tmp_path / "cached", "pip-audit", cached, unit))
+    assert scores["whole"] < score <= 1.5, score
+    ran = system_manager.run("pip-audit-cached", unit, {"profiler.conf": cached})
+    assert ran.succeeded and ran.stdout == unconfined.stdout, ran
