@@ -4,6 +4,10 @@ set -eu
 profiler=.venv/bin/profiler
 
 echo "== 1. record: run the workload under the eBPF tracer"
+# Its cache as a previous run left it: recorded where it is not there yet, the run makes it and the unit gets
+# CacheDirectory=, which systemd makes; one there before the run gets ReadWritePaths= (systemd chowns a managed
+# directory that is there, and all in it).
+rm -rf /var/cache/tool-executor
 $profiler record --force -o demo.trace.json --component tool-executor -- .venv/bin/python demo/tool_executor.py
 
 echo

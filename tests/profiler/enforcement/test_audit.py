@@ -51,10 +51,10 @@ def test_a_path_its_mounts_refuse_is_named(
     assert [(each["kind"], each["name"], each["programs"]) for each in would] == [
         ("path", f"write to {target}", [PROGRAM])
     ]
-    # The line that lets it, as generate writes it for that write: systemd's own directory under /var/lib, which
-    # holds the directory the new file goes into.
+    # The line that lets it, as generate writes it for that write: the directory the new file goes into. It was
+    # there before the run, in /var/lib: not StateDirectory=, which would have systemd chown it and all in it.
     fix = json.loads((tmp_path / "report.json").read_text())["fix"]
-    assert fix == f"[Service]\nStateDirectory={other.parent.name}\n", fix
+    assert fix == f"[Service]\nReadWritePaths={other}\n", fix
     # With it, the same run is refused nothing, and writes, under run as under systemd.
     status, _, stderr, would = _audit(profiler_run, tmp_path, unit + fix, PYTHON, str(PROBE), "write", str(target))
     assert (status, would) == (0, []), stderr
