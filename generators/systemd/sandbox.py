@@ -489,6 +489,20 @@ def sandbox_tightenings(settings: SandboxSettings, plan: SandboxPlan) -> list[Sa
                 "NoExecPaths", "/", Danger.LOW, "nothing was executed but from the directories ExecPaths= would name"
             )
         )
+    for tree, key in MANAGED_TREES.items():
+        for entry in settings.entries_of(key):
+            directory = posixpath.join(tree, entry.value.split(":", 1)[0])
+            for root in plan.writable:
+                if root.not_managed is not None and root.not_managed[1] == directory:
+                    found.append(
+                        SandboxTightening(
+                            "ReadWritePaths",
+                            _root_value(root),
+                            Danger.HIGH,
+                            f"{entry.where} has systemd chown {directory} and all in it to the unit's user at start, "
+                            "and it was there before the runs: another program's, or a deployment's before them",
+                        )
+                    )
     needed = {root.path for root in plan.writable}
     for entry in settings.entries_of("ReadWritePaths"):
         if not any(is_under(path, entry.value) for path in needed):

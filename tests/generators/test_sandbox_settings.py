@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generators.danger import Danger
 from generators.interface import RenderOptions, SandboxSettings, SettingLine
 from generators.profile import Evidence, FileNeed, KernelNeed, SandboxObservations
 from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox, profile_facts
@@ -246,6 +247,23 @@ def test_a_cache_the_runs_found_there_is_read_write_paths_in_the_unit_and_in_che
     assert plan.value("DynamicUser") is None and plan.value("User") == "nobody"
     made = [FileNeed("/var/cache/app", FileOp.CREATE, None, EVIDENCE), *found]
     assert plan_sandbox(SandboxObservations(tuple(made), ()), facts, {}).value("DynamicUser") == "yes"
+
+
+def test_check_lists_a_deployed_managed_directory_the_runs_found_there_as_dangerous() -> None:
+    """A unit's own CacheDirectory= lets the write through, so nothing is missing; but systemd chowns the directory
+    the runs found there at every start: the line to open it instead is among what the unit could tighten, ranked
+    high. Of one the runs made, nothing is said."""
+    unit = "[Service]\nExecStart=/usr/bin/app\nProtectSystem=strict\nCacheDirectory=app:alias\n"
+    found = _plan([FileNeed("/var/cache/app/index", FileOp.WRITE, None, EVIDENCE)])
+    assert sandbox_refusals(_read(unit), found) == []
+    [first] = [each for each in sandbox_tightenings(_read(unit), found) if each.key == "ReadWritePaths"]
+    assert (first.key, first.value, first.danger) == ("ReadWritePaths", "/var/cache/app/index", Danger.HIGH)
+    assert (
+        first.why.startswith("CacheDirectory=app:alias (")
+        and "unit.service:4) has systemd chown /var/cache/app " in first.why
+    )
+    made = _plan([FileNeed(path, op, None, EVIDENCE) for path, op in MADE_CACHE])
+    assert not any(each.key == "ReadWritePaths" for each in sandbox_tightenings(_read(unit), made))
 
 
 def test_check_names_a_setting_a_run_contradicts() -> None:
