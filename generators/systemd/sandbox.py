@@ -267,7 +267,8 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
             return None, f"{where} is not a normalised absolute path"
         return mount_point + colon + options, ""
     if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths", "ReadOnlyPaths", "InaccessiblePaths"):
-        listed = _simplified(entry.lstrip("-+"))
+        # One - and then one +, in that order (config_parse_namespace_path_strv): +-/srv is not absolute.
+        listed = _simplified(entry.removeprefix("-").removeprefix("+"))
         if not listed or not listed.startswith("/"):
             return None, f"{entry} is not a normalised absolute path"
         return listed, ""

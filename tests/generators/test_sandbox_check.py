@@ -95,6 +95,9 @@ def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -
         ("StateDirectory=other:app", False),
         ("ReadWritePaths=/var//lib/./app/", False),
         ("ReadWritePaths=-/var/lib/app", False),
+        ("ReadWritePaths=-+/var/lib/app", False),
+        ("ReadWritePaths=+-/var/lib/app", True),  # - comes first: "path is not absolute, ignoring: -/var/lib/app"
+        ("ReadWritePaths=--/var/lib/app", True),
         ("ReadWritePaths=/var/lib/../lib/app", True),
         ("ReadWritePaths=var/lib/app", True),  # "path is not absolute, ignoring"
     ],
