@@ -378,16 +378,31 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
 
 
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
-    """What NoExecPaths= refuses to execute or map executable: a path under one of its entries and under no
-    ExecPaths= entry (which makes paths below NoExecPaths= executable again), one refusal per directory."""
+    """What NoExecPaths= refuses to execute or map executable, one refusal per fix. The deepest entry above a
+    path decides, of either setting (systemd mounts them shortest path first, so the deeper mount is the one
+    seen), and of two at the same path NoExecPaths= (drop_duplicates in src/core/namespace.c keeps the first in
+    mount_path_compare's order, NOEXEC before EXEC): ExecPaths=/usr does not open a NoExecPaths=/usr/bin."""
+    entries = [(entry, False) for entry in settings.entries_of("NoExecPaths")]
+    entries += [(entry, True) for entry in settings.entries_of("ExecPaths")]
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
-        barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
-        if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            fix = f"ExecPaths={_quoted_above(posixpath.dirname(need.path))}"
-            refused.setdefault(fix, (barred[-1], []))[1].append(need)
+        above = [(entry, executable) for entry, executable in entries if is_under(need.path, entry.value)]
+        if not above:
+            continue
+        barred, executable = max(above, key=lambda pair: (len(pair[0].value), not pair[1]))
+        if executable:
+            continue
+        # The line that opens it again is deeper than the one that closes it: the directory, else the file.
+        directory = posixpath.dirname(need.path)
+        if len(directory) > len(barred.value):
+            fix = f"ExecPaths={_quoted_above(directory)}"
+        elif barred.value != need.path and unit_path(need.path) is not None:
+            fix = f"ExecPaths={unit_path(need.path)}"
+        else:
+            fix = "NoExecPaths="  # an empty assignment drops the list: no deeper line can open its own path
+        refused.setdefault(fix, (barred, []))[1].append(need)
     return _grouped(refused)
 
 

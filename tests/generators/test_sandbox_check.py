@@ -165,3 +165,46 @@ def test_a_fix_is_a_unit_line_whatever_the_path(systemd: SystemdFormat, tmp_path
         'ReadWritePaths="/srv/b c/x"',
         "ReadWritePaths=/srv/p%%h/x",
     ]
+
+
+# /usr/bin/true's exec and the loader and C library it maps (under /lib and /lib64, links into /usr on Debian 12).
+TRUE = files(
+    "/usr/bin/true",
+    ("/usr/bin/true", FileOp.EXEC),
+    ("/lib64/ld-linux-x86-64.so.2", FileOp.MAP_EXEC),
+    ("/lib/x86_64-linux-gnu/libc.so.6", FileOp.MAP_EXEC),
+)
+LIBRARIES = "/lib /lib64 /usr/lib"
+EXEC_SETTINGS = {
+    "opened": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\n",
+    "closed-below": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\nNoExecPaths=/usr/bin\n",
+    "same-path": f"ExecPaths=/usr/bin\nNoExecPaths=/usr/bin\nExecPaths={LIBRARIES}\n",
+    "the-file": f"NoExecPaths=/\nExecPaths=/usr/bin/true {LIBRARIES}\n",
+    "closed-file": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\nNoExecPaths=/usr/bin/true\n",
+}
+
+
+def test_check_refuses_an_exec_where_systemd_does_whatever_the_order_of_exec_lines(
+    systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """The deepest of NoExecPaths= and ExecPaths= above a program decides (and NoExecPaths= at the same path):
+    what the root user manager runs, check passes; what it cannot exec (203/EXEC), check refuses, and the fix it
+    names makes the unit run."""
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+    profile = dataclasses.replace(make_profile(), sandbox=observations(TRUE))
+    units, fixes = {}, {}
+    for name, lines in EXEC_SETTINGS.items():
+        unit = f"[Unit]\nDescription=exec lines\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n{lines}"
+        (tmp_path / f"{name}.service").write_text(unit)
+        comparison = compare(profile, systemd.read(tmp_path / f"{name}.service"))
+        units[name] = (unit, None)
+        fix = correction(comparison)
+        if fix is not None:
+            fixes[f"{name}-fixed"] = (unit, fix.text)
+    results = systemd_analyze.run_units(tmp_path / "run", units | fixes)
+    refused = {name for name in EXEC_SETTINGS if results[name] != ("success", 0)}
+    assert refused == {"closed-below", "same-path", "closed-file"}, results
+    assert set(fixes) == {f"{name}-fixed" for name in refused}
+    assert all(results[name] == ("success", 0) for name in fixes), results
