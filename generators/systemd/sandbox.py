@@ -9,6 +9,7 @@ sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most 
 
 import dataclasses
 import posixpath
+import re
 from dataclasses import dataclass
 
 from generators.danger import Danger
@@ -158,6 +159,9 @@ DYNAMIC_USER_IMPLIES = {
 }
 
 
+_OCTAL_MODE = re.compile(r"[0-7]+")
+
+
 class SandboxReading:
     """The sandboxing settings a unit's assignments give, applied one at a time as systemd applies them."""
 
@@ -193,8 +197,10 @@ class SandboxReading:
                 else:
                     self.lists.setdefault(key, []).append(SettingLine(key, entry, source, line))
             return wrong
-        else:
-            self.levels[key] = at  # UMask=
+        else:  # UMask=: octal, at most 07777 (parse_mode); anything else, even empty, systemd ignores
+            if not _OCTAL_MODE.fullmatch(value) or int(value, 8) > 0o7777:
+                return f"{key}={value}: not a file mode (octal, at most 7777): systemd ignores the line"
+            self.levels[key] = at
         return None
 
     def apply_unmodeled(self, key: str, value: str, source: str, line: int) -> None:

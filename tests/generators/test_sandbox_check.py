@@ -208,3 +208,19 @@ def test_check_refuses_an_exec_where_systemd_does_whatever_the_order_of_exec_lin
     assert refused == {"closed-below", "same-path", "closed-file"}, results
     assert set(fixes) == {f"{name}-fixed" for name in refused}
     assert all(results[name] == ("success", 0) for name in fixes), results
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize("value", ["0x77", "8888", "", "+077", "10000", "077 ", "0077"])
+def test_a_umask_systemd_ignores_is_a_finding_and_check_still_compares(
+    systemd: SystemdFormat, tmp_path: Path, value: str
+) -> None:
+    """A value systemd's parse_mode refuses was read as a mode: check and diff failed with a traceback."""
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\nUMask={value}\n")
+    warned = {warning.line for warning in systemd_analyze.verify_warnings(unit)}
+    policy = systemd.read(unit)
+    assert {finding.line for finding in policy.findings if finding.message.startswith("UMask=")} == warned
+    tightened = [item.name for item in compare(_profile(), policy).excess if "UMask" in item.name]
+    # Ignored, the umask is systemd's default 0022, which UMask=0077 tightens.
+    assert tightened == ([] if value.strip() in ("077", "0077") else ["UMask=0077"])
