@@ -289,13 +289,18 @@ def plan_sandbox(
         )
     else:
         plan.add("ProtectHome", "yes", "no run touched /home, /root or /run/user")
+    # A device node opened outside /dev counts too: the DevicePolicy=closed that PrivateDevices= implies refuses
+    # it wherever it is (the device cgroup goes by its numbers).
     devices = [
         n
         for n in plan.succeeded
-        if is_under(n.path, "/dev")
-        and n.path not in PRIVATE_DEVICES
-        and not _in_any(n.path, PRIVATE_DEVICE_TREES)
-        and n.op is not FileOp.LIST
+        if (
+            is_under(n.path, "/dev")
+            and n.path not in PRIVATE_DEVICES
+            and not _in_any(n.path, PRIVATE_DEVICE_TREES)
+            and n.op is not FileOp.LIST
+        )
+        or (n.device is not None and not is_under(n.path, "/dev"))
     ]
     plan.by_syscalls(
         "PrivateDevices",

@@ -75,6 +75,12 @@ def unit_path(path: str) -> str | None:
     return text
 
 
+def device_path(path: str) -> str | None:
+    """A device node's path as a DeviceAllow= line writes it, or None where no line can name it: a path no unit
+    line holds, or one outside /dev and /sys, which systemd ignores (valid_device_node_path, systemd 252)."""
+    return unit_path(path) if path.startswith(("/dev/", "/sys/")) else None
+
+
 def _expressible(path: str) -> str:
     """The path, or the nearest directory above it that a unit line can hold (which covers it too)."""
     while unit_path(path) is None:
@@ -110,8 +116,8 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
-    # A device no line can name (a line break in its path) cannot be allowed, and any DeviceAllow= line closes
-    # the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow= line.
+    # A device no line can name (a line break in its path, a node outside /dev) cannot be allowed, and any
+    # DeviceAllow= line closes the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow=.
     unnamed = next(
         (each for each in plan.settings if each.key == "DeviceAllow" and _unit_value(each.key, each.value) is None),
         None,
@@ -120,7 +126,7 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         if unnamed and setting.key in ("DevicePolicy", "DeviceAllow"):
             if setting.key == "DevicePolicy":
                 device = (unnamed.value or "").rsplit(" ", 1)[0]
-                lines.append((setting.key, None, f"the device {device} cannot be named in a unit line: {unnamed.why}"))
+                lines.append((setting.key, None, f"the device {device} cannot be named by DeviceAllow=: {unnamed.why}"))
             continue
         value = _unit_value(setting.key, setting.value)
         if setting.key in LIST_SETTINGS and value is not None and setting.key not in written:
@@ -143,7 +149,7 @@ def _unit_value(key: str, value: str | None) -> str | None:
         return value
     if key == "DeviceAllow":
         path, access = value.rsplit(" ", 1)
-        quoted = unit_path(path)
+        quoted = device_path(path)
         return None if quoted is None else f"{quoted} {access}"
     return _quoted_above(value)
 
@@ -376,7 +382,7 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         wanted = "w" if need.op in WRITE_OPS else "r"
         if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
-            quoted = unit_path(need.path)
+            quoted = device_path(need.path)
             # A device no line can name is let through by no device policy at all.
             fix = f"DeviceAllow={quoted} {wanted}" if quoted else "DevicePolicy=auto"
             refused.setdefault(fix, (policy, []))[1].append(need)
