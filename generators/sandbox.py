@@ -407,6 +407,14 @@ def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     for directory in sorted(directories, key=len):
         above = next((path for path in chosen if is_under(directory, path)), None)
         chosen.setdefault(above or directory, []).extend(directories[directory])
+    if "/" in chosen:
+        # ExecPaths=/ beside NoExecPaths=/ is refused: of two entries at one path systemd keeps NoExecPaths=.
+        plan.add(
+            "NoExecPaths",
+            None,
+            f"{_observed(chosen['/'], plan.facts)}: it needs ExecPaths=/, which systemd drops beside NoExecPaths=/",
+        )
+        return
     plan.add("NoExecPaths", "/", "nothing is executable but from the directories below, as in every run")
     for directory, needs in sorted(chosen.items()):
         plan.add("ExecPaths", directory, _observed(needs, plan.facts), merge_evidence(n.evidence for n in needs))

@@ -13,13 +13,16 @@ from generators.interface import RenderOptions
 from generators.profile import Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
+from generators.sandbox import plan_sandbox, profile_facts
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
+from generators.systemd.sandbox import sandbox_lines
 from profiler.trace import FileOp
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import files, observations
+from tests.generators.systemd_manager import SystemManager
 
 APP = "/usr/bin/app"
 
@@ -181,6 +184,7 @@ EXEC_SETTINGS = {
     "same-path": f"ExecPaths=/usr/bin\nNoExecPaths=/usr/bin\nExecPaths={LIBRARIES}\n",
     "the-file": f"NoExecPaths=/\nExecPaths=/usr/bin/true {LIBRARIES}\n",
     "closed-file": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\nNoExecPaths=/usr/bin/true\n",
+    "root": "NoExecPaths=/\nExecPaths=/\n",
 }
 
 
@@ -205,7 +209,7 @@ def test_check_refuses_an_exec_where_systemd_does_whatever_the_order_of_exec_lin
             fixes[f"{name}-fixed"] = (unit, fix.text)
     results = systemd_analyze.run_units(tmp_path / "run", units | fixes)
     refused = {name for name in EXEC_SETTINGS if results[name] != ("success", 0)}
-    assert refused == {"closed-below", "same-path", "closed-file"}, results
+    assert refused == {"closed-below", "same-path", "closed-file", "root"}, results
     assert set(fixes) == {f"{name}-fixed" for name in refused}
     assert all(results[name] == ("success", 0) for name in fixes), results
 
@@ -224,3 +228,17 @@ def test_a_umask_systemd_ignores_is_a_finding_and_check_still_compares(
     tightened = [item.name for item in compare(_profile(), policy).excess if "UMask" in item.name]
     # Ignored, the umask is systemd's default 0022, which UMask=0077 tightens.
     assert tightened == ([] if value.strip() in ("077", "0077") else ["UMask=0077"])
+
+
+def test_a_run_that_executed_under_a_writable_root_directory_gets_no_exec_paths_that_systemd_refuses(
+    system_manager: SystemManager,
+) -> None:
+    """An entry made in / makes / the writable root, and a program under it would need ExecPaths=/, which systemd
+    drops beside NoExecPaths=/ (203/EXEC): NoExecPaths= is left open, and the generated lines run."""
+    needs = [*TRUE, *files("/usr/bin/true", ("/profiler-test-made", FileOp.CREATE))]
+    plan = plan_sandbox(observations(needs), profile_facts(make_profile(), 1), {})
+    assert plan.value("NoExecPaths") is None and not [each for each in plan.settings if each.key == "ExecPaths"]
+    lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+    unit = "[Unit]\nDescription=exec lines\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n"
+    ran = system_manager.run("made-in-root", unit, {"profiler.conf": f"[Service]\n{lines}"})
+    assert ran.succeeded, ran
