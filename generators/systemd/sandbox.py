@@ -75,10 +75,15 @@ def unit_path(path: str) -> str | None:
     return text
 
 
+# Where systemd 252 takes a DeviceAllow= path (valid_device_node_path in src/basic/path-util.c): "Invalid device
+# node path, ignoring" for any other, a /sys one too.
+DEVICE_TREES = ("/dev/", "/run/systemd/inaccessible/")
+
+
 def device_path(path: str) -> str | None:
     """A device node's path as a DeviceAllow= line writes it, or None where no line can name it: a path no unit
-    line holds, or one outside /dev and /sys, which systemd ignores (valid_device_node_path, systemd 252)."""
-    return unit_path(path) if path.startswith(("/dev/", "/sys/")) else None
+    line holds, or one outside /dev, which systemd ignores."""
+    return unit_path(path) if path.startswith("/dev/") else None
 
 
 def _expressible(path: str) -> str:
@@ -292,7 +297,7 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
         return ":".join(name or "" for name in names), ""
     if key == "DeviceAllow":
         device = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
-        if not device or not device.startswith(("char-", "block-", "/dev/", "/sys/")):
+        if not device or not device.startswith(("char-", "block-", *DEVICE_TREES)):
             return None, f"{entry} is not a device node path, nor char- or block- and a group"
         if not set(access) <= set("rwm"):
             return None, f"{access} are not device rights (r, w, m)"

@@ -133,6 +133,7 @@ BOTH = ['DeviceAllow="/dev/serial port" r', 'DeviceAllow="/dev/serial port" w']
         (f"DevicePolicy=closed\n{ALLOW} rx\n", BOTH),  # not rights: systemd ignores the line
         ("DeviceAllow=/dev/null rw\n", BOTH),  # DevicePolicy=auto is closed where a DeviceAllow= line is given
         ("DevicePolicy=auto\n", []),
+        ("DeviceAllow=/sys/dev/char/4:64 rw\n", []),  # "Invalid device node path": ignored, it closes nothing
     ],
 )
 def test_check_reads_device_allow_lines_as_systemd_does(
