@@ -2,6 +2,8 @@
 lets it through; what it could tighten, ranked with the excess."""
 
 import dataclasses
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from generators.compare import compare
 from generators.comparison import ItemKind
 from generators.formats import correction
 from generators.interface import RenderOptions
-from generators.profile import Profile
+from generators.profile import KernelNeed, Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
 from generators.sandbox import plan_sandbox, profile_facts
@@ -18,10 +20,10 @@ from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
 from generators.systemd.sandbox import sandbox_lines
-from profiler.trace import FileOp
+from profiler.trace import FileOp, KernelUse
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
-from tests.generators.sandbox_builders import files, observations
+from tests.generators.sandbox_builders import evidence, files, observations
 from tests.generators.systemd_manager import SystemManager
 
 APP = "/usr/bin/app"
@@ -243,3 +245,37 @@ def test_a_run_that_executed_under_a_writable_root_directory_gets_no_exec_paths_
     unit = "[Unit]\nDescription=exec lines\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n"
     ran = system_manager.run("made-in-root", unit, {"profiler.conf": f"[Service]\n{lines}"})
     assert ran.succeeded, ran
+
+
+CLIENT = "/usr/bin/python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))'"
+
+
+@pytest.fixture
+def host_service() -> Iterator[int]:
+    """A port on the host's loopback that a service outside the component listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def test_a_loopback_port_no_run_bound_keeps_the_host_network(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path, host_service: int
+) -> None:
+    """A connect to a loopback port the runs did not bind reaches a service of the host's (a database, the DNS
+    stub), which PrivateNetwork=yes hides (ECONNREFUSED): the setting is left open, and check names it; where a run
+    bound the port, the runs talk to themselves and it stays."""
+    connect = KernelNeed(KernelUse.LOOPBACK, f"connect 127.0.0.1:{host_service}", evidence("/usr/bin/python3"))
+    bind = dataclasses.replace(connect, detail=f"bind 127.0.0.1:{host_service}")
+    facts = profile_facts(make_profile(), 1)
+    assert plan_sandbox(observations([], [bind, connect]), facts, {}).value("PrivateNetwork") == "yes"
+    plan = plan_sandbox(observations([], [connect]), facts, {})
+    assert plan.value("PrivateNetwork") is None and plan.value("IPAddressDeny") == "any"
+    lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+    unit = f"[Unit]\nDescription=client\n[Service]\nType=oneshot\nExecStart={CLIENT} {host_service}\n"
+    ran = system_manager.run("host-service", unit, {"profiler.conf": f"[Service]\n{lines}"})
+    assert ran.succeeded, ran
+    private = tmp_path / "private.service"
+    private.write_text(f"{unit}PrivateNetwork=yes\n")
+    refused = compare(dataclasses.replace(make_profile(), sandbox=observations([], [connect])), systemd.read(private))
+    assert [item.need.name for item in refused.missing] == ["PrivateNetwork=no"]
+    failed = system_manager.run("host-service-private", f"{unit}PrivateNetwork=yes\n")
+    assert (failed.result, failed.status) == ("exit-code", 1) and "ConnectionRefusedError" in failed.stderr, failed
