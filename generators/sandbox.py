@@ -456,10 +456,10 @@ def _network(plan: _Planner) -> None:
         plan.add("IPAddressDeny", None, why, beyond[0].evidence)
         return
     loopback = plan.kernel(KernelUse.LOOPBACK)
-    # A loopback port no run bound is a service of the host's (a database, the DNS stub at 127.0.0.53): a network
-    # namespace of its own has a loopback of its own, where nothing listens.
-    bound = {_port(n.detail) for n in loopback if n.detail.startswith("bind ")}
-    hosts = [n for n in loopback if not n.detail.startswith("bind ") and _port(n.detail) not in bound]
+    # A loopback port or abstract AF_UNIX name no run bound is a service of the host's (a database, the DNS stub at
+    # 127.0.0.53): a network namespace of its own has a loopback and abstract names of its own, where none listens.
+    bound = {_peer(n.detail) for n in loopback if n.detail.startswith("bind ")}
+    hosts = [n for n in loopback if not n.detail.startswith("bind ") and _peer(n.detail) not in bound]
     if others:
         plan.add(
             "PrivateNetwork",
@@ -467,7 +467,7 @@ def _network(plan: _Planner) -> None:
             f"sockets of {', '.join(sorted(others))}, which a network namespace of its own may not offer",
         )
     elif hosts:
-        why = f"{hosts[0].detail}: a port on loopback no run bound, which a network namespace of its own does not reach"
+        why = f"{hosts[0].detail}: a peer on loopback no run bound, which a network namespace of its own does not reach"
         plan.add("PrivateNetwork", None, f"{why}: {plan.facts.describe(hosts[0].evidence)}", hosts[0].evidence)
     else:
         plan.add(
@@ -485,13 +485,15 @@ def _network(plan: _Planner) -> None:
         "IPAddressAllow",
         "localhost",
         "loopback stays open: "
-        + (", ".join(sorted({n.detail for n in plan.kernel(KernelUse.LOOPBACK)})) or "nothing used it"),
+        + (", ".join(sorted({n.detail for n in loopback if not _peer(n.detail).startswith("@")})) or "nothing used it"),
     )
 
 
-def _port(detail: str) -> str:
-    """The port of a kernel use's address: connect 127.0.0.1:8080, bind [::1]:0."""
-    return detail.rpartition(":")[2]
+def _peer(detail: str) -> str:
+    """What a loopback use's address names: the port (connect 127.0.0.1:8080, bind [::1]:0), or the abstract name
+    (connect @name)."""
+    address = detail.partition(" ")[2]
+    return address if address.startswith("@") else address.rpartition(":")[2]
 
 
 def _users(plan: _Planner, roots: Sequence[WritableRoot]) -> None:

@@ -2,6 +2,7 @@
 lets it through; what it could tighten, ranked with the excess."""
 
 import dataclasses
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,30 +248,44 @@ def test_a_run_that_executed_under_a_writable_root_directory_gets_no_exec_paths_
     assert ran.succeeded, ran
 
 
-CLIENT = "/usr/bin/python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))'"
+# A client of each kind of loopback peer (socket(1) is AF_UNIX), given its address; and the address a trace names.
+CLIENTS = {
+    "tcp": "/usr/bin/python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))'",
+    "abstract": "/usr/bin/python3 -c 'import socket, sys; socket.socket(1).connect(\"\\\\0\" + sys.argv[1])'",
+}
 
 
-@pytest.fixture
-def host_service() -> Iterator[int]:
-    """A port on the host's loopback that a service outside the component listens on."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield server.getsockname()[1]
+@pytest.fixture(params=CLIENTS)
+def host_service(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, str]]:
+    """A peer on the host's loopback that a service outside the component listens on: the client that reaches
+    it, the argument it takes, and the address a trace names."""
+    if request.param == "tcp":
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            port = server.getsockname()[1]
+            yield CLIENTS["tcp"], str(port), f"127.0.0.1:{port}"
+    else:
+        name = f"profiler-{os.getpid()}"
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(f"\0{name}")
+            server.listen()
+            yield CLIENTS["abstract"], name, f"@{name}"
 
 
-def test_a_loopback_port_no_run_bound_keeps_the_host_network(
-    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path, host_service: int
+def test_a_loopback_peer_no_run_bound_keeps_the_host_network(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path, host_service: tuple[str, str, str]
 ) -> None:
-    """A connect to a loopback port the runs did not bind reaches a service of the host's (a database, the DNS
-    stub), which PrivateNetwork=yes hides (ECONNREFUSED): the setting is left open, and check names it; where a run
-    bound the port, the runs talk to themselves and it stays."""
-    connect = KernelNeed(KernelUse.LOOPBACK, f"connect 127.0.0.1:{host_service}", evidence("/usr/bin/python3"))
-    bind = dataclasses.replace(connect, detail=f"bind 127.0.0.1:{host_service}")
+    """A connect to a loopback port or abstract AF_UNIX name the runs did not bind reaches a service of the host's
+    (a database, the DNS stub), which PrivateNetwork=yes hides (ECONNREFUSED): the setting is left open, and check
+    names it; where a run bound it, the runs talk to themselves and it stays."""
+    client, argument, address = host_service
+    connect = KernelNeed(KernelUse.LOOPBACK, f"connect {address}", evidence("/usr/bin/python3"))
+    bind = dataclasses.replace(connect, detail=f"bind {address}")
     facts = profile_facts(make_profile(), 1)
     assert plan_sandbox(observations([], [bind, connect]), facts, {}).value("PrivateNetwork") == "yes"
     plan = plan_sandbox(observations([], [connect]), facts, {})
     assert plan.value("PrivateNetwork") is None and plan.value("IPAddressDeny") == "any"
     lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
-    unit = f"[Unit]\nDescription=client\n[Service]\nType=oneshot\nExecStart={CLIENT} {host_service}\n"
+    unit = f"[Unit]\nDescription=client\n[Service]\nType=oneshot\nExecStart={client} {argument}\n"
     ran = system_manager.run("host-service", unit, {"profiler.conf": f"[Service]\n{lines}"})
     assert ran.succeeded, ran
     private = tmp_path / "private.service"
