@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generators.compare import compare
-from generators.comparison import ItemKind
+from generators.comparison import ItemKind, Topic
 from generators.formats import correction
 from generators.interface import RenderOptions
 from generators.profile import KernelNeed, Profile
@@ -294,3 +294,16 @@ def test_a_loopback_peer_no_run_bound_keeps_the_host_network(
     assert [item.need.name for item in refused.missing] == ["PrivateNetwork=no"]
     failed = system_manager.run("host-service-private", f"{unit}PrivateNetwork=yes\n")
     assert (failed.result, failed.status) == ("exit-code", 1) and "ConnectionRefusedError" in failed.stderr, failed
+
+
+def test_a_confining_setting_check_does_not_model_is_a_warning(systemd: SystemdFormat, tmp_path: Path) -> None:
+    """BindReadOnlyPaths= refuses the runs' write (EROFS under the system manager) and check cannot tell: it
+    passed without a word; it says it did not compare what such a setting refuses."""
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nBindReadOnlyPaths=/var/cache/app\nRootDirectory=/srv/root\n")
+    comparison = compare(_profile(), systemd.read(unit))
+    assert comparison.passed()
+    assert [each.message for each in comparison.advisories if each.topic is Topic.COVERAGE] == [
+        f"BindReadOnlyPaths=/var/cache/app ({unit}:3), RootDirectory=/srv/root ({unit}:4): check does not model these "
+        "settings; what they refuse of the runs is not compared"
+    ]
