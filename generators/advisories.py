@@ -63,6 +63,18 @@ def coverage_advisories(profile: Profile, policy: Policy) -> list[Advisory]:
                 "(the runtime grants them): capabilities not compared",
             )
         )
+    unmodeled = policy.sandbox.unmodeled
+    if unmodeled:
+        # A read-only bind, a root directory, a resource limit: each can refuse what the runs did, unseen here.
+        lines = ", ".join(at.where for at in unmodeled)
+        found.append(
+            Advisory(
+                Topic.COVERAGE,
+                "",
+                f"{lines}: check does not model {'these settings' if len(unmodeled) > 1 else 'this setting'}; what "
+                f"{'they refuse' if len(unmodeled) > 1 else 'it refuses'} of the runs is not compared",
+            )
+        )
     if profile.dropped.total:
         lost = ", ".join(f"{count} {table}" for table, count in profile.dropped.nonzero().items())
         found.append(

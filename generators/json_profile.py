@@ -22,10 +22,11 @@ from generators.interface import PolicyFormat, Renderer, RenderOptions
 from generators.policy_names import check_profile_names
 from generators.profile import Profile
 from generators.syscall_plan import plan_syscalls
+from profiler.column_kinds import shown
 from profiler.errors import TraceFormatError
 from profiler.escaping import json_dumps
 from profiler.files import read_input
-from profiler.trace import PATH_COUNTERS, error_location
+from profiler.trace import PATH_COUNTERS, error_location, is_normal_path
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -158,6 +159,16 @@ def parse_profile(text: str | bytes, source: str) -> Profile:
         raise TraceFormatError(
             f"{source}: invalid profile at {error_location(('profile', *first['loc']))}: {first['msg']}"
         ) from None
+    # The sandbox settings' prefix checks (a path under a directory is under it as text) rest on what a trace's
+    # validation vouches for: a relative or empty path made the systemd renderer look for a directory above it
+    # that a unit line can hold, for ever.
+    files = profile.sandbox.files if profile.sandbox is not None else ()
+    wrong = next((index for index, need in enumerate(files) if not is_normal_path(need.path)), None)
+    if wrong is not None:
+        raise TraceFormatError(
+            f"{source}: invalid profile at profile.sandbox.files[{wrong}].path: {shown(files[wrong].path)} is not "
+            "an absolute, normalised path"
+        )
     written = _dumped(profile)
     if written != data["profile"]:
         raise TraceFormatError(

@@ -304,13 +304,18 @@ def plan_sandbox(
         )
     else:
         plan.add("ProtectHome", "yes", "no run touched /home, /root or /run/user")
+    # A device node opened outside /dev counts too: the DevicePolicy=closed that PrivateDevices= implies refuses
+    # it wherever it is (the device cgroup goes by its numbers).
     devices = [
         n
         for n in plan.succeeded
-        if is_under(n.path, "/dev")
-        and n.path not in PRIVATE_DEVICES
-        and not _in_any(n.path, PRIVATE_DEVICE_TREES)
-        and n.op is not FileOp.LIST
+        if (
+            is_under(n.path, "/dev")
+            and n.path not in PRIVATE_DEVICES
+            and not _in_any(n.path, PRIVATE_DEVICE_TREES)
+            and n.op is not FileOp.LIST
+        )
+        or (n.device is not None and not is_under(n.path, "/dev"))
     ]
     plan.by_syscalls(
         "PrivateDevices",
@@ -417,6 +422,14 @@ def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     for directory in sorted(directories, key=len):
         above = next((path for path in chosen if is_under(directory, path)), None)
         chosen.setdefault(above or directory, []).extend(directories[directory])
+    if "/" in chosen:
+        # ExecPaths=/ beside NoExecPaths=/ is refused: of two entries at one path systemd keeps NoExecPaths=.
+        plan.add(
+            "NoExecPaths",
+            None,
+            f"{_observed(chosen['/'], plan.facts)}: it needs ExecPaths=/, which systemd drops beside NoExecPaths=/",
+        )
+        return
     plan.add("NoExecPaths", "/", "nothing is executable but from the directories below, as in every run")
     for directory, needs in sorted(chosen.items()):
         plan.add("ExecPaths", directory, _observed(needs, plan.facts), merge_evidence(n.evidence for n in needs))
@@ -457,14 +470,21 @@ def _network(plan: _Planner) -> None:
         plan.add("PrivateNetwork", None, why, beyond[0].evidence)
         plan.add("IPAddressDeny", None, why, beyond[0].evidence)
         return
+    loopback = plan.kernel(KernelUse.LOOPBACK)
+    # A loopback port or abstract AF_UNIX name no run bound is a service of the host's (a database, the DNS stub at
+    # 127.0.0.53): a network namespace of its own has a loopback and abstract names of its own, where none listens.
+    bound = {_peer(n.detail) for n in loopback if n.detail.startswith("bind ")}
+    hosts = [n for n in loopback if not n.detail.startswith("bind ") and _peer(n.detail) not in bound]
     if others:
         plan.add(
             "PrivateNetwork",
             None,
             f"sockets of {', '.join(sorted(others))}, which a network namespace of its own may not offer",
         )
+    elif hosts:
+        why = f"{hosts[0].detail}: a peer on loopback no run bound, which a network namespace of its own does not reach"
+        plan.add("PrivateNetwork", None, f"{why}: {plan.facts.describe(hosts[0].evidence)}", hosts[0].evidence)
     else:
-        loopback = plan.kernel(KernelUse.LOOPBACK)
         plan.add(
             "PrivateNetwork",
             "yes",
@@ -480,8 +500,15 @@ def _network(plan: _Planner) -> None:
         "IPAddressAllow",
         "localhost",
         "loopback stays open: "
-        + (", ".join(sorted({n.detail for n in plan.kernel(KernelUse.LOOPBACK)})) or "nothing used it"),
+        + (", ".join(sorted({n.detail for n in loopback if not _peer(n.detail).startswith("@")})) or "nothing used it"),
     )
+
+
+def _peer(detail: str) -> str:
+    """What a loopback use's address names: the port (connect 127.0.0.1:8080, bind [::1]:0), or the abstract name
+    (connect @name)."""
+    address = detail.partition(" ")[2]
+    return address if address.startswith("@") else address.rpartition(":")[2]
 
 
 def _users(plan: _Planner, roots: Sequence[WritableRoot]) -> None:

@@ -1,6 +1,8 @@
 """Lint of a unit as read: what systemd ignores or reads differently from how it looks, with file and line."""
 
 import difflib
+import functools
+import importlib.resources
 from collections.abc import Iterable, Sequence
 
 from generators.abis import exists_on
@@ -108,10 +110,22 @@ def _misplaced_tilde_finding(
     return LintFinding(at.source, at.line, message, "misplaced-tilde")
 
 
+KEYS_TABLE = "systemd-keys.txt"
+
+
+@functools.cache
+def systemd_keys() -> frozenset[str]:
+    """Every key systemd reads in a unit file (generators/data/systemd-keys.txt): StateDirectoryMode= is one,
+    though it looks like a misspelt StateDirectory=."""
+    text = importlib.resources.files("generators").joinpath("data", KEYS_TABLE).read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
 def near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozenset[str]) -> list[LintFinding]:
     """Keys that look like one of the settings read here but are not what systemd knows: it ignores them."""
     findings = []
     lower = {key.lower(): key for key in SETTINGS}
+    known = systemd_keys()
     for at in assignments:
         if at.key in SETTINGS:
             if at.section not in exec_sections:
@@ -124,6 +138,8 @@ def near_miss_findings(assignments: Iterable[Assignment], exec_sections: frozens
                         "wrong-section",
                     )
                 )
+            continue
+        if at.key in known:
             continue
         match = lower.get(at.key.lower()) or next(
             iter(difflib.get_close_matches(at.key, SETTINGS, n=1, cutoff=0.85)), None

@@ -9,6 +9,7 @@ sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most 
 
 import dataclasses
 import posixpath
+import re
 from dataclasses import dataclass
 
 from generators.danger import Danger
@@ -74,6 +75,17 @@ def unit_path(path: str) -> str | None:
     return text
 
 
+# Where systemd 252 takes a DeviceAllow= path (valid_device_node_path in src/basic/path-util.c): "Invalid device
+# node path, ignoring" for any other, a /sys one too.
+DEVICE_TREES = ("/dev/", "/run/systemd/inaccessible/")
+
+
+def device_path(path: str) -> str | None:
+    """A device node's path as a DeviceAllow= line writes it, or None where no line can name it: a path no unit
+    line holds, or one outside /dev, which systemd ignores."""
+    return unit_path(path) if path.startswith("/dev/") else None
+
+
 def _expressible(path: str) -> str:
     """The path, or the nearest directory above it that a unit line can hold (which covers it too)."""
     while unit_path(path) is None:
@@ -109,8 +121,8 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
             lines.append(("RuntimeDirectoryPreserve", "yes", f"keeps {root.path} when the service stops"))
-    # A device no line can name (a line break in its path) cannot be allowed, and any DeviceAllow= line closes
-    # the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow= line.
+    # A device no line can name (a line break in its path, a node outside /dev) cannot be allowed, and any
+    # DeviceAllow= line closes the default DevicePolicy=auto: the device policy is left open, with no DeviceAllow=.
     unnamed = next(
         (each for each in plan.settings if each.key == "DeviceAllow" and _unit_value(each.key, each.value) is None),
         None,
@@ -119,7 +131,7 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
         if unnamed and setting.key in ("DevicePolicy", "DeviceAllow"):
             if setting.key == "DevicePolicy":
                 device = (unnamed.value or "").rsplit(" ", 1)[0]
-                lines.append((setting.key, None, f"the device {device} cannot be named in a unit line: {unnamed.why}"))
+                lines.append((setting.key, None, f"the device {device} cannot be named by DeviceAllow=: {unnamed.why}"))
             continue
         value = _unit_value(setting.key, setting.value)
         if setting.key in LIST_SETTINGS and value is not None and setting.key not in written:
@@ -155,7 +167,7 @@ def _unit_value(key: str, value: str | None) -> str | None:
         return value
     if key == "DeviceAllow":
         path, access = value.rsplit(" ", 1)
-        quoted = unit_path(path)
+        quoted = device_path(path)
         return None if quoted is None else f"{quoted} {access}"
     return _quoted_above(value)
 
@@ -169,6 +181,9 @@ DYNAMIC_USER_IMPLIES = {
     "PrivateTmp": "yes",
     "RestrictSUIDSGID": "yes",
 }
+
+
+_OCTAL_MODE = re.compile(r"[0-7]+")
 
 
 class SandboxReading:
@@ -206,8 +221,10 @@ class SandboxReading:
                 else:
                     self.lists.setdefault(key, []).append(SettingLine(key, entry, source, line))
             return wrong
-        else:
-            self.levels[key] = at  # UMask=
+        else:  # UMask=: octal, at most 07777 (parse_mode); anything else, even empty, systemd ignores
+            if not _OCTAL_MODE.fullmatch(value) or int(value, 8) > 0o7777:
+                return f"{key}={value}: not a file mode (octal, at most 7777): systemd ignores the line"
+            self.levels[key] = at
         return None
 
     def apply_unmodeled(self, key: str, value: str, source: str, line: int) -> None:
@@ -280,7 +297,8 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
             return None, f"{where} is not a normalised absolute path"
         return mount_point + colon + options, ""
     if key in ("ReadWritePaths", "ExecPaths", "NoExecPaths", "ReadOnlyPaths", "InaccessiblePaths"):
-        listed = _simplified(entry.lstrip("-+"))
+        # One - and then one +, in that order (config_parse_namespace_path_strv): +-/srv is not absolute.
+        listed = _simplified(entry.removeprefix("-").removeprefix("+"))
         if not listed or not listed.startswith("/"):
             return None, f"{entry} is not a normalised absolute path"
         return listed, ""
@@ -292,7 +310,7 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
         return ":".join(name or "" for name in names), ""
     if key == "DeviceAllow":
         device = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
-        if not device or not device.startswith(("char-", "block-", "/dev/", "/sys/")):
+        if not device or not device.startswith(("char-", "block-", *DEVICE_TREES)):
             return None, f"{entry} is not a device node path, nor char- or block- and a group"
         if not set(access) <= set("rwm"):
             return None, f"{access} are not device rights (r, w, m)"
@@ -382,7 +400,7 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
             continue
         wanted = "w" if need.op in WRITE_OPS else "r"
         if not (policy.value == "closed" and need.path in PSEUDO_DEVICES) and wanted not in allowed.get(need.path, ""):
-            quoted = unit_path(need.path)
+            quoted = device_path(need.path)
             # A device no line can name is let through by no device policy at all.
             fix = f"DeviceAllow={quoted} {wanted}" if quoted else "DevicePolicy=auto"
             refused.setdefault(fix, (policy, []))[1].append(need)
@@ -390,16 +408,31 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
 
 
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
-    """What NoExecPaths= refuses to execute or map executable: a path under one of its entries and under no
-    ExecPaths= entry (which makes paths below NoExecPaths= executable again), one refusal per directory."""
+    """What NoExecPaths= refuses to execute or map executable, one refusal per fix. The deepest entry above a
+    path decides, of either setting (systemd mounts them shortest path first, so the deeper mount is the one
+    seen), and of two at the same path NoExecPaths= (drop_duplicates in src/core/namespace.c keeps the first in
+    mount_path_compare's order, NOEXEC before EXEC): ExecPaths=/usr does not open a NoExecPaths=/usr/bin."""
+    entries = [(entry, False) for entry in settings.entries_of("NoExecPaths")]
+    entries += [(entry, True) for entry in settings.entries_of("ExecPaths")]
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
-        barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
-        if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
-            fix = f"ExecPaths={_quoted_above(posixpath.dirname(need.path))}"
-            refused.setdefault(fix, (barred[-1], []))[1].append(need)
+        above = [(entry, executable) for entry, executable in entries if is_under(need.path, entry.value)]
+        if not above:
+            continue
+        barred, executable = max(above, key=lambda pair: (len(pair[0].value), not pair[1]))
+        if executable:
+            continue
+        # The line that opens it again is deeper than the one that closes it: the directory, else the file.
+        directory = posixpath.dirname(need.path)
+        if len(directory) > len(barred.value):
+            fix = f"ExecPaths={_quoted_above(directory)}"
+        elif barred.value != need.path and unit_path(need.path) is not None:
+            fix = f"ExecPaths={unit_path(need.path)}"
+        else:
+            fix = "NoExecPaths="  # an empty assignment drops the list: no deeper line can open its own path
+        refused.setdefault(fix, (barred, []))[1].append(need)
     return _grouped(refused)
 
 

@@ -277,7 +277,8 @@ def file_rows(
 
 _PROT_NAMES = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
 _POLICY_NAMES = {1: "SCHED_FIFO", 2: "SCHED_RR", 6: "SCHED_DEADLINE"}
-_AF_INET, _AF_INET6 = 2, 10
+_AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
+_ABSTRACT_NAME_BYTES = 21  # of an abstract AF_UNIX name, the kernel side keeps these
 
 
 def _address(o: Observation) -> tuple[KernelUse, str]:
@@ -303,6 +304,12 @@ def _kernel_use(o: Observation, syscall: str | None) -> tuple[KernelUse, str] | 
         return KernelUse.PERSONALITY, f"personality({o.a:#06x})"
     if syscall in ("sched_setscheduler", "sched_setattr"):
         return KernelUse.REALTIME, f"{syscall} {_POLICY_NAMES.get(o.a, str(o.a))}"
+    if syscall in ("connect", "bind", "sendto", "sendmsg") and o.a == _AF_UNIX:
+        # An abstract name: as loopback, a peer in this network namespace (@name, as ss(8) writes it).
+        raw = b"".join((word & _MASK64).to_bytes(8, "little") for word in (o.c, o.d, o.e))[3:]
+        name = raw[: min(o.b, _ABSTRACT_NAME_BYTES)].decode("utf-8", "surrogateescape")
+        cut = "…" if o.b > _ABSTRACT_NAME_BYTES else ""
+        return KernelUse.LOOPBACK, f"{syscall} @{visible(name)}{cut}"
     if syscall in ("connect", "bind", "sendto", "sendmsg") and o.a in (_AF_INET, _AF_INET6):
         use, address = _address(o)
         return use, f"{syscall} {address}"

@@ -66,6 +66,7 @@ from profiler.trace.rows import (
     SyscallUse,
 )
 from profiler.trace.schema import json_schema
+from profiler.trace.validation import is_normal_path
 from profiler.trace.writing import SavedTrace, rescue_directories, save_or_rescue
 
 __all__ = [
@@ -115,6 +116,7 @@ __all__ = [
     "SyscallUse",
     "Trace",
     "error_location",
+    "is_normal_path",
     "json_schema",
     "load",
     "parse",

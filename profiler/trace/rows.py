@@ -59,7 +59,7 @@ class KernelUse(StrEnum):
     REALTIME = "realtime"  # a realtime scheduling policy asked for
     OTHER_PROCESS = "other-process"  # another process's /proc entries read
     NETWORK = "network"  # a socket bound to or connected with an address beyond loopback
-    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address
+    LOOPBACK = "loopback"  # a socket bound to or connected with a loopback address, or an abstract AF_UNIX @name
 
 
 class CheckClass(StrEnum):

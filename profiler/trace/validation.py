@@ -127,9 +127,9 @@ def _repeated(values: Sequence[Any]) -> int | None:
     return None
 
 
-def _normalised(path: str) -> bool:
-    """Whether path is absolute and lexically normal: posixpath.normpath leaves it as it is (and it does not
-    start with the // that normpath keeps)."""
+def is_normal_path(path: str) -> bool:
+    """Whether path is absolute and lexically normal, as a trace holds a file's path: posixpath.normpath leaves it
+    as it is (and it does not start with the // that normpath keeps)."""
     return path.startswith("/") and not path.startswith("//") and posixpath.normpath(path) == path
 
 
@@ -361,7 +361,7 @@ class _Builder:
         placed = self._placed("file_accesses", owners, indexes)
         # Normalised as the recorder writes them (no ., .., // or trailing /), so that a path under a directory is
         # under it as text too: what the generators' prefix checks rest on.
-        wrong = {path for path in set(paths) if not _normalised(path)}
+        wrong = {path for path in set(paths) if not is_normal_path(path)}
         if wrong:
             row = _first(paths, lambda path: path in wrong)
             self.fail("file_accesses", row, "path", f"{shown(paths[row])} is not an absolute, normalised path")

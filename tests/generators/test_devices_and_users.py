@@ -92,6 +92,29 @@ def test_a_device_allow_line_closes_the_default_device_policy(
     assert ran.succeeded and ran.stdout.strip(), ran
 
 
+@pytest.mark.skipif(not DEVICE.is_char_device(), reason=f"{DEVICE} is not a character device on this kernel")
+def test_a_device_node_outside_dev_leaves_the_device_settings_open(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """The device cgroup goes by a node's numbers, wherever the node is: the DevicePolicy=closed PrivateDevices=
+    implies refuses one outside /dev, which no DeviceAllow= line can name (systemd takes /dev and /sys paths only).
+    A run that read one gets neither setting, and check names each as refusing it."""
+    rdev = DEVICE.stat().st_rdev
+    node = Path("/run/profiler-output/device-node")  # the manager's own /run, a tmpfs without nodev
+    os.mknod(Path(f"/proc/{system_manager.pid}/root") / node.relative_to("/"), 0o600 | stat.S_IFCHR, rdev)
+    plan = _plan([FileNeed(str(node), FileOp.READ, None, _evidence(READER), (os.major(rdev), os.minor(rdev)))], systemd)
+    drop_in = _drop_in(plan)
+    assert "ProtectSystem=strict\n" in drop_in and "Device" not in drop_in
+    unit = f"[Service]\nType=oneshot\nExecStart={READER} -An -tx4 {node}\n"
+    ran = system_manager.run("device-outside", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded and ran.stdout.strip(), ran
+    for setting, fix in [("PrivateDevices=yes", "PrivateDevices=no"), ("DevicePolicy=closed", "DevicePolicy=auto")]:
+        (tmp_path / setting).mkdir()
+        assert _refused(f"[Service]\n{setting}\n", plan, systemd, tmp_path / setting) == [f"{setting}: {fix}"]
+        failed = system_manager.run(f"device-outside-{setting.partition('=')[0]}", unit + f"{setting}\n")
+        assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
+
+
 @pytest.fixture
 def cache(cache: Path) -> Iterator[Path]:
     """conftest's cache directory, and a directory of the same name under /srv, removed after."""

@@ -92,3 +92,16 @@ def test_a_field_this_version_does_not_write_is_refused(committed_profile: LoadT
 def test_a_directory_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(TraceFormatError, match=r"is a directory; give a profile file$"):
         load_profile(tmp_path)
+
+
+@pytest.mark.parametrize("path", ["", "etc/passwd", "/srv/../etc/passwd", "/srv/app/", "//srv/app"])
+def test_a_path_a_trace_could_not_hold_is_one_line(committed_profile: LoadTraces, path: str) -> None:
+    """The sandbox settings read paths as a trace holds them (absolute and normalised): a relative one sent the
+    systemd renderer, and so `run --policy profile.json`, into an endless loop."""
+    document = json.loads(JsonProfileFormat().render(committed_profile("pip-audit"), RenderOptions()))
+    document["profile"]["sandbox"]["files"][3]["path"] = path
+    with pytest.raises(TraceFormatError) as error:
+        parse_profile(json.dumps(document), "p.json")
+    assert str(error.value) == (
+        f'p.json: invalid profile at profile.sandbox.files[3].path: "{path}" is not an absolute, normalised path'
+    )

@@ -2,24 +2,30 @@
 lets it through; what it could tighten, ranked with the excess."""
 
 import dataclasses
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from generators.compare import compare
-from generators.comparison import ItemKind
+from generators.comparison import ItemKind, Topic
 from generators.formats import correction
 from generators.interface import RenderOptions
-from generators.profile import Profile
+from generators.profile import KernelNeed, Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
+from generators.sandbox import plan_sandbox, profile_facts
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
-from profiler.trace import FileOp
+from generators.systemd.sandbox import sandbox_lines
+from profiler.trace import FileOp, KernelUse
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
-from tests.generators.sandbox_builders import files, observations
+from tests.generators.sandbox_builders import evidence, files, observations
+from tests.generators.systemd_manager import SystemManager
 
 APP = "/usr/bin/app"
 
@@ -101,6 +107,9 @@ def test_container_outputs_get_a_read_only_root_with_the_written_paths_named() -
         ("StateDirectory=other:app", False),
         ("ReadWritePaths=/var//lib/./app/", False),
         ("ReadWritePaths=-/var/lib/app", False),
+        ("ReadWritePaths=-+/var/lib/app", False),
+        ("ReadWritePaths=+-/var/lib/app", True),  # - comes first: "path is not absolute, ignoring: -/var/lib/app"
+        ("ReadWritePaths=--/var/lib/app", True),
         ("ReadWritePaths=/var/lib/../lib/app", True),
         ("ReadWritePaths=var/lib/app", True),  # "path is not absolute, ignoring"
     ],
@@ -134,6 +143,7 @@ BOTH = ['DeviceAllow="/dev/serial port" r', 'DeviceAllow="/dev/serial port" w']
         (f"DevicePolicy=closed\n{ALLOW} rx\n", BOTH),  # not rights: systemd ignores the line
         ("DeviceAllow=/dev/null rw\n", BOTH),  # DevicePolicy=auto is closed where a DeviceAllow= line is given
         ("DevicePolicy=auto\n", []),
+        ("DeviceAllow=/sys/dev/char/4:64 rw\n", []),  # "Invalid device node path": ignored, it closes nothing
     ],
 )
 def test_check_reads_device_allow_lines_as_systemd_does(
@@ -168,4 +178,139 @@ def test_a_fix_is_a_unit_line_whatever_the_path(systemd: SystemdFormat, tmp_path
         "ReadWritePaths=/srv",
         'ReadWritePaths="/srv/b c/x"',
         "ReadWritePaths=/srv/p%%h/x",
+    ]
+
+
+# /usr/bin/true's exec and the loader and C library it maps (under /lib and /lib64, links into /usr on Debian 12).
+TRUE = files(
+    "/usr/bin/true",
+    ("/usr/bin/true", FileOp.EXEC),
+    ("/lib64/ld-linux-x86-64.so.2", FileOp.MAP_EXEC),
+    ("/lib/x86_64-linux-gnu/libc.so.6", FileOp.MAP_EXEC),
+)
+LIBRARIES = "/lib /lib64 /usr/lib"
+EXEC_SETTINGS = {
+    "opened": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\n",
+    "closed-below": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\nNoExecPaths=/usr/bin\n",
+    "same-path": f"ExecPaths=/usr/bin\nNoExecPaths=/usr/bin\nExecPaths={LIBRARIES}\n",
+    "the-file": f"NoExecPaths=/\nExecPaths=/usr/bin/true {LIBRARIES}\n",
+    "closed-file": f"NoExecPaths=/\nExecPaths=/usr {LIBRARIES}\nNoExecPaths=/usr/bin/true\n",
+    "root": "NoExecPaths=/\nExecPaths=/\n",
+}
+
+
+def test_check_refuses_an_exec_where_systemd_does_whatever_the_order_of_exec_lines(
+    systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """The deepest of NoExecPaths= and ExecPaths= above a program decides (and NoExecPaths= at the same path):
+    what the root user manager runs, check passes; what it cannot exec (203/EXEC), check refuses, and the fix it
+    names makes the unit run."""
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+    profile = dataclasses.replace(make_profile(), sandbox=observations(TRUE))
+    units, fixes = {}, {}
+    for name, lines in EXEC_SETTINGS.items():
+        unit = f"[Unit]\nDescription=exec lines\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n{lines}"
+        (tmp_path / f"{name}.service").write_text(unit)
+        comparison = compare(profile, systemd.read(tmp_path / f"{name}.service"))
+        units[name] = (unit, None)
+        fix = correction(comparison)
+        if fix is not None:
+            fixes[f"{name}-fixed"] = (unit, fix.text)
+    results = systemd_analyze.run_units(tmp_path / "run", units | fixes)
+    refused = {name for name in EXEC_SETTINGS if results[name] != ("success", 0)}
+    assert refused == {"closed-below", "same-path", "closed-file", "root"}, results
+    assert set(fixes) == {f"{name}-fixed" for name in refused}
+    assert all(results[name] == ("success", 0) for name in fixes), results
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize("value", ["0x77", "8888", "", "+077", "10000", "077 ", "0077"])
+def test_a_umask_systemd_ignores_is_a_finding_and_check_still_compares(
+    systemd: SystemdFormat, tmp_path: Path, value: str
+) -> None:
+    """A value systemd's parse_mode refuses was read as a mode: check and diff failed with a traceback."""
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\nUMask={value}\n")
+    warned = {warning.line for warning in systemd_analyze.verify_warnings(unit)}
+    policy = systemd.read(unit)
+    assert {finding.line for finding in policy.findings if finding.message.startswith("UMask=")} == warned
+    tightened = [item.name for item in compare(_profile(), policy).excess if "UMask" in item.name]
+    # Ignored, the umask is systemd's default 0022, which UMask=0077 tightens.
+    assert tightened == ([] if value.strip() in ("077", "0077") else ["UMask=0077"])
+
+
+def test_a_run_that_executed_under_a_writable_root_directory_gets_no_exec_paths_that_systemd_refuses(
+    system_manager: SystemManager,
+) -> None:
+    """An entry made in / makes / the writable root, and a program under it would need ExecPaths=/, which systemd
+    drops beside NoExecPaths=/ (203/EXEC): NoExecPaths= is left open, and the generated lines run."""
+    needs = [*TRUE, *files("/usr/bin/true", ("/profiler-test-made", FileOp.CREATE))]
+    plan = plan_sandbox(observations(needs), profile_facts(make_profile(), 1), {})
+    assert plan.value("NoExecPaths") is None and not [each for each in plan.settings if each.key == "ExecPaths"]
+    lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+    unit = "[Unit]\nDescription=exec lines\n[Service]\nType=oneshot\nExecStart=/usr/bin/true\n"
+    ran = system_manager.run("made-in-root", unit, {"profiler.conf": f"[Service]\n{lines}"})
+    assert ran.succeeded, ran
+
+
+# A client of each kind of loopback peer (socket(1) is AF_UNIX), given its address; and the address a trace names.
+CLIENTS = {
+    "tcp": "/usr/bin/python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))'",
+    "abstract": "/usr/bin/python3 -c 'import socket, sys; socket.socket(1).connect(\"\\\\0\" + sys.argv[1])'",
+}
+
+
+@pytest.fixture(params=CLIENTS)
+def host_service(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, str]]:
+    """A peer on the host's loopback that a service outside the component listens on: the client that reaches
+    it, the argument it takes, and the address a trace names."""
+    if request.param == "tcp":
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            port = server.getsockname()[1]
+            yield CLIENTS["tcp"], str(port), f"127.0.0.1:{port}"
+    else:
+        name = f"profiler-{os.getpid()}"
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(f"\0{name}")
+            server.listen()
+            yield CLIENTS["abstract"], name, f"@{name}"
+
+
+def test_a_loopback_peer_no_run_bound_keeps_the_host_network(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path, host_service: tuple[str, str, str]
+) -> None:
+    """A connect to a loopback port or abstract AF_UNIX name the runs did not bind reaches a service of the host's
+    (a database, the DNS stub), which PrivateNetwork=yes hides (ECONNREFUSED): the setting is left open, and check
+    names it; where a run bound it, the runs talk to themselves and it stays."""
+    client, argument, address = host_service
+    connect = KernelNeed(KernelUse.LOOPBACK, f"connect {address}", evidence("/usr/bin/python3"))
+    bind = dataclasses.replace(connect, detail=f"bind {address}")
+    facts = profile_facts(make_profile(), 1)
+    assert plan_sandbox(observations([], [bind, connect]), facts, {}).value("PrivateNetwork") == "yes"
+    plan = plan_sandbox(observations([], [connect]), facts, {})
+    assert plan.value("PrivateNetwork") is None and plan.value("IPAddressDeny") == "any"
+    lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+    unit = f"[Unit]\nDescription=client\n[Service]\nType=oneshot\nExecStart={client} {argument}\n"
+    ran = system_manager.run("host-service", unit, {"profiler.conf": f"[Service]\n{lines}"})
+    assert ran.succeeded, ran
+    private = tmp_path / "private.service"
+    private.write_text(f"{unit}PrivateNetwork=yes\n")
+    refused = compare(dataclasses.replace(make_profile(), sandbox=observations([], [connect])), systemd.read(private))
+    assert [item.need.name for item in refused.missing] == ["PrivateNetwork=no"]
+    failed = system_manager.run("host-service-private", f"{unit}PrivateNetwork=yes\n")
+    assert (failed.result, failed.status) == ("exit-code", 1) and "ConnectionRefusedError" in failed.stderr, failed
+
+
+def test_a_confining_setting_check_does_not_model_is_a_warning(systemd: SystemdFormat, tmp_path: Path) -> None:
+    """BindReadOnlyPaths= refuses the runs' write (EROFS under the system manager) and check cannot tell: it
+    passed without a word; it says it did not compare what such a setting refuses."""
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/usr/bin/app\nBindReadOnlyPaths=/var/cache/app\nRootDirectory=/srv/root\n")
+    comparison = compare(_profile(), systemd.read(unit))
+    assert comparison.passed()
+    assert [each.message for each in comparison.advisories if each.topic is Topic.COVERAGE] == [
+        f"BindReadOnlyPaths=/var/cache/app ({unit}:3), RootDirectory=/srv/root ({unit}:4): check does not model these "
+        "settings; what they refuse of the runs is not compared"
     ]

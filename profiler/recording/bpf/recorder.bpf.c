@@ -489,6 +489,7 @@ static __always_inline void record_socketcall(struct proc *p, u32 call, u64 args
 #define PROT_WRITE_FLAG 2
 #define PROT_EXEC_FLAG 4
 #define MAP_ANONYMOUS_FLAG 0x20
+#define AF_UNIX_FAMILY 1
 #define AF_INET_FAMILY 2
 #define AF_INET6_FAMILY 10
 #define FNV_OFFSET 0xcbf29ce484222325ULL
@@ -891,27 +892,38 @@ static __always_inline u64 record_path(struct proc *p, struct path_event *event,
 	return name;
 }
 
-/* An IPv4 or IPv6 address a socket call named, as a kernel use; other families (AF_UNIX) are not. */
+/* An IPv4 or IPv6 address a socket call named, or an abstract AF_UNIX name (sun_path starting with a NUL: a name
+ * in the network namespace, which a namespace of its own does not share), as a kernel use; other AF_UNIX
+ * addresses (paths) are not. */
 static __always_inline void record_address(struct proc *p, u32 nr, u32 image, u64 address, u64 length)
 {
-	u8 raw[24] = {}; /* family, port, then the IPv4 address, or flow info and the IPv6 address */
-	if (!address || length < 8)
+	u8 raw[24] = {}; /* family, port, then the IPv4 address, or flow info and the IPv6 address; or family, NUL, name */
+	if (!address || length < 4)
 		return;
 	if (read_user(raw, length < sizeof(raw) ? 8 : sizeof(raw), (void *)address) != 0)
 		return;
 	u16 family = *(u16 *)raw;
 	u64 port = ((u64)raw[2] << 8) | raw[3];
-	u64 high = 0, low = 0;
-	if (family == AF_INET_FAMILY) {
+	u64 high = 0, low = 0, more = 0;
+	if (family == AF_INET_FAMILY && length >= 8) {
 		high = *(u32 *)&raw[4];
 	} else if (family == AF_INET6_FAMILY && length >= sizeof(raw)) {
 		high = *(u64 *)&raw[8];
 		low = *(u64 *)&raw[16];
+	} else if (family == AF_UNIX_FAMILY && raw[2] == 0) {
+		/* The name's length, and its first 21 bytes as they lie after the family and the NUL (a shorter name's
+		 * trailing bytes, read past it, are cut off by user space) */
+		if (length < sizeof(raw) && read_user(raw, sizeof(raw), (void *)address) != 0)
+			return;
+		port = length - 3;
+		high = *(u64 *)&raw[0];
+		low = *(u64 *)&raw[8];
+		more = *(u64 *)&raw[16];
 	} else {
 		return;
 	}
 	struct observation_key key = {.kind = OBSERVE_KERNEL, .serial = p->serial, .image = image, .syscall_nr = nr,
-				      .a = family, .b = port, .c = high, .d = low};
+				      .a = family, .b = port, .c = high, .d = low, .e = more};
 	observe(&key);
 }
 

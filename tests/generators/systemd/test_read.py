@@ -7,6 +7,7 @@ must flag every line verify warns about, and agree with every check security mak
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from generators import formats
 from generators.interface import PolicyFormat
 from generators.systemd.format import SystemdFormat
+from generators.systemd.lint import systemd_keys
 from generators.systemd.unit_syntax import LONG_LINE_MAX, _logical_lines
 from profiler import syscalls
 from profiler.errors import PolicyParseError
@@ -482,3 +484,28 @@ def test_a_name_that_is_not_ascii_is_one_systemd_ignores(tmp_path: Path, systemd
     assert [finding.message for finding in policy.findings] == [
         "no syscall 'café' in libseccomp's tables: systemd ignores the name"
     ]
+
+
+def test_a_key_systemd_reads_is_no_near_miss_of_one_profiler_reads(tmp_path: Path, systemd: SystemdFormat) -> None:
+    """StateDirectoryMode= and BindReadOnlyPaths= are systemd's, and it applies them (750, a read-only bind, under
+    the system manager): lint called them misspelt StateDirectory= and ReadOnlyPaths= that systemd ignores."""
+    real = ["StateDirectoryMode=0750", "CacheDirectoryMode=0750", "LogsDirectoryMode=0750", "RuntimeDirectoryMode=0750"]
+    real.append("BindReadOnlyPaths=/srv")
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\n" + "\n".join([*real, "ReadOnlyPath=/srv", "stateDirectory=a"]))
+    near_misses = [(f.line, f.message.split(":")[0]) for f in systemd.read(unit).findings if f.rule == "unknown-key"]
+    assert near_misses == [(8, "unknown key 'ReadOnlyPath'"), (9, "unknown key 'stateDirectory'")]
+
+
+def test_the_committed_keys_are_the_installed_systemds() -> None:
+    if not Path("/lib/systemd/systemd").exists():
+        pytest.skip("systemd is not installed here")
+    dumped = subprocess.run(
+        ["/lib/systemd/systemd", "--dump-configuration-items"], capture_output=True, text=True, check=True
+    ).stdout
+    version = subprocess.run(["/lib/systemd/systemd", "--version"], capture_output=True, text=True).stdout
+    if not version.startswith("systemd 252 "):
+        pytest.skip(f"the table is systemd 252's; this is {version.splitlines()[0]}")
+    assert systemd_keys() == {
+        line.partition("=")[0] for line in dumped.splitlines() if "=" in line and line[0].isalpha()
+    }

@@ -47,6 +47,10 @@ WORKLOAD = textwrap.dedent(
     server.listen()
     client = socket.socket()
     client.connect(server.getsockname())
+    named = socket.socket(socket.AF_UNIX)  # an abstract name: a peer in the network namespace, as loopback is
+    named.bind("\\0profiler-test-peer")
+    named.listen()
+    socket.socket(socket.AF_UNIX).connect("\\0profiler-test-peer")
     beyond = socket.socket()
     beyond.setblocking(False)
     try:
@@ -138,6 +142,10 @@ def test_kernel_interfaces_are_recorded_with_their_detail(workload: tuple[Trace,
     assert (KernelUse.OTHER_PROCESS, "/proc/1/status read") in uses
     loopback = {detail.split()[0] for use, detail in uses if use is KernelUse.LOOPBACK}
     assert loopback == {"bind", "connect"}
+    assert {
+        (KernelUse.LOOPBACK, "bind @profiler-test-peer"),
+        (KernelUse.LOOPBACK, "connect @profiler-test-peer"),
+    } <= uses
     assert not any(use is KernelUse.REALTIME and "OTHER" in detail for use, detail in uses)
 
 
