@@ -23,6 +23,7 @@ from generators.profile import (
     SandboxObservations,
     merge_evidence,
 )
+from profiler import private_dev
 from profiler.trace import FileOp, KernelUse
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -171,14 +172,9 @@ class ProfileFacts:
     describe: Callable[[Evidence], str]  # "12× in 2/3 runs by /usr/bin/ls"
 
 
-# The devices DevicePolicy=closed allows (cgroup_context_apply_device_allow in src/core/cgroup.c, systemd 252),
-# which PrivateDevices= also keeps in its own /dev (mount_private_dev in src/core/namespace.c) beside the symlinks
-# into /proc/self/fd that dev_setup makes there, and the trees it binds from the host's.
-PSEUDO_DEVICES = frozenset(
-    {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"}
-)
-PRIVATE_DEVICES = PSEUDO_DEVICES | {"/dev/stdin", "/dev/stdout", "/dev/stderr"}
-PRIVATE_DEVICE_TREES = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages", "/dev/fd")
+# The devices DevicePolicy=closed allows (cgroup_context_apply_device_allow in src/core/cgroup.c, systemd 252): the
+# nodes a private /dev holds, and /dev/ptmx.
+PSEUDO_DEVICES = frozenset(f"/dev/{name}" for name in (*private_dev.NODES, "ptmx"))
 # Paths each setting makes read-only or inaccessible (systemd 252 src/core/namespace.c tables).
 KERNEL_TUNABLES = (
     "/proc/sys",
@@ -307,10 +303,7 @@ def plan_sandbox(
     devices = [
         n
         for n in plan.succeeded
-        if is_under(n.path, "/dev")
-        and n.path not in PRIVATE_DEVICES
-        and not _in_any(n.path, PRIVATE_DEVICE_TREES)
-        and n.op is not FileOp.LIST
+        if is_under(n.path, "/dev") and not private_dev.holds(n.path) and n.op is not FileOp.LIST
     ]
     plan.by_syscalls(
         "PrivateDevices",

@@ -17,6 +17,8 @@ from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox, profile_
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from profiler.enforcement.confinement import FileSystem
+from profiler.enforcement.mounts import hidden_by
 from profiler.trace import FileOp, KernelUse
 from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
@@ -281,3 +283,15 @@ def test_what_a_unit_could_tighten_comes_most_dangerous_first() -> None:
     assert tightenings[0].key == "ProtectKernelModules"
     assert ("ReadWritePaths", "-/srv") in [(t.key, t.value) for t in tightenings]
     assert ("ProtectSystem", "strict") in [(t.key, t.value) for t in tightenings]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/dev/null", "/dev/ptmx", "/dev/stdin", "/dev/fd/3", "/dev/pts/0", "/dev/hugepages/x", "/dev/core", "/dev/vda"],
+)
+def test_private_devices_is_kept_exactly_where_runs_private_dev_holds_the_path(path: str) -> None:
+    """generate keeps PrivateDevices=yes for an opened path where `profiler run`'s private /dev has it: one
+    statement of what that /dev holds (profiler.private_dev), not two that drift."""
+    plan = _plan([FileNeed(path, FileOp.READ, None, EVIDENCE)])
+    kept = hidden_by(FileSystem(private_devices=True), path) is None
+    assert (plan.value("PrivateDevices") == "yes") is kept, (path, plan.value("PrivateDevices"))
