@@ -201,14 +201,16 @@ HOSTNAME_SYSCALLS = frozenset({"sethostname", "setdomainname"})
 REALTIME_SYSCALLS = frozenset({"sched_setscheduler", "sched_setattr", "sched_setparam"})
 
 
-def _first(needs: Sequence[FileNeed]) -> FileNeed:
-    return min(needs, key=lambda need: (need.path, need.op))
+def observed_paths(needs: Sequence[FileNeed], verb: str | None = None) -> str:
+    """What some needs did, by the first of them and how many other paths: "exec of /usr/bin/cut (and 7 more)"."""
+    need = min(needs, key=lambda need: (need.path, need.op))
+    paths = len({need.path for need in needs})
+    more = f" (and {paths - 1} more)" if paths > 1 else ""
+    return f"{verb or need.op.value} of {need.path}{more}"
 
 
 def _observed(needs: Sequence[FileNeed], facts: ProfileFacts, verb: str | None = None) -> str:
-    need = _first(needs)
-    more = f" (and {len(needs) - 1} more)" if len(needs) > 1 else ""
-    return f"{verb or need.op.value} of {need.path}{more}: {facts.describe(merge_evidence(n.evidence for n in needs))}"
+    return f"{observed_paths(needs, verb)}: {facts.describe(merge_evidence(n.evidence for n in needs))}"
 
 
 class _Planner:

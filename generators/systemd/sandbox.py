@@ -21,6 +21,7 @@ from generators.sandbox import (
     SandboxPlan,
     WritableRoot,
     is_under,
+    observed_paths,
     writable_roots,
 )
 from generators.systemd.groups import SyscallGroups
@@ -449,12 +450,9 @@ def _grouped(refused: dict[str, tuple[SettingLine, list[FileNeed]]]) -> list[San
     """A refusal per fix: the first path it lets through, the programs of all."""
     refusals = []
     for fix, (at, needs) in sorted(refused.items()):
-        first = min(needs, key=lambda need: (need.path, need.op))
         evidence = merge_evidence(need.evidence for need in needs)
-        paths = len({need.path for need in needs})
-        more = f" (and {paths - 1} more)" if paths > 1 else ""
         programs = ", ".join(evidence.programs) or "the workload"
-        refusals.append(SandboxRefusal(at, f"the {first.op.value} of {first.path}{more} by {programs}", fix, evidence))
+        refusals.append(SandboxRefusal(at, f"the {observed_paths(needs)} by {programs}", fix, evidence))
     return refusals
 
 

@@ -295,3 +295,18 @@ def test_private_devices_is_kept_exactly_where_runs_private_dev_holds_the_path(p
     plan = _plan([FileNeed(path, FileOp.READ, None, EVIDENCE)])
     kept = hidden_by(FileSystem(private_devices=True), path) is None
     assert (plan.value("PrivateDevices") == "yes") is kept, (path, plan.value("PrivateDevices"))
+
+
+def test_the_plan_and_check_name_what_was_done_alike_counting_paths_not_operations() -> None:
+    """The ExecPaths= line's why and check's refusal without it say one thing one way: the first path, and how many
+    other paths (a program executed and mapped executable is one path)."""
+    done = [
+        FileNeed("/opt/app/bin/a", FileOp.EXEC, None, EVIDENCE),
+        FileNeed("/opt/app/bin/a", FileOp.MAP_EXEC, None, EVIDENCE),
+        FileNeed("/opt/app/bin/b", FileOp.EXEC, None, EVIDENCE),
+    ]
+    plan = _plan(done)
+    [why] = [setting.why for setting in plan.settings if setting.key == "ExecPaths"]
+    assert why.startswith("exec of /opt/app/bin/a (and 1 more): "), why
+    [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
+    assert refusal.refused == "the exec of /opt/app/bin/a (and 1 more) by /usr/bin/app", refusal
