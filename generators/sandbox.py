@@ -397,7 +397,8 @@ def _device_policy(plan: _Planner, opened: list[FileNeed]) -> None:
 def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     """NoExecPaths=/ with ExecPaths= for the directories the runs executed programs and mapped libraries from: a
     program executed from a directory the runs wrote (a build's own tools) keeps that whole writable root
-    executable, since its names change from run to run."""
+    executable, since its names change from run to run; a writable root (or private /tmp) no run executed from
+    is named in NoExecPaths= of its own, which NoExecPaths=/ is not."""
     executed = plan.files(("/",), (FileOp.EXEC, FileOp.MAP_EXEC))
     if not executed:
         plan.add("NoExecPaths", None, "no program or library was recorded executed (a recording attached late)")
@@ -413,6 +414,15 @@ def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
         above = next((path for path in chosen if is_under(directory, path)), None)
         chosen.setdefault(above or directory, []).extend(directories[directory])
     plan.add("NoExecPaths", "/", "nothing is executable but from the directories below, as in every run")
+    # A path systemd mounts for the unit itself (each writable root, the private /tmp and /var/tmp) stays
+    # executable under NoExecPaths=/ unless named: make_noexec passes the namespace's other mounts by
+    # (src/core/namespace.c, systemd 252; systemd/sandbox.mounted_by_the_unit).
+    mounts: list[tuple[str, Evidence | None]] = [(root.path, root.evidence) for root in roots]
+    mounts += [(tree, None) for tree in TEMPORARY_TREES] if plan.value("PrivateTmp") else []
+    for path, evidence in mounts:
+        if not any(is_under(path, directory) or is_under(directory, path) for directory in chosen):
+            why = f"{path} is a mount of the unit's own, which NoExecPaths=/ does not reach; no run executed there"
+            plan.add("NoExecPaths", path, why, evidence)
     for directory, needs in sorted(chosen.items()):
         plan.add("ExecPaths", directory, _observed(needs, plan.facts), merge_evidence(n.evidence for n in needs))
 

@@ -158,6 +158,10 @@ def _unit_value(key: str, value: str | None) -> str | None:
         path, access = value.rsplit(" ", 1)
         quoted = unit_path(path)
         return None if quoted is None else f"{quoted} {access}"
+    if key == "NoExecPaths" and value != "/":
+        # A mount of the unit's own (mounted_by_the_unit): '-' lets a host where it is missing (a CacheDirectory=
+        # line taken out) start, as noexec of nothing guards nothing, where without it the start fails (226).
+        return "-" + _quoted_above(value)
     return _quoted_above(value)
 
 
@@ -390,14 +394,43 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     return _grouped(refused)
 
 
+def mounted_by_the_unit(settings: SandboxSettings) -> list[str]:
+    """The paths systemd mounts for a unit's own settings (a writable path, a directory it manages, a private /tmp
+    and /var/tmp, a read-only, inaccessible or tmpfs path): a NoExecPaths= entry above one does not reach it, since
+    make_noexec remounts the entry's submounts with the namespace's other mount entries as a deny list
+    (src/core/namespace.c, systemd 252; measured: a program copied into ReadWritePaths=, $STATE_DIRECTORY or the
+    private /tmp runs under NoExecPaths=/, and fails with 126 once NoExecPaths= names that path)."""
+    mounted = [
+        entry.value.split(":", 1)[0]
+        for key in ("ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem")
+        for entry in settings.entries_of(key)
+    ]
+    mounted += [
+        posixpath.join(tree, name)
+        for tree, setting in MANAGED_TREES.items()
+        for entry in settings.entries_of(setting)
+        for name in entry.value.split(":")
+    ]
+    return mounted + (list(TEMPORARY_TREES) if settings.value("PrivateTmp") == "yes" else [])
+
+
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
-    """What NoExecPaths= refuses to execute or map executable: a path under one of its entries and under no
-    ExecPaths= entry (which makes paths below NoExecPaths= executable again), one refusal per directory."""
+    """What NoExecPaths= refuses to execute or map executable: a path under one of its entries, on no mount of the
+    unit's own below that entry (mounted_by_the_unit), and under no ExecPaths= entry (which makes paths below
+    NoExecPaths= executable again), one refusal per directory."""
+    mounted = mounted_by_the_unit(settings)
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
-        barred = [entry for entry in settings.entries_of("NoExecPaths") if is_under(need.path, entry.value)]
+        barred = [
+            entry
+            for entry in settings.entries_of("NoExecPaths")
+            if is_under(need.path, entry.value)
+            and not any(
+                is_under(need.path, path) and path != entry.value and is_under(path, entry.value) for path in mounted
+            )
+        ]
         if barred and not any(is_under(need.path, entry.value) for entry in settings.entries_of("ExecPaths")):
             fix = f"ExecPaths={_quoted_above(posixpath.dirname(need.path))}"
             refused.setdefault(fix, (barred[-1], []))[1].append(need)

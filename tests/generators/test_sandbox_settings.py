@@ -20,6 +20,7 @@ from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandb
 from profiler.enforcement.confinement import FileSystem
 from profiler.enforcement.mounts import hidden_by
 from profiler.trace import FileOp, KernelUse
+from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
@@ -310,3 +311,50 @@ def test_the_plan_and_check_name_what_was_done_alike_counting_paths_not_operatio
     assert why.startswith("exec of /opt/app/bin/a (and 1 more): "), why
     [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
     assert refusal.refused == "the exec of /opt/app/bin/a (and 1 more) by /usr/bin/app", refusal
+
+
+def test_a_writable_path_no_run_executed_from_is_named_in_no_exec_paths_of_its_own(tmp_path: Path) -> None:
+    """NoExecPaths=/ does not reach a path systemd mounts for the unit (a writable root, the private /tmp):
+    generate names each that no run executed from, and check reads NoExecPaths=/ as passing them by. Run by a real
+    systemd 252: a program copied there runs under NoExecPaths=/ alone (so check is right to let it through) and
+    fails with 126 under the generated lines."""
+    cp = FileNeed("/usr/bin/cp", FileOp.EXEC, None, EVIDENCE)
+    assert [s.value for s in _plan([cp]).settings if s.key == "NoExecPaths"] == ["/", "/tmp", "/var/tmp"]
+    # In the host's /tmp (read there, so not a private one), as a directory of the test's can be.
+    written = str(tmp_path / "data")
+    plan = _plan(
+        [
+            FileNeed(str(tmp_path), FileOp.READ, None, EVIDENCE),
+            FileNeed(f"{written}/tool", FileOp.CREATE, None, EVIDENCE),
+            cp,
+        ]
+    )
+    assert [s.value for s in plan.settings if s.key == "NoExecPaths"] == ["/", written]
+    lines = [
+        f"{key}={value}\n"
+        for key, value, _ in sandbox_lines(plan)
+        if key in ("NoExecPaths", "ExecPaths", "ReadWritePaths")
+    ]
+    executed = dataclasses.replace(plan, files=(*plan.files, FileNeed(f"{written}/tool", FileOp.EXEC, None, EVIDENCE)))
+    alone = f"[Service]\nProtectSystem=strict\nReadWritePaths={written}\nNoExecPaths=/\nExecPaths=/usr/bin\n"
+    assert sandbox_refusals(_read(alone), executed) == []
+    [refusal] = sandbox_refusals(_read("[Service]\n" + "".join(lines)), executed)
+    assert (refusal.at.value, refusal.fix) == (written, f"ExecPaths={written}"), refusal
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+    Path(written).mkdir()
+    service = f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'cp /bin/true {written}/tool && {written}/tool'\n"
+    # The directories the shell and cp run from, which the plan above did not see.
+    system = "ExecPaths=/usr /bin /lib /lib64\n"
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "alone": (service, f"{alone}{system}"),
+            "generated": (
+                service.replace("tool", "other"),
+                "[Service]\nProtectSystem=strict\n" + "".join(lines) + system,
+            ),
+        },
+    )
+    assert results == {"alone": ("success", 0), "generated": ("exit-code", 126)}, results
