@@ -405,13 +405,17 @@ def mounted_by_the_unit(settings: SandboxSettings) -> list[str]:
         for key in ("ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem")
         for entry in settings.entries_of(key)
     ]
-    mounted += [
+    return mounted + _managed_paths(settings) + (list(TEMPORARY_TREES) if settings.value("PrivateTmp") == "yes" else [])
+
+
+def _managed_paths(settings: SandboxSettings) -> list[str]:
+    """The directories a unit's StateDirectory= and its kin name: each side of a source:destination."""
+    return [
         posixpath.join(tree, name)
         for tree, setting in MANAGED_TREES.items()
         for entry in settings.entries_of(setting)
         for name in entry.value.split(":")
     ]
-    return mounted + (list(TEMPORARY_TREES) if settings.value("PrivateTmp") == "yes" else [])
 
 
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
@@ -443,12 +447,7 @@ def _hiding_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     there again (drop_inaccessible); a tmpfs holds only what the runs made in it; a write below a read-only path
     needs a writable entry as deep or deeper (the deeper mount decides)."""
     made = {need.path for need in plan.files if need.error is None and need.op is FileOp.CREATE}
-    opened = [entry.value for entry in settings.entries_of("ReadWritePaths")] + [
-        posixpath.join(tree, name)
-        for tree, setting in MANAGED_TREES.items()
-        for entry in settings.entries_of(setting)
-        for name in entry.value.split(":")
-    ]
+    opened = [entry.value for entry in settings.entries_of("ReadWritePaths")] + _managed_paths(settings)
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None:
