@@ -235,6 +235,9 @@ class Policy:
     # defaultAction and syscalls of an OCI profile); a part no line sets is absent.
     places: tuple[tuple[PolicyPart, tuple[Place, ...]], ...] = ()
     sandbox: SandboxSettings = SandboxSettings()
+    # A unit's DynamicUser=yes, where it is on: systemd allocates the user (User=, else the unit's name) at start
+    # where no static user has that name; the sandbox it implies is in sandbox, whoever the user is.
+    dynamic_user: SettingLine | None = None
 
     def places_of(self, part: PolicyPart) -> tuple[Place, ...]:
         return next((places for each, places in self.places if each is part), ())

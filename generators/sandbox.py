@@ -23,6 +23,7 @@ from generators.profile import (
     SandboxObservations,
     merge_evidence,
 )
+from profiler import private_dev
 from profiler.trace import FileOp, KernelUse
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -171,14 +172,9 @@ class ProfileFacts:
     describe: Callable[[Evidence], str]  # "12× in 2/3 runs by /usr/bin/ls"
 
 
-# The devices DevicePolicy=closed allows (cgroup_context_apply_device_allow in src/core/cgroup.c, systemd 252),
-# which PrivateDevices= also keeps in its own /dev (mount_private_dev in src/core/namespace.c) beside the symlinks
-# into /proc/self/fd that dev_setup makes there, and the trees it binds from the host's.
-PSEUDO_DEVICES = frozenset(
-    {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"}
-)
-PRIVATE_DEVICES = PSEUDO_DEVICES | {"/dev/stdin", "/dev/stdout", "/dev/stderr"}
-PRIVATE_DEVICE_TREES = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages", "/dev/fd")
+# The devices DevicePolicy=closed allows (cgroup_context_apply_device_allow in src/core/cgroup.c, systemd 252): the
+# nodes a private /dev holds, and /dev/ptmx.
+PSEUDO_DEVICES = frozenset(f"/dev/{name}" for name in (*private_dev.NODES, "ptmx"))
 # Paths each setting makes read-only or inaccessible (systemd 252 src/core/namespace.c tables).
 KERNEL_TUNABLES = (
     "/proc/sys",
@@ -205,14 +201,16 @@ HOSTNAME_SYSCALLS = frozenset({"sethostname", "setdomainname"})
 REALTIME_SYSCALLS = frozenset({"sched_setscheduler", "sched_setattr", "sched_setparam"})
 
 
-def _first(needs: Sequence[FileNeed]) -> FileNeed:
-    return min(needs, key=lambda need: (need.path, need.op))
+def observed_paths(needs: Sequence[FileNeed], verb: str | None = None) -> str:
+    """What some needs did, by the first of them and how many other paths: "exec of /usr/bin/cut (and 7 more)"."""
+    need = min(needs, key=lambda need: (need.path, need.op))
+    paths = len({need.path for need in needs})
+    more = f" (and {paths - 1} more)" if paths > 1 else ""
+    return f"{verb or need.op.value} of {need.path}{more}"
 
 
 def _observed(needs: Sequence[FileNeed], facts: ProfileFacts, verb: str | None = None) -> str:
-    need = _first(needs)
-    more = f" (and {len(needs) - 1} more)" if len(needs) > 1 else ""
-    return f"{verb or need.op.value} of {need.path}{more}: {facts.describe(merge_evidence(n.evidence for n in needs))}"
+    return f"{observed_paths(needs, verb)}: {facts.describe(merge_evidence(n.evidence for n in needs))}"
 
 
 class _Planner:
@@ -309,12 +307,7 @@ def plan_sandbox(
     devices = [
         n
         for n in plan.succeeded
-        if (
-            is_under(n.path, "/dev")
-            and n.path not in PRIVATE_DEVICES
-            and not _in_any(n.path, PRIVATE_DEVICE_TREES)
-            and n.op is not FileOp.LIST
-        )
+        if (is_under(n.path, "/dev") and not private_dev.holds(n.path) and n.op is not FileOp.LIST)
         or (n.device is not None and not is_under(n.path, "/dev"))
     ]
     plan.by_syscalls(
@@ -407,7 +400,8 @@ def _device_policy(plan: _Planner, opened: list[FileNeed]) -> None:
 def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     """NoExecPaths=/ with ExecPaths= for the directories the runs executed programs and mapped libraries from: a
     program executed from a directory the runs wrote (a build's own tools) keeps that whole writable root
-    executable, since its names change from run to run."""
+    executable, since its names change from run to run; a writable root (or private /tmp) no run executed from
+    is named in NoExecPaths= of its own, which NoExecPaths=/ is not."""
     executed = plan.files(("/",), (FileOp.EXEC, FileOp.MAP_EXEC))
     if not executed:
         plan.add("NoExecPaths", None, "no program or library was recorded executed (a recording attached late)")
@@ -431,6 +425,15 @@ def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
         )
         return
     plan.add("NoExecPaths", "/", "nothing is executable but from the directories below, as in every run")
+    # A path systemd mounts for the unit itself (each writable root, the private /tmp and /var/tmp) stays
+    # executable under NoExecPaths=/ unless named: make_noexec passes the namespace's other mounts by
+    # (src/core/namespace.c, systemd 252; systemd/sandbox.mounted_by_the_unit).
+    mounts: list[tuple[str, Evidence | None]] = [(root.path, root.evidence) for root in roots]
+    mounts += [(tree, None) for tree in TEMPORARY_TREES] if plan.value("PrivateTmp") else []
+    for path, evidence in mounts:
+        if not any(is_under(path, directory) or is_under(directory, path) for directory in chosen):
+            why = f"{path} is a mount of the unit's own, which NoExecPaths=/ does not reach; no run executed there"
+            plan.add("NoExecPaths", path, why, evidence)
     for directory, needs in sorted(chosen.items()):
         plan.add("ExecPaths", directory, _observed(needs, plan.facts), merge_evidence(n.evidence for n in needs))
 

@@ -13,11 +13,17 @@ were not UTF-8 (held as lone surrogates, U+DC80 to U+DCFF, as Python's surrogate
     json_dumps(...)   for tools: json.dumps that escapes, as \\uXXXX, every character that is not printable
                       (DEL, C1, U+2028, bidi controls, lone surrogates; json.dumps escapes only C0), so the value
                       stays exact, the text is valid UTF-8, and nothing in it acts on a terminal that shows it
+    spreadsheet_cell(text)  for a CSV cell: visible, and led by a single quote where the text begins as a
+                      formula does (=, +, -, @, tab, CR), so that a spreadsheet opening the file shows the cell as
+                      text instead of running it (OWASP's CSV Injection); the exact value is in the JSON outputs
 """
 
 import json
 from typing import Any
 
+# What a spreadsheet's cell begins with to be read as a formula, tab and CR among them (OWASP, CSV Injection):
+# =cmd|' /C calc'!A0 runs a command in some, =HYPERLINK() sends what the sheet holds elsewhere.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Bytes that were not UTF-8, decoded with surrogateescape: U+DC80..U+DCFF stand for 0x80..0xFF.
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)
@@ -62,3 +68,10 @@ def _json_escaped(line: str) -> str:
 def json_dumps(value: Any, **options: Any) -> str:
     """json.dumps(value, ensure_ascii=False, **options), with every character that is not printable escaped."""
     return "\n".join(map(_json_escaped, json.dumps(value, ensure_ascii=False, **options).split("\n")))
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A CSV cell that a spreadsheet shows as the text it holds: visible, and a single quote before a text that
+    begins as a formula does, which the spreadsheet takes as the mark of text and does not show."""
+    shown = visible(text)
+    return "'" + shown if text.startswith(_FORMULA_STARTS) else shown

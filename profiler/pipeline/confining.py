@@ -67,7 +67,24 @@ class RunPolicy:
             elif at.key not in _APPLIED and at.key not in _MANAGED:
                 partly = _PARTLY_APPLIED.get(at.key)
                 named[at.key] = where + (f": its syscalls and capabilities only, not {partly}" if partly else "")
+        dynamic = self.policy.dynamic_user
+        if dynamic is not None:  # beside User=, not among the sandbox's levels
+            named[dynamic.key] = f"{dynamic.where}: {_dynamic_user(self.policy.user)}"
         return tuple(named[key] for key in sorted(named))
+
+
+def _dynamic_user(name: str | None) -> str:
+    """Who runs the command of a DynamicUser=yes policy, in place of the user systemd allocates at start."""
+    from generators.sandbox import NOBODY
+    from profiler.recording.targets import User
+
+    try:
+        static = User.lookup(name).name if name else None
+    except WorkloadError:
+        static = None
+    if static is not None:
+        return f"no user allocated at start: as {static}, the static user of that name, as systemd does"
+    return f"no user allocated at start: as {NOBODY}, who owns no file, unless --user names another"
 
 
 def _generated(profile: "Profile", described: str) -> RunPolicy:
@@ -198,17 +215,25 @@ def account_of(spec: str | None) -> "Account | None":
 
 
 def _account_of_policy(policy: "Policy", user: str | None) -> "Account | None":
+    """--user, else the policy's user; under DynamicUser=yes, where this host has no user of that name, nobody:
+    the user that owns no file, as the runs generate writes DynamicUser=yes for ran (systemd allocates a user of
+    its own at start, which run does not)."""
+    from generators.sandbox import NOBODY
+
     if user is not None:
         return account_of(user)
     try:
         return account_of(policy.user)
     except WorkloadError:
-        dynamic = policy.sandbox.line("DynamicUser")
-        if dynamic is None or dynamic.value != "yes":
+        dynamic = policy.dynamic_user
+        if dynamic is None:
             raise
+    try:
+        return account_of(NOBODY)
+    except WorkloadError:
         raise WorkloadError(
-            f"{dynamic.where}: systemd makes the user {policy.user!r} as the service starts; run does not: "
-            "give --user, a user of the service's own"
+            f"{dynamic.where}: systemd allocates the user {policy.user!r} at start, which run does not, and this "
+            f"host has no {NOBODY} to run as instead: give --user, a user that owns no file"
         ) from None
 
 

@@ -2,8 +2,9 @@
 
 Each string is drawn from what has broken outputs: line breaks of every kind (systemd ends lines at LF, CR
 and NUL; YAML at NEL and U+2028 too), terminal escapes, bytes that were not UTF-8 (lone surrogates), shell
-and YAML syntax, Markdown table and link syntax, and setting lines to inject. Names (syscalls, capabilities,
-families) stay real unless a test asks for one hostile name: those the renderers must refuse.
+and YAML syntax, Markdown table and link syntax, spreadsheet formulas, and setting lines to inject. Names
+(syscalls, capabilities, families) stay real unless a test asks for one hostile name: those the renderers must
+refuse.
 """
 
 import dataclasses
@@ -56,6 +57,10 @@ INJECTIONS = (
     "<img src=x>",
     "%n%s",
     "~@privileged",
+    '=HYPERLINK("http://example.invalid")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
 )
 HOSTILE = st.lists(st.one_of(st.sampled_from(INJECTIONS), st.text(max_size=6)), min_size=1, max_size=4).map("".join)
 # Without lone surrogates: what a trace file holds until its format keeps bytes that are not UTF-8.

@@ -17,7 +17,10 @@ from generators.sandbox import ProfileFacts, SandboxPlan, plan_sandbox, profile_
 from generators.systemd.format import SystemdFormat
 from generators.systemd.groups import committed_syscall_groups
 from generators.systemd.sandbox import refused_by_settings, sandbox_lines, sandbox_refusals, sandbox_tightenings
+from profiler.enforcement.confinement import FileSystem
+from profiler.enforcement.mounts import hidden_by
 from profiler.trace import FileOp, KernelUse
+from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.test_sandbox_paths import EVIDENCE, needs
 
@@ -281,3 +284,77 @@ def test_what_a_unit_could_tighten_comes_most_dangerous_first() -> None:
     assert tightenings[0].key == "ProtectKernelModules"
     assert ("ReadWritePaths", "-/srv") in [(t.key, t.value) for t in tightenings]
     assert ("ProtectSystem", "strict") in [(t.key, t.value) for t in tightenings]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/dev/null", "/dev/ptmx", "/dev/stdin", "/dev/fd/3", "/dev/pts/0", "/dev/hugepages/x", "/dev/core", "/dev/vda"],
+)
+def test_private_devices_is_kept_exactly_where_runs_private_dev_holds_the_path(path: str) -> None:
+    """generate keeps PrivateDevices=yes for an opened path where `profiler run`'s private /dev has it: one
+    statement of what that /dev holds (profiler.private_dev), not two that drift."""
+    plan = _plan([FileNeed(path, FileOp.READ, None, EVIDENCE)])
+    kept = hidden_by(FileSystem(private_devices=True), path) is None
+    assert (plan.value("PrivateDevices") == "yes") is kept, (path, plan.value("PrivateDevices"))
+
+
+def test_the_plan_and_check_name_what_was_done_alike_counting_paths_not_operations() -> None:
+    """The ExecPaths= line's why and check's refusal without it say one thing one way: the first path, and how many
+    other paths (a program executed and mapped executable is one path)."""
+    done = [
+        FileNeed("/opt/app/bin/a", FileOp.EXEC, None, EVIDENCE),
+        FileNeed("/opt/app/bin/a", FileOp.MAP_EXEC, None, EVIDENCE),
+        FileNeed("/opt/app/bin/b", FileOp.EXEC, None, EVIDENCE),
+    ]
+    plan = _plan(done)
+    [why] = [setting.why for setting in plan.settings if setting.key == "ExecPaths"]
+    assert why.startswith("exec of /opt/app/bin/a (and 1 more): "), why
+    [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
+    assert refusal.refused == "the exec of /opt/app/bin/a (and 1 more) by /usr/bin/app", refusal
+
+
+def test_a_writable_path_no_run_executed_from_is_named_in_no_exec_paths_of_its_own(tmp_path: Path) -> None:
+    """NoExecPaths=/ does not reach a path systemd mounts for the unit (a writable root, the private /tmp):
+    generate names each that no run executed from, and check reads NoExecPaths=/ as passing them by. Run by a real
+    systemd 252: a program copied there runs under NoExecPaths=/ alone (so check is right to let it through) and
+    fails with 126 under the generated lines."""
+    cp = FileNeed("/usr/bin/cp", FileOp.EXEC, None, EVIDENCE)
+    assert [s.value for s in _plan([cp]).settings if s.key == "NoExecPaths"] == ["/", "/tmp", "/var/tmp"]
+    # In the host's /tmp (read there, so not a private one), as a directory of the test's can be.
+    written = str(tmp_path / "data")
+    plan = _plan(
+        [
+            FileNeed(str(tmp_path), FileOp.READ, None, EVIDENCE),
+            FileNeed(f"{written}/tool", FileOp.CREATE, None, EVIDENCE),
+            cp,
+        ]
+    )
+    assert [s.value for s in plan.settings if s.key == "NoExecPaths"] == ["/", written]
+    lines = [
+        f"{key}={value}\n"
+        for key, value, _ in sandbox_lines(plan)
+        if key in ("NoExecPaths", "ExecPaths", "ReadWritePaths")
+    ]
+    executed = dataclasses.replace(plan, files=(*plan.files, FileNeed(f"{written}/tool", FileOp.EXEC, None, EVIDENCE)))
+    alone = f"[Service]\nProtectSystem=strict\nReadWritePaths={written}\nNoExecPaths=/\nExecPaths=/usr/bin\n"
+    assert sandbox_refusals(_read(alone), executed) == []
+    [refusal] = sandbox_refusals(_read("[Service]\n" + "".join(lines)), executed)
+    assert (refusal.at.value, refusal.fix) == (written, f"ExecPaths={written}"), refusal
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+    Path(written).mkdir()
+    service = f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'cp /bin/true {written}/tool && {written}/tool'\n"
+    # The directories the shell and cp run from, which the plan above did not see.
+    system = "ExecPaths=/usr /bin /lib /lib64\n"
+    results = systemd_analyze.run_units(
+        tmp_path,
+        {
+            "alone": (service, f"{alone}{system}"),
+            "generated": (
+                service.replace("tool", "other"),
+                "[Service]\nProtectSystem=strict\n" + "".join(lines) + system,
+            ),
+        },
+    )
+    assert results == {"alone": ("success", 0), "generated": ("exit-code", 126)}, results

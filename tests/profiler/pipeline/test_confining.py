@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
-from profiler.errors import EnforcementError, PolicyParseError, WorkloadError
-from profiler.pipeline.confining import confinement_of, run_policy
+from profiler.errors import EnforcementError, PolicyParseError
+from profiler.pipeline.confining import RunPolicy, confinement_of, run_policy
 
 
 def _unit(tmp_path: Path, text: str) -> Path:
@@ -105,10 +105,33 @@ def test_a_managed_directory_is_opened_where_it_resolves_in_its_tree_and_never_o
         shutil.rmtree(own, ignore_errors=True)
 
 
-def test_dynamic_user_needs_a_user_given_and_brings_its_sandbox(tmp_path: Path) -> None:
-    chosen = run_policy([_unit(tmp_path, "DynamicUser=yes\n")])
-    with pytest.raises(WorkloadError, match=r"DynamicUser=yes \(.*tool.service:2\): systemd makes the user 'tool'"):
-        confinement_of(chosen)
+def test_dynamic_user_runs_as_nobody_where_the_host_has_no_user_of_its_name_and_brings_its_sandbox(
+    tmp_path: Path,
+) -> None:
+    """systemd allocates a user that owns no file at start; run, which does not, runs as nobody (as the runs that
+    generate writes DynamicUser=yes for ran), says so, and takes --user or a static user of the unit's name."""
+    unit = _unit(tmp_path, "DynamicUser=yes\n")
+    chosen = run_policy([unit])
+    assert _account_name(chosen) == "nobody" and _account_name(chosen, user="daemon") == "daemon"
+    assert (
+        f"DynamicUser=yes ({unit}:2): no user allocated at start: as nobody, who owns no file, unless --user "
+        "names another"
+    ) in chosen.not_applied
     # What systemd implies for it applies as the unit's own lines would.
-    file_system = confinement_of(chosen, user="nobody").file_system
+    file_system = confinement_of(chosen, user="daemon").file_system
     assert (file_system.protect_system, file_system.private_tmp) == (ProtectSystem.STRICT, True)
+    # A static user of the name it would allocate (User=, or the unit's name) is the one systemd runs it as; a
+    # User= no static user has is allocated too.
+    static = run_policy([_unit(tmp_path, "DynamicUser=yes\nUser=daemon\n")])
+    assert _account_name(static) == "daemon"
+    assert (
+        f"DynamicUser=yes ({tmp_path}/tool.service:2): no user allocated at start: as daemon, the static user of "
+        "that name, as systemd does"
+    ) in static.not_applied
+    allocated = run_policy([_unit(tmp_path, "DynamicUser=yes\nUser=profiler-test-not-a-user\n")])
+    assert _account_name(allocated) == "nobody"
+
+
+def _account_name(chosen: RunPolicy, user: str | None = None) -> str | None:
+    account = confinement_of(chosen, user).account
+    return account.name if account is not None else None
