@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from record_overhead import BYTES, Workload, dd, timed, untraced
+from record_overhead import BYTES, Workload, dd, gone, timed, untraced
 
 from profiler.recording.session import RecordOptions, record
 from profiler.recording.targets import CommandTarget
@@ -41,7 +41,11 @@ TAR = Workload(
 
 def recorded(paths: bool) -> Callable[[list[str]], None]:
     def run(command: list[str]) -> None:
-        trace = record(CommandTarget(tuple(command)), RecordOptions(paths=paths)).trace
+        recording = record(CommandTarget(tuple(command)), RecordOptions(paths=paths))
+        # The kernel removes the perf tracepoints for seconds after the recording (Tracer.close), and every
+        # syscall of the host takes the slow path until it is done: the next run, whichever, starts after.
+        gone(recording.detaching)
+        trace = recording.trace
         dropped = trace.run.dropped  # what is compared is recorded whole (a kernel stack may collide: not compared)
         assert dropped.events == dropped.paths == dropped.kernel_uses == dropped.unresolved_paths == 0, dropped
         assert (trace.file_accesses is not None) == paths

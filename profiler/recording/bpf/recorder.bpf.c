@@ -843,6 +843,7 @@ static __always_inline u64 name_of(struct path_event *event, u32 length, u64 dir
 			word &= (1ULL << (rest * 8)) - 1;
 		hash = (hash ^ word) * FNV_PRIME;
 	}
+	hash &= ~(CWD_MARK | FD_MARK); /* those bits mark a name only the live process can tell */
 	return hash ? hash : 1;
 }
 
