@@ -10,6 +10,7 @@ import fcntl
 import functools
 import os
 import re
+import resource
 import signal
 import struct
 import time
@@ -371,6 +372,15 @@ _NON_FATAL = {
 FATAL_SIGNAL_MASK = sum(1 << (number - 1) for number in range(1, 65) if number not in _NON_FATAL)
 
 
+def _possible_cpus() -> int:
+    """How many CPUs this kernel can run, each with its own slot in a per-CPU map ("0-1,4-7": 6)."""
+    count = 0
+    for span in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
+        low, _, high = span.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
 def traced_exits(features: KernelFeatures) -> tuple[str, ...]:
     """The path calls whose exit is traced: those the native ABI has with a syscalls:sys_exit_ tracepoint here."""
     native = syscalls.native_abi()
@@ -407,6 +417,9 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "FD_PROCESSES": sizes.descriptor_tables,
         "STACK_ENTRIES": sizes.stacks,
         "RINGBUF_PAGES": sizes.ringbuf_pages,
+        # Each CPU wakes user space once it wrote this much of path events unread (recorder.bpf.c: record_access):
+        # all of them together fill half the ring at most.
+        "UNREAD_PATH_BYTES": sizes.ringbuf_pages * resource.getpagesize() // (2 * _possible_cpus()),
         "SELF_TGID": os.getpid(),
         "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
     }
@@ -556,15 +569,19 @@ class Tracer:
         )
 
     def poll(self, timeout_ms: int) -> list[Event]:
-        """Events the kernel emitted since the last call, waiting up to timeout_ms for the first."""
-        self._bpf.ring_buffer_poll(timeout_ms)
-        self._bpf.ring_buffer_consume()  # path events wake no one (recorder.bpf.c: record_access): read them here
+        """Events the kernel emitted since the last call, waiting up to timeout_ms for a wake-up: path events wake
+        no one (recorder.bpf.c: record_access), and wait in the ring until one comes; poll(0) reads them too."""
+        if timeout_ms:
+            self._bpf.ring_buffer_poll(timeout_ms)
+        else:
+            self._bpf.ring_buffer_consume()
         events, self._pending = self._pending, []
         return events
 
     def held_back(self) -> list[Event]:
         """The path sights held back while the run went on (_on_event), in the order the kernel sent them: none of
-        them needs the live process, and a name relative to a directory is resolved once all are known."""
+        them needs the live process, and a name relative to a directory is resolved once all are known. Call it
+        after poll(0) has read the ring."""
         held, self._held = self._held, []
         return [_path_sight(raw) for raw in held]
 
