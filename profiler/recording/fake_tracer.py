@@ -59,6 +59,7 @@ class FakeTracer:
     spawned: int = 0  # commands started under spawning()
     features: KernelFeatures = FAKE_FEATURES
     paths: bool = False  # whether it stands for a tracer recording file accesses and kernel uses
+    detaching: int | None = None  # it attaches nothing
     followed: dict[int, int] = field(default_factory=dict)  # serial: pid of started processes not seen exit
     next_serial: int = 1_000_000  # serials of the processes it follows, apart from those the test scripts
 
@@ -76,6 +77,9 @@ class FakeTracer:
             return self.polls.pop(0)
         time.sleep(min(timeout_ms / 1000, POLL_WAIT_S))
         return self._exits()
+
+    def held_back(self) -> list[Event]:
+        return []
 
     def _exits(self) -> list[Event]:
         """The exit of each followed process that has ended, read without reaping it (the session does that; one it

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from types import FrameType
@@ -66,6 +66,9 @@ class Recording:
     trace: Trace
     exit_status: int  # what profiler exits with: the command's status, or 128+signal when interrupted
     startup_s: float  # compiling and attaching the eBPF program
+    # The process that goes on removing the tracepoints from the kernel after record returned (Tracer.close):
+    # until it exits, every syscall of the host still takes the slow path. None where nothing is left to remove.
+    detaching: int | None = None
 
 
 def _wall_clock(timestamp: float) -> str:
@@ -152,7 +155,8 @@ def record(
         loaded = tracer or Tracer(features, cgroup=cgroup, sizes=options.sizes, paths=options.paths)
         with loaded as opened:
             command = Command(target, opened, contained, spawn) if isinstance(target, CommandTarget) else None
-            return _Session(opened, features, target, options, on_status, command).run()
+            recording = _Session(opened, features, target, options, on_status, command).run()
+        return replace(recording, detaching=loaded.detaching)
     finally:
         if contained is not None:
             contained.close()
@@ -203,6 +207,7 @@ class _Session:
                 # has its exec event in the ring buffer by then, so none is left unnamed.
                 observations = self.tracer.observations()
                 self._apply(self._drain())
+                self._apply(self.tracer.held_back())
             finally:
                 if command is not None:
                     command.close()

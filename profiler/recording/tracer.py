@@ -10,6 +10,7 @@ import fcntl
 import functools
 import os
 import re
+import resource
 import signal
 import struct
 import time
@@ -192,6 +193,27 @@ class PathSight:
     time_ns: int
 
 
+# Where _on_event looks in a path event's bytes: its length (0: no text, an access by descriptor), the first
+# byte of the text, and the top bytes of its name and of the directory a relative one is in, whose high bits mark
+# a name only the live process can tell (its working directory, a descriptor the kernel side did not see opened).
+_PATH_EVENT = struct.Struct("<IIQIIiiQQII")
+_PATH_LENGTH_AT = _PathEvent.length.offset
+_PATH_TEXT_AT = ct.sizeof(_PathEvent)
+_PATH_NAME_TOP_AT = _PathEvent.name.offset + 7
+_PATH_DIR_TOP_AT = _PathEvent.dir.offset + 7
+_MARK_BITS = (CWD_MARK | FD_MARK) >> 56
+_SLASH = ord("/")
+_NO_TEXT = bytes(4)
+_FILE_OPS = {op.value: op for op in KernelFileOp}
+
+
+def _path_sight(raw: bytes) -> PathSight:
+    _kind, serial, time_ns, image, op, error, fd, name, directory, length, _pad = _PATH_EVENT.unpack_from(raw)
+    text = raw[_PATH_TEXT_AT : _PATH_TEXT_AT + length - 1] if length else None
+    path = os.fsdecode(text) if text is not None else None
+    return PathSight(serial, image, _FILE_OPS[op], error, name, directory, path, fd, time_ns)
+
+
 Event = ProcessEvent | FirstUse | PathSight
 
 
@@ -350,6 +372,15 @@ _NON_FATAL = {
 FATAL_SIGNAL_MASK = sum(1 << (number - 1) for number in range(1, 65) if number not in _NON_FATAL)
 
 
+def _possible_cpus() -> int:
+    """How many CPUs this kernel can run, each with its own slot in a per-CPU map ("0-1,4-7": 6)."""
+    count = 0
+    for span in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
+        low, _, high = span.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
 def traced_exits(features: KernelFeatures) -> tuple[str, ...]:
     """The path calls whose exit is traced: those the native ABI has with a syscalls:sys_exit_ tracepoint here."""
     native = syscalls.native_abi()
@@ -386,6 +417,9 @@ def program_source(features: KernelFeatures, sizes: TableSizes, cgroup_mode: boo
         "FD_PROCESSES": sizes.descriptor_tables,
         "STACK_ENTRIES": sizes.stacks,
         "RINGBUF_PAGES": sizes.ringbuf_pages,
+        # Each CPU wakes user space once it wrote this much of path events unread (recorder.bpf.c: record_access):
+        # all of them together fill half the ring at most.
+        "UNREAD_PATH_BYTES": sizes.ringbuf_pages * resource.getpagesize() // (2 * _possible_cpus()),
         "SELF_TGID": os.getpid(),
         "FATAL_SIGNALS": f"{FATAL_SIGNAL_MASK:#x}ULL",
     }
@@ -464,6 +498,7 @@ class Tracer:
         if cgroup is not None:
             self._bpf[b"target_cgroup"][0] = str(cgroup)
         self._pending: list[Event] = []
+        self._held: list[bytes] = []  # path events, undecoded (_on_event)
         self._bpf[b"events"].open_ring_buffer(self._on_event)
 
     def __enter__(self) -> "Tracer":
@@ -476,9 +511,13 @@ class Tracer:
         # The kernel removes a perf tracepoint's program when the last descriptor of its event closes, one event at
         # a time under its event mutex, each waiting for RCU grace periods (1.3-1.8 s for 44 of them here). Disabled,
         # an event emits nothing (the ioctl is instant); a grandchild that holds the only other copies closes them
-        # after this returns, and closing a copy that is not the last one is instant.
-        attached = [*self._bpf.tracepoint_fds.values(), *self._bpf.raw_tracepoint_fds.values()]
-        for fd in self._bpf.tracepoint_fds.values():
+        # after this returns, and closing a copy that is not the last one is instant. The raw tracepoints detach
+        # at once (3 in 8 ms): closed here, so that the sys_enter program stops running in every task of the host
+        # now, not after the perf events' removal.
+        for fd in self._bpf.raw_tracepoint_fds.values():
+            os.close(fd)
+        attached = list(self._bpf.tracepoint_fds.values())
+        for fd in attached:
             fcntl.ioctl(fd, _PERF_EVENT_IOC_DISABLE, 0)
         with _closed_in_grandchild(attached) as self.detaching:
             for fd in attached:
@@ -487,28 +526,26 @@ class Tracer:
         self._bpf.raw_tracepoint_fds.clear()
         self._bpf.cleanup()
 
-    def _on_event(self, _context: object, data: int, _size: int) -> None:
+    def _on_event(self, _context: object, data: int, size: int) -> None:
+        kind = ct.c_uint32.from_address(data).value
+        if kind == EventKind.PATH:
+            # A file-heavy run sends thousands of these while it runs, and this process shares the CPUs with it.
+            # Only a sight whose name needs the live process (its /proc descriptor or working directory) is
+            # decoded now; the rest are held, as bytes, until the run is over (held_back).
+            raw = ct.string_at(data, size)
+            if raw[_PATH_LENGTH_AT : _PATH_LENGTH_AT + 4] == _NO_TEXT:  # by descriptor: the name is its path's
+                live = raw[_PATH_NAME_TOP_AT] & _MARK_BITS
+            else:  # absolute, or relative to a directory
+                live = raw[_PATH_TEXT_AT] != _SLASH and raw[_PATH_DIR_TOP_AT] & _MARK_BITS
+            if not live:
+                self._held.append(raw)
+                return
+            self._pending.append(_path_sight(raw))
+            return
         header = ct.cast(data, ct.POINTER(_Header)).contents
         if header.kind == EventKind.SYSCALL:
-            raw = ct.cast(data, ct.POINTER(_SyscallEvent)).contents
-            self._pending.append(FirstUse(raw.header.serial, raw.image, raw.nr, raw.header.time_ns))
-            return
-        if header.kind == EventKind.PATH:
-            sight = ct.cast(data, ct.POINTER(_PathEvent)).contents
-            text = ct.string_at(data + ct.sizeof(_PathEvent), sight.length - 1) if sight.length else None
-            self._pending.append(
-                PathSight(
-                    sight.header.serial,
-                    sight.image,
-                    KernelFileOp(sight.op),
-                    sight.error,
-                    sight.name,
-                    sight.dir,
-                    os.fsdecode(text) if text is not None else None,
-                    sight.fd,
-                    sight.header.time_ns,
-                )
-            )
+            raw_use = ct.cast(data, ct.POINTER(_SyscallEvent)).contents
+            self._pending.append(FirstUse(raw_use.header.serial, raw_use.image, raw_use.nr, raw_use.header.time_ns))
             return
         event = ct.cast(data, ct.POINTER(_ProcessEvent)).contents
         self._pending.append(
@@ -532,11 +569,21 @@ class Tracer:
         )
 
     def poll(self, timeout_ms: int) -> list[Event]:
-        """Events the kernel emitted since the last call, waiting up to timeout_ms for the first."""
-        self._bpf.ring_buffer_poll(timeout_ms)
-        self._bpf.ring_buffer_consume()  # path events wake no one (recorder.bpf.c: record_access): read them here
+        """Events the kernel emitted since the last call, waiting up to timeout_ms for a wake-up: path events wake
+        no one (recorder.bpf.c: record_access), and wait in the ring until one comes; poll(0) reads them too."""
+        if timeout_ms:
+            self._bpf.ring_buffer_poll(timeout_ms)
+        else:
+            self._bpf.ring_buffer_consume()
         events, self._pending = self._pending, []
         return events
+
+    def held_back(self) -> list[Event]:
+        """The path sights held back while the run went on (_on_event), in the order the kernel sent them: none of
+        them needs the live process, and a name relative to a directory is resolved once all are known. Call it
+        after poll(0) has read the ring."""
+        held, self._held = self._held, []
+        return [_path_sight(raw) for raw in held]
 
     @contextmanager
     def spawning(self) -> Iterator[None]:

@@ -7,7 +7,8 @@
  * argument layouts from tracefs, and the raw ones (sys_enter, cap_capable, sched_process_exit) pass scalars,
  * pointers that are only compared, and the user registers, whose struct pt_regs is ABI. No kernel structure
  * is read field by field. User space (profiler/recording/tracer.py) prepends:
- *   PID_MAX ROWS OBSERVATION_ENTRIES FILE_ENTRIES FD_PROCESSES STACK_ENTRIES RINGBUF_PAGES SELF_TGID FATAL_SIGNALS,
+ *   PID_MAX ROWS OBSERVATION_ENTRIES FILE_ENTRIES FD_PROCESSES STACK_ENTRIES RINGBUF_PAGES UNREAD_PATH_BYTES
+ *   SELF_TGID FATAL_SIGNALS,
  *   the native numbers NR_EXECVE NR_EXECVEAT NR_EXIT NR_EXIT_GROUP NR_SOCKET NR_SOCKETPAIR NR_UNSHARE NR_SETNS
  *   NR_SOCKETCALL and their 32-bit counterparts COMPAT_NR_*, the native numbers of the path and kernel-use calls
  *   (NR_OPENAT, ...: PATH_CALLS below; a number no syscall has where the call's exit cannot be traced),
@@ -541,6 +542,7 @@ struct fd_block {
 BPF_HASH(fd_blocks, u32 /* serial */, struct fd_block, FD_PROCESSES);
 BPF_ARRAY(empty_fd_block, struct fd_block, 1); /* what a process's block starts as: too big for the stack */
 BPF_PERCPU_ARRAY(path_scratch, struct path_event, 1);
+BPF_PERCPU_ARRAY(unread_path_bytes, u64, 1); /* written to the ring since this CPU last woke user space */
 
 /* The six arguments of the native syscall the current task is leaving, from its user registers: a syscall leaves
  * them as it found them (x86 returns in ax; arm64 in x0, whose argument it keeps in orig_x0). */
@@ -844,6 +846,7 @@ static __always_inline u64 name_of(struct path_event *event, u32 length, u64 dir
 			word &= (1ULL << (rest * 8)) - 1;
 		hash = (hash ^ word) * FNV_PRIME;
 	}
+	hash &= ~(CWD_MARK | FD_MARK); /* those bits mark a name only the live process can tell */
 	return hash ? hash : 1;
 }
 
@@ -869,9 +872,23 @@ static __always_inline void record_access(struct proc *p, struct path_event *eve
 	event->dir = dir;
 	event->length = length;
 	u32 size = (offsetof(struct path_event, path) + length) & (2 * FILE_PATH_LEN - 1); /* bounds it, to the verifier */
-	/* It wakes no one: a wake-up for each new path was most of what recording paths cost tar. User space reads
-	 * path events at each poll, which a process event or the poll's timeout ends. */
-	if (size <= sizeof(*event) && events.ringbuf_output(event, size, BPF_RB_NO_WAKEUP) != 0)
+	if (size > sizeof(*event))
+		return;
+	/* It wakes no one: a wake-up for each new path was most of what recording paths cost tar, and user space
+	 * decoding them while the run goes on takes a CPU from it. They wait in the ring until a process event wakes
+	 * user space or the run ends, but for two: one whose name user space reads from the live process's /proc
+	 * (a descriptor this side did not see opened), and one that brings this CPU's unread bytes to a share of the
+	 * ring that all CPUs' shares together cannot fill. */
+	u64 wakeup = BPF_RB_NO_WAKEUP;
+	u32 zero = 0;
+	u64 *unread = unread_path_bytes.lookup(&zero);
+	if ((name | dir) & FD_MARK) {
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	} else if (unread && (*unread += size) >= UNREAD_PATH_BYTES) {
+		*unread = 0;
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	}
+	if (events.ringbuf_output(event, size, wakeup) != 0)
 		drop(DROP_EVENTS);
 }
 

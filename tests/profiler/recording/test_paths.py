@@ -169,6 +169,17 @@ def test_a_full_table_counts_what_it_dropped(record_command: RecordCommand) -> N
     assert trace.run.dropped.paths > 0
 
 
+def test_path_events_that_wake_no_one_do_not_overflow_the_ring(record_command: RecordCommand) -> None:
+    # 20,000 new paths from one process, no process event among them to wake user space: some 2.4 MB of events
+    # into a ring of 1 MiB, which each CPU's unread share (a quarter of it on two CPUs) drains in time.
+    options = RecordOptions(sizes=TableSizes(ringbuf_pages=256))
+    opens = "for i in range(20000):\n try: open(f'/nonexistent/{i:05}-' + 'x' * 40)\n except OSError: pass"
+    trace = record_command(sys.executable, "-c", opens, options=options).trace
+    assert trace.run.dropped.events == 0
+    missing = {row.path for row in trace.file_accesses or () if row.path.startswith("/nonexistent/")}
+    assert len(missing) == 20000
+
+
 def test_a_relative_path_of_a_process_that_started_elsewhere(record_command: RecordCommand, tmp_path: Path) -> None:
     # A child started in another directory by its parent: its working directory is learned from the chdir.
     (tmp_path / "here").write_text("x")
