@@ -960,6 +960,11 @@ int path_exit(struct syscall_exit_args *args)
 	u32 flags = e->flags;
 	if (flags & ADDRESS) {
 		record_address(p, nr, image, e->address, e->address_length);
+		/* A bind to an AF_UNIX path makes the socket's file there: a create in its directory, as mknod's is */
+		u8 head[3] = {};
+		if (decoded_call(nr, false) == CALL_BIND && e->address_length > 3 &&
+		    read_user(head, sizeof(head), (void *)e->address) == 0 && *(u16 *)head == AF_UNIX_FAMILY && head[2])
+			record_path(p, event, image, FILE_CREATE, FILE_NONE, error, AT_FDCWD_VALUE, e->address + 2);
 		return 0;
 	}
 	if (flags & MESSAGE) {

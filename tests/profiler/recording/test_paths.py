@@ -51,6 +51,7 @@ WORKLOAD = textwrap.dedent(
     named.bind("\\0profiler-test-peer")
     named.listen()
     socket.socket(socket.AF_UNIX).connect("\\0profiler-test-peer")
+    socket.socket(socket.AF_UNIX).bind("bound.sock")  # makes the socket's file, relative to the directory
     beyond = socket.socket()
     beyond.setblocking(False)
     try:
@@ -116,8 +117,10 @@ def test_what_a_program_does_to_files_is_recorded_with_absolute_paths(workload: 
         (f"{work}/tree/a", FileOp.LIST, None),
         (f"{work}/tree/a/file", FileOp.DELETE, None),
         (f"{work}/tree/a", FileOp.DELETE, None),
+        (f"{work}/bound.sock", FileOp.CREATE, None),  # bind of an AF_UNIX path (an abstract name makes no file)
     ]:
         assert access in seen, access
+    assert not any("profiler-test-peer" in path for path, _, _ in seen)
     assert any(op is FileOp.MAP_EXEC and "/libc.so" in path for path, op, _ in seen), "ld.so maps libc executable"
     device = next(row.device for row in trace.file_accesses or () if row.path == "/dev/null")
     assert device == (1, 3)
