@@ -585,8 +585,11 @@ static __always_inline void path_call_entered(struct proc *p, u64 nr, enum decod
 	case CALL_MMAP:
 	case CALL_MPROTECT:
 	case CALL_PKEY_MPROTECT: {
+		/* What MemoryDenyWriteExecute= refuses (seccomp_memory_deny_write_execute, systemd 252): a mapping made
+		 * writable and executable at once, and any protection change to executable (a JIT's write, then execute) */
 		u64 prot = syscall_arg(regs, 2, false);
-		if ((prot & (PROT_WRITE_FLAG | PROT_EXEC_FLAG)) == (PROT_WRITE_FLAG | PROT_EXEC_FLAG))
+		u64 refused = call == CALL_MMAP ? PROT_WRITE_FLAG | PROT_EXEC_FLAG : PROT_EXEC_FLAG;
+		if ((prot & refused) == refused)
 			record_kernel_use(p, nr, prot & 0xffffffff, 0, 0, 0);
 		break;
 	}

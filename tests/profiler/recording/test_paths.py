@@ -67,6 +67,7 @@ WORKLOAD = textwrap.dedent(
     page = mmap.mmap(-1, mmap.PAGESIZE)
     address = ctypes.addressof(ctypes.c_char.from_buffer(page))
     assert libc.mprotect(ctypes.c_void_p(address), mmap.PAGESIZE, 7) == 0, ctypes.get_errno()
+    assert libc.mprotect(ctypes.c_void_p(address), mmap.PAGESIZE, 5) == 0, ctypes.get_errno()  # as a JIT does
     libc.personality(0x0008)
     try:  # asked for is what counts: a cgroup without realtime runtime refuses it even to root
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
@@ -150,6 +151,7 @@ def test_kernel_interfaces_are_recorded_with_their_detail(workload: tuple[Trace,
     trace, _ = workload
     uses = kernel_uses(trace)
     assert (KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_WRITE|PROT_EXEC") in uses
+    assert (KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_EXEC") in uses  # MemoryDenyWriteExecute= refuses it
     assert (KernelUse.PERSONALITY, "personality(0x0008)") in uses
     assert (KernelUse.REALTIME, "sched_setscheduler SCHED_FIFO") in uses
     assert (KernelUse.NETWORK, "connect 192.0.2.1:9") in uses
