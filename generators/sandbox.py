@@ -314,7 +314,7 @@ def plan_sandbox(
         "PrivateDevices",
         "yes",
         refusals.get("PrivateDevices", frozenset()),
-        frozenset(),
+        frozenset({"CAP_MKNOD", "CAP_SYS_RAWIO"}),
         "only the pseudo devices a private /dev holds (null, zero, random, tty, pts, shm) were opened",
         devices,
     )
@@ -376,7 +376,17 @@ def plan_sandbox(
 
 def _device_policy(plan: _Planner, opened: list[FileNeed]) -> None:
     """Where PrivateDevices= cannot be on, the device cgroup still refuses every device node but the pseudo ones
-    and those the runs opened: DevicePolicy=closed, a DeviceAllow= line for each with the access it had."""
+    and those the runs opened: DevicePolicy=closed, a DeviceAllow= line for each with the access it had. A run
+    that made device nodes (CAP_MKNOD) needs the cgroup's m access to each, which no line can give a node that is
+    not there when the service starts: the policy is left open."""
+    if "CAP_MKNOD" in plan.facts.capabilities:
+        plan.add(
+            "DevicePolicy",
+            None,
+            "CAP_MKNOD needed: a node the runs make needs the device cgroup's m access, which no DeviceAllow= "
+            "line gives a node that is not there when the service starts",
+        )
+        return
     plan.add(
         "DevicePolicy",
         "closed",

@@ -395,6 +395,11 @@ def _device_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandb
         policy = SettingLine("DevicePolicy", "closed", allows[0].source, allows[0].line, allows[0].where)
     if policy is None:
         return []
+    # A plan that leaves the policy open (the runs made device nodes): no device policy at all lets them through.
+    open_policy = next((each for each in plan.settings if each.key == "DevicePolicy" and each.value is None), None)
+    if open_policy is not None:
+        fixes = ["DevicePolicy=auto"] + (["DeviceAllow="] if allows else [])  # an empty DeviceAllow= drops the list
+        return [SandboxRefusal(policy, open_policy.why, fix, open_policy.evidence) for fix in fixes]
     allowed: dict[str, str] = {}
     for entry in allows:  # path and access: the access has no space, the path may
         device, access = entry.value.rsplit(" ", 1)

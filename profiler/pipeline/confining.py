@@ -278,14 +278,15 @@ def _file_system(sandbox: "SandboxSettings") -> "FileSystem":
     from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
 
     # '-' and '+' dropped (a missing path is left alone anyway); a relative path is a finding that stops the run.
-    writable = sandbox.entries_of("ReadWritePaths")
+    # A symbolic link is followed, as systemd follows it: what becomes writable is the directory it points to.
+    writable = [os.path.realpath(entry.value) for entry in sandbox.entries_of("ReadWritePaths")]
     managed = [each.resolved() for each in _managed_directories(sandbox) if os.path.isdir(each.path)]
     return FileSystem(
         private_tmp=sandbox.value("PrivateTmp") == "yes",
         private_devices=sandbox.value("PrivateDevices") == "yes",
         protect_system=ProtectSystem(sandbox.value("ProtectSystem") or ProtectSystem.NO),
         protect_home=ProtectHome(sandbox.value("ProtectHome") or ProtectHome.NO),
-        read_write_paths=tuple(dict.fromkeys([*(entry.value for entry in writable), *managed])),
+        read_write_paths=tuple(dict.fromkeys([*writable, *managed])),
     )
 
 

@@ -245,7 +245,8 @@ class Collector:
         checks, stacks = self._checks(ids, known)
         files, kernel = None, None
         if self.paths:
-            files, unresolved = file_rows(known, self.path_names, ids, self.seconds)
+            started_ns = time.time_ns() - (time.monotonic_ns() - self.start_ns)  # the start, by the wall clock
+            files, unresolved = file_rows(known, self.path_names, ids, self.seconds, started_ns)
             pids = {process.pid for process in self.processes.values()}
             syscall = lambda serial, image, nr: self._syscall_name(serial, image, nr)[0]  # noqa: E731
             kernel = kernel_rows(known, files, ids, syscall, pids)

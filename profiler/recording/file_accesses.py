@@ -11,6 +11,7 @@ What an exec runs besides the file it names, the kernel opens without a syscall:
 an ELF program's loader (PT_INTERP). Those are read here from the executed file's first bytes, at its exec event.
 """
 
+import ctypes
 import errno
 import functools
 import ipaddress
@@ -212,6 +213,52 @@ def _device(path: str) -> tuple[int, int] | None:
     return None
 
 
+class _StatxTimestamp(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_nsec", ctypes.c_uint32), ("reserved", ctypes.c_int32)]
+
+
+class _Statx(ctypes.Structure):  # struct statx, include/uapi/linux/stat.h
+    _fields_ = [
+        ("mask", ctypes.c_uint32),
+        ("blksize", ctypes.c_uint32),
+        ("attributes", ctypes.c_uint64),
+        ("nlink", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("mode", ctypes.c_uint16),
+        ("spare0", ctypes.c_uint16),
+        ("ino", ctypes.c_uint64),
+        ("size", ctypes.c_uint64),
+        ("blocks", ctypes.c_uint64),
+        ("attributes_mask", ctypes.c_uint64),
+        ("atime", _StatxTimestamp),
+        ("btime", _StatxTimestamp),
+        ("ctime", _StatxTimestamp),
+        ("mtime", _StatxTimestamp),
+        ("spare", ctypes.c_uint64 * 20),
+    ]
+
+
+_STATX_BTIME = 0x800
+_AT_FDCWD = -100
+_AT_SYMLINK_NOFOLLOW = 0x100
+_statx = getattr(ctypes.CDLL(None, use_errno=True), "statx", None)
+
+
+def born_since(path: str, since_ns: int) -> bool:
+    """Whether the file at path was made at since_ns (wall clock) or later, by its birth time, where the file system
+    keeps one (ext4, xfs, btrfs do; 0 is none)."""
+    found = _Statx()
+    try:
+        failed = _statx is None or _statx(
+            _AT_FDCWD, os.fsencode(path), _AT_SYMLINK_NOFOLLOW, _STATX_BTIME, ctypes.byref(found)
+        )
+    except ValueError:  # a NUL in the path
+        return False
+    born = found.btime.tv_sec * 1_000_000_000 + found.btime.tv_nsec
+    return not failed and bool(found.mask & _STATX_BTIME) and born > 0 and born >= since_ns
+
+
 def _holdable(path: str) -> bool:
     """Whether a trace can hold the path: one made absolute from a deep directory can pass PATH_MAX, which the
     kernel never saw whole (it resolves a directory at a time), and a trace of it could not be read back."""
@@ -223,18 +270,23 @@ def file_rows(
     names: PathNames,
     ids: dict[int, int],
     seconds: Callable[[int | None], float | None],
+    started_ns: int,
 ) -> tuple[tuple[FileAccess, ...], int]:
     """The file accesses of the traced processes, and how many the names of which stayed unknown. An access to a
-    path through a symbolic link is a row at the path as given and one at the path resolved."""
+    path through a symbolic link is a row at the path as given and one at the path resolved. A file written that
+    was born after the recording started (started_ns, wall clock) was made by the write, an open with O_CREAT: a
+    create too, which needs its directory writable (a sandbox that opened the file alone fails on a host where it
+    is not there yet)."""
     merged: dict[tuple[int, int, str, FileOp, str | None], tuple[int, int | None]] = {}  # count, first sight
+
+    def merge(key: tuple[int, int, str, FileOp, str | None], count: int, first: int | None) -> None:
+        earlier_count, earlier = merged.get(key, (0, None))
+        merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
 
     def add(serial: int, image: int, path: str, op: FileOp, error: str | None, count: int, first: int | None) -> None:
         for each in (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path))):
-            if not _holdable(each):
-                continue
-            key = (ids[serial], image, each, op, error)
-            earlier_count, earlier = merged.get(key, (0, None))
-            merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
+            if _holdable(each):
+                merge((ids[serial], image, each, op, error), count, first)
 
     unresolved = 0
     for o in observations:
@@ -258,6 +310,11 @@ def file_rows(
     for (serial, image, op, path), (count, first) in names.implied.items():
         if serial in ids:
             add(serial, image, path, op, None, count, first)
+    written = {path for (_, _, path, op, error) in merged if op is FileOp.WRITE and error is None}
+    born = {path for path in written if not _SELF_PATHS.match(path) and born_since(path, started_ns)}
+    for (process, image, path, op, error), (times, earliest) in list(merged.items()):
+        if path in born and op is FileOp.WRITE and error is None:
+            merge((process, image, path, FileOp.CREATE, None), times, earliest)
     rows = [
         FileAccess(
             process,

@@ -54,7 +54,7 @@ class FileOp(StrEnum):
 class KernelUse(StrEnum):
     """Kernel interfaces reached other than through a path."""
 
-    WRITE_EXECUTE = "write-execute"  # memory mapped or protected writable and executable at once
+    WRITE_EXECUTE = "write-execute"  # memory mapped writable and executable at once, or protected executable
     PERSONALITY = "personality"  # personality() set to something other than the default
     REALTIME = "realtime"  # a realtime scheduling policy asked for
     OTHER_PROCESS = "other-process"  # another process's /proc entries read

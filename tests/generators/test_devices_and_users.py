@@ -115,6 +115,34 @@ def test_a_device_node_outside_dev_leaves_the_device_settings_open(
         assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
 
 
+def test_a_run_that_makes_device_nodes_keeps_the_device_settings_open(
+    system_manager: SystemManager, systemd: SystemdFormat, tmp_path: Path
+) -> None:
+    """CAP_MKNOD is taken away by PrivateDevices=, and DevicePolicy=closed refuses making any node but the pseudo
+    devices' (the cgroup's m access): a run that made one, gone by the end (no numbers to allow), gets neither
+    setting, and check names each of them as refusing it."""
+    node = "/tmp/profiler-test-disk"  # in the service's own /tmp (PrivateTmp=yes: it made what it used there)
+    made = FileNeed(node, FileOp.CREATE, None, _evidence("/usr/bin/mknod"))
+    facts = ProfileFacts(
+        syscalls=frozenset({"mknodat", "unlink"}),
+        capabilities=frozenset({"CAP_MKNOD"}),
+        families=frozenset(),
+        unprivileged_user=None,
+        describe=lambda evidence: f"{evidence.count}× by {', '.join(evidence.programs)}",
+    )
+    plan = plan_sandbox(SandboxObservations((made,), ()), facts, refused_by_settings(systemd.groups))
+    drop_in = _drop_in(plan)
+    assert "Device" not in drop_in and "PrivateTmp=yes\n" in drop_in
+    unit = f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'mknod {node} b 8 0 && rm {node}'\n"
+    ran = system_manager.run("mknod", unit, {"profiler.conf": drop_in})
+    assert ran.succeeded, ran
+    for setting, fix in [("PrivateDevices=yes", "PrivateDevices=no"), ("DevicePolicy=closed", "DevicePolicy=auto")]:
+        (tmp_path / setting).mkdir()
+        assert _refused(f"[Service]\n{setting}\n", plan, systemd, tmp_path / setting) == [f"{setting}: {fix}"]
+        failed = system_manager.run(f"mknod-{setting.partition('=')[0]}", unit, {"profiler.conf": drop_in + setting})
+        assert (failed.result, failed.status) == ("exit-code", 1) and "Operation not permitted" in failed.stderr, failed
+
+
 @pytest.fixture
 def cache(cache: Path) -> Iterator[Path]:
     """conftest's cache directory, and a directory of the same name under /srv, removed after."""

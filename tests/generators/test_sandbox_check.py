@@ -314,3 +314,27 @@ def test_a_confining_setting_check_does_not_model_is_a_warning(systemd: SystemdF
         f"BindReadOnlyPaths=/var/cache/app ({unit}:3), RootDirectory=/srv/root ({unit}:4): check does not model these "
         "settings; what they refuse of the runs is not compared"
     ]
+
+
+# Makes a page executable after writing it, as a JIT does: exit 0 where allowed, 1 where refused.
+JIT = (
+    "/usr/bin/python3 -c 'import ctypes, mmap, sys; libc = ctypes.CDLL(None); page = mmap.mmap(-1, 4096); "
+    "address = ctypes.addressof(ctypes.c_char.from_buffer(page)); "
+    "sys.exit(libc.mprotect(ctypes.c_void_p(address), 4096, mmap.PROT_READ | mmap.PROT_EXEC) != 0)'"
+)
+
+
+def test_memory_deny_write_execute_refuses_what_the_recorder_counts(tmp_path: Path) -> None:
+    """systemd refuses any mprotect to PROT_EXEC under MemoryDenyWriteExecute=yes, not only a writable one: the
+    recorder counts it (mprotect PROT_READ|PROT_EXEC), and the setting is left open for it."""
+    reason = systemd_analyze.cannot_run_units()
+    if reason:
+        pytest.skip(reason)
+    unit = f"[Unit]\nDescription=jit\n[Service]\nType=oneshot\nExecStart={JIT}\n"
+    results = systemd_analyze.run_units(
+        tmp_path, {"open": (unit, None), "closed": (unit, "[Service]\nMemoryDenyWriteExecute=yes\n")}
+    )
+    assert results == {"open": ("success", 0), "closed": ("exit-code", 1)}
+    use = KernelNeed(KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_EXEC", evidence("/usr/bin/python3"))
+    plan = plan_sandbox(observations([], [use]), profile_facts(make_profile(), 1), {})
+    assert plan.value("MemoryDenyWriteExecute") is None

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generators.compare import compare
 from generators.danger import Danger
 from generators.interface import RenderOptions, SandboxSettings, SettingLine
 from generators.profile import Evidence, FileNeed, KernelNeed, SandboxObservations
@@ -359,3 +360,24 @@ def test_a_writable_path_no_run_executed_from_is_named_in_no_exec_paths_of_its_o
         },
     )
     assert results == {"alone": ("success", 0), "generated": ("exit-code", 126)}, results
+
+
+# The capabilities a sandboxing setting takes out of the bounding set (OVERRIDING_SETTINGS of the reader).
+TAKEN_CAPABILITIES = ("CAP_MKNOD", "CAP_SYS_RAWIO", "CAP_SYS_TIME", "CAP_WAKE_ALARM", "CAP_SYSLOG", "CAP_SYS_MODULE")
+
+
+@settings(deadline=None)
+@given(needs, kernel_needs, st.sets(st.sampled_from(TAKEN_CAPABILITIES)))
+def test_a_generated_drop_in_passes_its_own_check(
+    files: list[FileNeed], kernel: list[KernelNeed], capabilities: set[str]
+) -> None:
+    """Whatever the runs needed of the capabilities the sandboxing settings take away, the drop-in generate writes
+    refuses none of it: it wrote PrivateDevices=yes beside CapabilityBoundingSet=CAP_MKNOD, which check failed."""
+    profile = dataclasses.replace(
+        make_profile(needed=sorted(capabilities)), sandbox=SandboxObservations(tuple(files), tuple(kernel))
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        unit = Path(directory) / "unit.service"
+        unit.write_text(SYSTEMD.render(profile, RenderOptions()))
+        comparison = compare(profile, SYSTEMD.read(unit))
+    assert not comparison.missing, comparison.missing

@@ -587,8 +587,11 @@ static __always_inline void path_call_entered(struct proc *p, u64 nr, enum decod
 	case CALL_MMAP:
 	case CALL_MPROTECT:
 	case CALL_PKEY_MPROTECT: {
+		/* What MemoryDenyWriteExecute= refuses (seccomp_memory_deny_write_execute, systemd 252): a mapping made
+		 * writable and executable at once, and any protection change to executable (a JIT's write, then execute) */
 		u64 prot = syscall_arg(regs, 2, false);
-		if ((prot & (PROT_WRITE_FLAG | PROT_EXEC_FLAG)) == (PROT_WRITE_FLAG | PROT_EXEC_FLAG))
+		u64 refused = call == CALL_MMAP ? PROT_WRITE_FLAG | PROT_EXEC_FLAG : PROT_EXEC_FLAG;
+		if ((prot & refused) == refused)
 			record_kernel_use(p, nr, prot & 0xffffffff, 0, 0, 0);
 		break;
 	}
@@ -977,6 +980,11 @@ int path_exit(struct syscall_exit_args *args)
 	u32 flags = e->flags;
 	if (flags & ADDRESS) {
 		record_address(p, nr, image, e->address, e->address_length);
+		/* A bind to an AF_UNIX path makes the socket's file there: a create in its directory, as mknod's is */
+		u8 head[3] = {};
+		if (decoded_call(nr, false) == CALL_BIND && e->address_length > 3 &&
+		    read_user(head, sizeof(head), (void *)e->address) == 0 && *(u16 *)head == AF_UNIX_FAMILY && head[2])
+			record_path(p, event, image, FILE_CREATE, FILE_NONE, error, AT_FDCWD_VALUE, e->address + 2);
 		return 0;
 	}
 	if (flags & MESSAGE) {

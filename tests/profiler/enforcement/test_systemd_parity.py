@@ -85,3 +85,29 @@ def test_each_way_out_is_refused_as_systemd_refuses_it(
     assert sum(result != ("success", 0) for result in systemd.values()) >= 7
     assert systemd["write-home"] != ("success", 0)
     assert not (home_directory / "c").exists()
+
+
+def test_a_writable_path_through_a_symbolic_link_is_writable_as_under_systemd(
+    profiler_run: RunProfiler, manager: SystemManager, shared_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """systemd follows a ReadWritePaths= link: the directory it points to is writable, by either name. run bound
+    that directory, then made it read-only again (it kept the link's name, not the mount's)."""
+    writable, other = shared_dirs
+    link = other / "link"
+    link.symlink_to(writable)
+    unit = f"[Service]\nType=oneshot\nProtectSystem=strict\nReadWritePaths={link}\n"
+    probes = {"through-link": str(link / "a"), "to-target": str(writable / "b"), "beside": str(other / "c")}
+    systemd = {
+        name: (ran.result, ran.status)
+        for name, path in probes.items()
+        for ran in [manager.run(name, unit + f"ExecStart={PYTHON} {PROBE} write {path}\n")]
+    }
+    assert systemd["through-link"] == systemd["to-target"] == ("success", 0) != systemd["beside"]
+    policy = write_unit(tmp_path, unit)
+    profiler = {
+        name: _as_systemd_reports(
+            profiler_run("--policy", str(policy), "--", PYTHON, str(PROBE), "write", path).returncode
+        )
+        for name, path in probes.items()
+    }
+    assert profiler == systemd

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from profiler.recording.file_accesses import born_since
 from profiler.recording.session import RecordOptions, record
 from profiler.recording.targets import CommandTarget, PidTarget
 from profiler.recording.tracer import TableSizes
@@ -51,6 +52,11 @@ WORKLOAD = textwrap.dedent(
     named.bind("\\0profiler-test-peer")
     named.listen()
     socket.socket(socket.AF_UNIX).connect("\\0profiler-test-peer")
+    socket.socket(socket.AF_UNIX).bind("bound.sock")  # makes the socket's file, relative to the directory
+    with open("made", "w") as made:  # O_CREAT without O_EXCL: the file is new, and stays
+        made.write("x")
+    with open(sys.argv[2], "w") as rewritten:  # O_CREAT, O_TRUNC of a file there before the run
+        rewritten.write("x")
     beyond = socket.socket()
     beyond.setblocking(False)
     try:
@@ -61,6 +67,7 @@ WORKLOAD = textwrap.dedent(
     page = mmap.mmap(-1, mmap.PAGESIZE)
     address = ctypes.addressof(ctypes.c_char.from_buffer(page))
     assert libc.mprotect(ctypes.c_void_p(address), mmap.PAGESIZE, 7) == 0, ctypes.get_errno()
+    assert libc.mprotect(ctypes.c_void_p(address), mmap.PAGESIZE, 5) == 0, ctypes.get_errno()  # as a JIT does
     libc.personality(0x0008)
     try:  # asked for is what counts: a cgroup without realtime runtime refuses it even to root
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
@@ -88,7 +95,8 @@ def kernel_uses(trace: Trace) -> set[tuple[KernelUse, str]]:
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> tuple[Trace, Path]:
     directory = tmp_path_factory.mktemp("work").resolve()
-    recording = record(CommandTarget((sys.executable, "-c", WORKLOAD, str(directory))))
+    (directory / "there").write_text("")
+    recording = record(CommandTarget((sys.executable, "-c", WORKLOAD, str(directory), str(directory / "there"))))
     assert recording.exit_status == 0
     return recording.trace, directory
 
@@ -116,8 +124,15 @@ def test_what_a_program_does_to_files_is_recorded_with_absolute_paths(workload: 
         (f"{work}/tree/a", FileOp.LIST, None),
         (f"{work}/tree/a/file", FileOp.DELETE, None),
         (f"{work}/tree/a", FileOp.DELETE, None),
+        (f"{work}/bound.sock", FileOp.CREATE, None),  # bind of an AF_UNIX path (an abstract name makes no file)
+        (f"{work}/made", FileOp.WRITE, None),
+        (f"{work}/there", FileOp.WRITE, None),
     ]:
         assert access in seen, access
+    # Born during the recording: the open made it (where the file system keeps birth times, as ext4 does).
+    assert ((f"{work}/made", FileOp.CREATE, None) in seen) is born_since(f"{work}/made", 0)
+    assert (f"{work}/there", FileOp.CREATE, None) not in seen
+    assert not any("profiler-test-peer" in path for path, _, _ in seen)
     assert any(op is FileOp.MAP_EXEC and "/libc.so" in path for path, op, _ in seen), "ld.so maps libc executable"
     device = next(row.device for row in trace.file_accesses or () if row.path == "/dev/null")
     assert device == (1, 3)
@@ -136,6 +151,7 @@ def test_kernel_interfaces_are_recorded_with_their_detail(workload: tuple[Trace,
     trace, _ = workload
     uses = kernel_uses(trace)
     assert (KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_WRITE|PROT_EXEC") in uses
+    assert (KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_EXEC") in uses  # MemoryDenyWriteExecute= refuses it
     assert (KernelUse.PERSONALITY, "personality(0x0008)") in uses
     assert (KernelUse.REALTIME, "sched_setscheduler SCHED_FIFO") in uses
     assert (KernelUse.NETWORK, "connect 192.0.2.1:9") in uses
