@@ -111,12 +111,18 @@ def _kill(path: Path) -> None:
         (path / "cgroup.kill").write_text("1")
         return
     except FileNotFoundError:
-        pass  # before Linux 5.14: freeze it, so that none forks or exits meanwhile, and kill each
+        if not path.is_dir():
+            return  # removed already (its last process gone): the same error as a kernel without cgroup.kill
+        # before Linux 5.14: freeze it, so that none forks or exits meanwhile, and kill each
     except OSError:
         return  # removed already
     with suppress(OSError):  # before Linux 5.2: a pid read may be reused by the time it is killed, rarely
         (path / "cgroup.freeze").write_text("1")
-    for pid in (path / "cgroup.procs").read_text().split():
+    try:
+        pids = (path / "cgroup.procs").read_text().split()
+    except FileNotFoundError:
+        return  # removed meanwhile
+    for pid in pids:
         with suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
 
