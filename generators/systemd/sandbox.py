@@ -473,8 +473,9 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
         barred = _barred_by(settings, need.path, mounted)
         if barred is None:
             continue
-        # The line that opens it again is deeper than the one that closes it: the directory, else the file.
-        directory = posixpath.dirname(need.path)
+        # The line that opens it again is deeper than the one that closes it: the directory (as deep as a line can
+        # name it), else the file.
+        directory = _expressible(posixpath.dirname(need.path))
         if len(directory) > len(barred.value):
             fix = f"ExecPaths={_quoted_above(directory)}"
         elif barred.value != need.path and unit_path(need.path) is not None:

@@ -395,3 +395,11 @@ def test_check_offers_the_no_exec_paths_line_of_a_writable_path_the_unit_leaves_
     assert ("NoExecPaths", "/srv/data", Danger.MEDIUM) in offered, offered
     closed = deployed.replace("NoExecPaths=/\n", "NoExecPaths=/ -/srv/data\n")
     assert not [t for t in sandbox_tightenings(_read(closed), plan) if t.key == "NoExecPaths"]
+
+
+def test_check_fix_for_a_program_whose_directory_no_line_names_is_one_that_opens_it() -> None:
+    """A directory no unit line can hold (a line break in it) is named by the nearest one above, which may be the
+    NoExecPaths= entry itself: ExecPaths=/ ties with NoExecPaths=/ and loses, so the fix drops the list."""
+    plan = _plan([FileNeed("/a\nb/tool", FileOp.EXEC, None, EVIDENCE)])
+    [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
+    assert refusal.fix == "NoExecPaths=", refusal
