@@ -441,6 +441,24 @@ def _managed_paths(settings: SandboxSettings) -> list[str]:
     ]
 
 
+def _barred_by(settings: SandboxSettings, path: str, mounted: list[str]) -> SettingLine | None:
+    """The NoExecPaths= entry that makes a path not executable, or None, decided as _exec_refusals says systemd
+    decides (mounted: mounted_by_the_unit)."""
+
+    def reaches(entry: SettingLine) -> bool:
+        return not any(
+            is_under(path, mount) and mount != entry.value and is_under(mount, entry.value) for mount in mounted
+        )
+
+    above = [(entry, False) for entry in settings.entries_of("NoExecPaths") if is_under(path, entry.value)]
+    above = [(entry, executable) for entry, executable in above if reaches(entry)]
+    above += [(entry, True) for entry in settings.entries_of("ExecPaths") if is_under(path, entry.value)]
+    if not above:
+        return None
+    deciding, executable = max(above, key=lambda pair: (len(pair[0].value), not pair[1]))
+    return None if executable else deciding
+
+
 def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[SandboxRefusal]:
     """What NoExecPaths= refuses to execute or map executable, one refusal per fix. The deepest entry above a
     path decides, of either setting (systemd mounts them shortest path first, so the deeper mount is the one
@@ -448,30 +466,16 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
     mount_path_compare's order, NOEXEC before EXEC): ExecPaths=/usr does not open a NoExecPaths=/usr/bin. A
     NoExecPaths= entry does not reach a path on a mount of the unit's own below it (mounted_by_the_unit)."""
     mounted = mounted_by_the_unit(settings)
-
-    def reaches(entry: SettingLine, path: str) -> bool:
-        return not any(
-            is_under(path, mount) and mount != entry.value and is_under(mount, entry.value) for mount in mounted
-        )
-
-    entries = [(entry, False) for entry in settings.entries_of("NoExecPaths")]
-    entries += [(entry, True) for entry in settings.entries_of("ExecPaths")]
     refused: dict[str, tuple[SettingLine, list[FileNeed]]] = {}
     for need in plan.files:
         if need.error is not None or need.op not in (FileOp.EXEC, FileOp.MAP_EXEC):
             continue
-        above = [
-            (entry, executable)
-            for entry, executable in entries
-            if is_under(need.path, entry.value) and (executable or reaches(entry, need.path))
-        ]
-        if not above:
+        barred = _barred_by(settings, need.path, mounted)
+        if barred is None:
             continue
-        barred, executable = max(above, key=lambda pair: (len(pair[0].value), not pair[1]))
-        if executable:
-            continue
-        # The line that opens it again is deeper than the one that closes it: the directory, else the file.
-        directory = posixpath.dirname(need.path)
+        # The line that opens it again is deeper than the one that closes it: the directory (as deep as a line can
+        # name it), else the file.
+        directory = _expressible(posixpath.dirname(need.path))
         if len(directory) > len(barred.value):
             fix = f"ExecPaths={_quoted_above(directory)}"
         elif barred.value != need.path and unit_path(need.path) is not None:
@@ -560,6 +564,12 @@ def sandbox_tightenings(settings: SandboxSettings, plan: SandboxPlan) -> list[Sa
                 "NoExecPaths", "/", Danger.LOW, "nothing was executed but from the directories ExecPaths= would name"
             )
         )
+    # A writable path no NoExecPaths= entry reaches (mounted_by_the_unit) is where a dropped program would run from.
+    mounted = mounted_by_the_unit(settings)
+    for setting in plan.settings:
+        path = setting.value if setting.key == "NoExecPaths" and setting.value != "/" else None
+        if path is not None and not _barred_by(settings, path, mounted):
+            found.append(SandboxTightening("NoExecPaths", path, Danger.MEDIUM, setting.why))
     for tree, key in MANAGED_TREES.items():
         for entry in settings.entries_of(key):
             directory = posixpath.join(tree, entry.value.split(":", 1)[0])

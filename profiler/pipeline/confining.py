@@ -99,7 +99,27 @@ def _generated(profile: "Profile", described: str) -> RunPolicy:
         dropin.write_text(formats.renderer(PolicyFormat.SYSTEMD).render(profile, RenderOptions(comments=False)))
         policy = formats.reader(PolicyFormat.SYSTEMD).read(dropin)
     overrides = tuple(dataclasses.replace(each, source=described, line=0) for each in policy.overrides)
-    return RunPolicy(dataclasses.replace(policy, source=described, overrides=overrides), described)
+
+    # The temporary file is gone once run reports: a line is named by the drop-in it is a line of, as `generate
+    # --no-comments` writes it.
+    def named(line: "SettingLine") -> "SettingLine":
+        implied = line.implied_by.replace(str(dropin), described) if line.implied_by else None
+        return dataclasses.replace(line, source=described, implied_by=implied)
+
+    sandbox = policy.sandbox
+    renamed = dataclasses.replace(
+        policy,
+        source=described,
+        overrides=overrides,
+        sandbox=dataclasses.replace(
+            sandbox,
+            levels=tuple(map(named, sandbox.levels)),
+            entries=tuple(map(named, sandbox.entries)),
+            unmodeled=tuple(map(named, sandbox.unmodeled)),
+        ),
+        dynamic_user=named(policy.dynamic_user) if policy.dynamic_user else None,
+    )
+    return RunPolicy(renamed, described)
 
 
 def run_policy(paths: Sequence[Path], policy_format: "PolicyFormat | None" = None) -> RunPolicy:

@@ -381,3 +381,25 @@ def test_a_generated_drop_in_passes_its_own_check(
         unit.write_text(SYSTEMD.render(profile, RenderOptions()))
         comparison = compare(profile, SYSTEMD.read(unit))
     assert not comparison.missing, comparison.missing
+
+
+def test_check_offers_the_no_exec_paths_line_of_a_writable_path_the_unit_leaves_executable() -> None:
+    plan = _plan(
+        [
+            FileNeed("/srv/data/out", FileOp.CREATE, None, EVIDENCE),
+            FileNeed("/usr/bin/app", FileOp.EXEC, None, EVIDENCE),
+        ]
+    )
+    deployed = "[Service]\nProtectSystem=strict\nReadWritePaths=/srv/data\nNoExecPaths=/\nExecPaths=/usr/bin\n"
+    offered = [(t.key, t.value, t.danger) for t in sandbox_tightenings(_read(deployed), plan) if t.key == "NoExecPaths"]
+    assert ("NoExecPaths", "/srv/data", Danger.MEDIUM) in offered, offered
+    closed = deployed.replace("NoExecPaths=/\n", "NoExecPaths=/ -/srv/data\n")
+    assert not [t for t in sandbox_tightenings(_read(closed), plan) if t.key == "NoExecPaths"]
+
+
+def test_check_fix_for_a_program_whose_directory_no_line_names_is_one_that_opens_it() -> None:
+    """A directory no unit line can hold (a line break in it) is named by the nearest one above, which may be the
+    NoExecPaths= entry itself: ExecPaths=/ ties with NoExecPaths=/ and loses, so the fix drops the list."""
+    plan = _plan([FileNeed("/a\nb/tool", FileOp.EXEC, None, EVIDENCE)])
+    [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
+    assert refusal.fix == "NoExecPaths=", refusal

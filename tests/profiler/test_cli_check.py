@@ -31,7 +31,7 @@ def test_check_fails_on_the_hand_written_unit_and_says_why() -> None:
     assert ":14: '~@privileged' is not the first word of the value" in result.stdout
     assert "Fix: Add as a drop-in (systemctl edit git-clone.service)" in result.stdout
     assert "  [Service]\n  RestrictAddressFamilies=AF_UNIX\n" in result.stdout
-    assert result.stdout.endswith("1 missing, 241 in excess, 0 warnings, 1 lint finding: check fails\n")
+    assert result.stdout.endswith("1 missing, 242 in excess, 0 warnings, 1 lint finding: check fails\n")
 
 
 def test_the_printed_fix_is_the_committed_drop_in_and_makes_check_pass() -> None:
@@ -41,7 +41,7 @@ def test_the_printed_fix_is_the_committed_drop_in_and_makes_check_pass() -> None
     result = invoke("check", "--policy", str(CORRECTED), *GIT_TRACES)
     assert result.exit_code == 0, result.output
     assert result.stdout.endswith(
-        "0 missing, 219 in excess, 0 warnings, 0 lint findings: check passes (fails with --strict)\n"
+        "0 missing, 220 in excess, 0 warnings, 0 lint findings: check passes (fails with --strict)\n"
     )
     assert invoke("check", "--strict", "--policy", str(CORRECTED), *GIT_TRACES).exit_code == 1
 

@@ -66,7 +66,7 @@ def test_the_text_report_ends_with_the_fix_then_the_verdict(git_comparison: Comp
     lines = reports.report(ReportFormat.TEXT).comparison(git_comparison).splitlines()
     fix = lines.index("Fix: Add as a drop-in (systemctl edit svc.service): each line adds to the unit's own setting.")
     assert lines[fix + 1 : fix + 3] == ["  [Service]", "  SystemCallFilter=clone3 fsync link restart_syscall symlink"]
-    assert lines[-1] == "6 missing, 34 in excess, 2 warnings, 1 lint finding: check fails"
+    assert lines[-1] == "6 missing, 35 in excess, 2 warnings, 1 lint finding: check fails"
 
 
 def test_json_keys_are_the_documented_ones(git_comparison: Comparison, git_drift: Drift) -> None:

@@ -10,6 +10,7 @@ import pytest
 from profiler.enforcement.confinement import FileSystem, ProtectHome, ProtectSystem
 from profiler.errors import EnforcementError, PolicyParseError
 from profiler.pipeline.confining import RunPolicy, confinement_of, run_policy
+from tests.generators.conftest import REPOSITORY
 
 
 def _unit(tmp_path: Path, text: str) -> Path:
@@ -135,3 +136,14 @@ def test_dynamic_user_runs_as_nobody_where_the_host_has_no_user_of_its_name_and_
 def _account_name(chosen: RunPolicy, user: str | None = None) -> str | None:
     account = confinement_of(chosen, user).account
     return account.name if account is not None else None
+
+
+def test_the_drop_in_generated_from_traces_is_named_by_them_not_by_a_temporary_file() -> None:
+    """run reads the drop-in generate writes for traces from a temporary file, gone once it reports: what it does
+    not apply is named by the traces, at its line of `generate --no-comments`."""
+    trace = REPOSITORY / "traces" / "pip-audit.trace.json"
+    chosen = run_policy([trace])
+    described = f"the drop-in generated from {trace}"
+    assert chosen.not_applied and all(f"({described}:" in each for each in chosen.not_applied), chosen.not_applied
+    dynamic = next(each for each in chosen.not_applied if each.startswith("DynamicUser=yes"))
+    assert dynamic.startswith(f"DynamicUser=yes ({described}:"), dynamic
