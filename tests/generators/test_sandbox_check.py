@@ -338,3 +338,25 @@ def test_memory_deny_write_execute_refuses_what_the_recorder_counts(tmp_path: Pa
     use = KernelNeed(KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_EXEC", evidence("/usr/bin/python3"))
     plan = plan_sandbox(observations([], [use]), profile_facts(make_profile(), 1), {})
     assert plan.value("MemoryDenyWriteExecute") is None
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize(
+    "line",
+    [
+        "IPAddressDeny=10.0.0.0/33",
+        "IPAddressAllow=bogus",
+        "IPAddressDeny=any 10.1.2.3/8 ::1 fe80::/10 link-local multicast localhost x",
+        "IPAddressAllow=127.0.0.1 192.0.2.0/24",
+    ],
+)
+def test_an_address_systemd_ignores_is_a_finding(systemd: SystemdFormat, tmp_path: Path, line: str) -> None:
+    """Each word of IPAddressDeny= and IPAddressAllow= systemd cannot read ("Address prefix is invalid, ignoring
+    assignment") is a finding, and the rest of the line is read."""
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\n{line}\n")
+    warned = [warning.message.rpartition(": ")[2] for warning in systemd_analyze.verify_warnings(unit)]
+    policy = systemd.read(unit)
+    assert [finding.message.split(": ")[1].split()[0] for finding in policy.findings] == warned
+    key, _, value = line.partition("=")
+    assert [entry.value for entry in policy.sandbox.entries_of(key)] == [w for w in value.split() if w not in warned]
