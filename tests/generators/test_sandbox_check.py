@@ -16,7 +16,7 @@ from generators.interface import RenderOptions
 from generators.profile import KernelNeed, Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
-from generators.sandbox import plan_sandbox, profile_facts
+from generators.sandbox import KERNEL_TUNABLES, is_under, plan_sandbox, profile_facts
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
@@ -25,7 +25,7 @@ from profiler.trace import FileOp, KernelUse
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import evidence, files, observations
-from tests.generators.systemd_manager import SystemManager
+from tests.generators.systemd_manager import SystemManager, UnitRun
 
 APP = "/usr/bin/app"
 
@@ -360,3 +360,20 @@ def test_an_address_systemd_ignores_is_a_finding(systemd: SystemdFormat, tmp_pat
     assert [finding.message.split(": ")[1].split()[0] for finding in policy.findings] == warned
     key, _, value = line.partition("=")
     assert [entry.value for entry in policy.sandbox.entries_of(key)] == [w for w in value.split() if w not in warned]
+
+
+def test_the_paths_protect_kernel_tunables_makes_read_only_are_the_plans(system_manager: SystemManager) -> None:
+    """Every mount ProtectKernelTunables=yes adds under /proc and /sys (read from the service's own mountinfo under
+    systemd 252) is under a path of KERNEL_TUNABLES, so that a write there rules the setting out: /proc/mtrr was
+    not."""
+    unit = "[Service]\nType=oneshot\nExecStart=/bin/cat /proc/self/mountinfo\n"
+    open_ = system_manager.run("tunables-open", unit)
+    closed = system_manager.run("tunables", unit + "ProtectKernelTunables=yes\n")
+    assert open_.succeeded and closed.succeeded, (open_, closed)
+
+    def points(run: UnitRun) -> set[str]:
+        return {line.split()[4] for line in run.stdout.splitlines() if line.split()[4].startswith(("/proc/", "/sys"))}
+
+    added = points(closed) - points(open_)
+    assert "/proc/sys" in added
+    assert [point for point in sorted(added) if not any(is_under(point, tree) for tree in KERNEL_TUNABLES)] == []
