@@ -16,7 +16,14 @@ from generators.interface import RenderOptions
 from generators.profile import KernelNeed, Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
-from generators.sandbox import KERNEL_TUNABLES, is_under, plan_sandbox, profile_facts
+from generators.sandbox import (
+    KERNEL_LOGS,
+    KERNEL_MODULES,
+    KERNEL_TUNABLES,
+    is_under,
+    plan_sandbox,
+    profile_facts,
+)
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
@@ -362,18 +369,28 @@ def test_an_address_systemd_ignores_is_a_finding(systemd: SystemdFormat, tmp_pat
     assert [entry.value for entry in policy.sandbox.entries_of(key)] == [w for w in value.split() if w not in warned]
 
 
-def test_the_paths_protect_kernel_tunables_makes_read_only_are_the_plans(system_manager: SystemManager) -> None:
-    """Every mount ProtectKernelTunables=yes adds under /proc and /sys (read from the service's own mountinfo under
-    systemd 252) is under a path of KERNEL_TUNABLES, so that a write there rules the setting out: /proc/mtrr was
-    not."""
+@pytest.mark.parametrize(
+    ("setting", "trees"),
+    [
+        ("ProtectKernelTunables=yes", KERNEL_TUNABLES),
+        ("ProtectKernelModules=yes", KERNEL_MODULES),
+        ("ProtectKernelLogs=yes", KERNEL_LOGS),
+    ],
+)
+def test_the_paths_a_setting_mounts_over_are_the_plans(
+    system_manager: SystemManager, setting: str, trees: tuple[str, ...]
+) -> None:
+    """Every mount a setting adds (read from the service's own mountinfo under systemd 252) is under a path the plan
+    lists for it, so that a use there rules the setting out: /proc/mtrr was not under KERNEL_TUNABLES."""
     unit = "[Service]\nType=oneshot\nExecStart=/bin/cat /proc/self/mountinfo\n"
-    open_ = system_manager.run("tunables-open", unit)
-    closed = system_manager.run("tunables", unit + "ProtectKernelTunables=yes\n")
+    open_ = system_manager.run("mounts-open", unit)
+    closed = system_manager.run(f"mounts-{setting.partition('=')[0]}", f"{unit}{setting}\n")
     assert open_.succeeded and closed.succeeded, (open_, closed)
 
     def points(run: UnitRun) -> set[str]:
-        return {line.split()[4] for line in run.stdout.splitlines() if line.split()[4].startswith(("/proc/", "/sys"))}
+        # Any mount namespace of systemd's has its own /run/credentials and /run/systemd/incoming: not the setting's.
+        return {line.split()[4] for line in run.stdout.splitlines() if not line.split()[4].startswith("/run/")}
 
     added = points(closed) - points(open_)
-    assert "/proc/sys" in added
-    assert [point for point in sorted(added) if not any(is_under(point, tree) for tree in KERNEL_TUNABLES)] == []
+    assert added  # each mounts over a path of its own here (/proc/sys, /usr/lib/modules, /proc/kmsg)
+    assert [point for point in sorted(added) if not any(is_under(point, tree) for tree in trees)] == []
