@@ -8,6 +8,7 @@ sandbox_tightenings(reading, plan)  what it leaves open that no run needs, most 
 """
 
 import dataclasses
+import ipaddress
 import posixpath
 import re
 from dataclasses import dataclass
@@ -313,6 +314,15 @@ def _entry(key: str, word: str, access: str) -> tuple[str | None, str]:
         if any(not name or name.startswith("/") for name in names):
             return None, f"{entry} is not a normalised relative path"
         return ":".join(name or "" for name in names), ""
+    if key in ("IPAddressDeny", "IPAddressAllow"):
+        # A name, or an address with or without a prefix length (config_parse_in_addr_prefixes); systemd ignores
+        # any other word of the line ("Address prefix is invalid") and keeps the rest.
+        if entry not in ("any", "localhost", "link-local", "multicast"):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                return None, f"{entry} is not an address or prefix"
+        return entry, ""
     if key == "DeviceAllow":
         device = entry if entry.startswith(("char-", "block-")) else _simplified(entry)
         if not device or not device.startswith(("char-", "block-", *DEVICE_TREES)):

@@ -16,7 +16,14 @@ from generators.interface import RenderOptions
 from generators.profile import KernelNeed, Profile
 from generators.reports.explain import explain
 from generators.reports.text import TextReport
-from generators.sandbox import plan_sandbox, profile_facts
+from generators.sandbox import (
+    KERNEL_LOGS,
+    KERNEL_MODULES,
+    KERNEL_TUNABLES,
+    is_under,
+    plan_sandbox,
+    profile_facts,
+)
 from generators.seccomp.docker import DockerFormat
 from generators.seccomp.k8s import KubernetesFormat
 from generators.systemd.format import SystemdFormat
@@ -25,7 +32,7 @@ from profiler.trace import FileOp, KernelUse
 from tests.generators import systemd_analyze
 from tests.generators.profile_builders import make_profile
 from tests.generators.sandbox_builders import evidence, files, observations
-from tests.generators.systemd_manager import SystemManager
+from tests.generators.systemd_manager import SystemManager, UnitRun
 
 APP = "/usr/bin/app"
 
@@ -338,3 +345,52 @@ def test_memory_deny_write_execute_refuses_what_the_recorder_counts(tmp_path: Pa
     use = KernelNeed(KernelUse.WRITE_EXECUTE, "mprotect PROT_READ|PROT_EXEC", evidence("/usr/bin/python3"))
     plan = plan_sandbox(observations([], [use]), profile_facts(make_profile(), 1), {})
     assert plan.value("MemoryDenyWriteExecute") is None
+
+
+@pytest.mark.usefixtures("systemd_analyze")
+@pytest.mark.parametrize(
+    "line",
+    [
+        "IPAddressDeny=10.0.0.0/33",
+        "IPAddressAllow=bogus",
+        "IPAddressDeny=any 10.1.2.3/8 ::1 fe80::/10 link-local multicast localhost x",
+        "IPAddressAllow=127.0.0.1 192.0.2.0/24",
+    ],
+)
+def test_an_address_systemd_ignores_is_a_finding(systemd: SystemdFormat, tmp_path: Path, line: str) -> None:
+    """Each word of IPAddressDeny= and IPAddressAllow= systemd cannot read ("Address prefix is invalid, ignoring
+    assignment") is a finding, and the rest of the line is read."""
+    unit = tmp_path / "app.service"
+    unit.write_text(f"[Unit]\nDescription=app\n[Service]\nExecStart=/bin/true\n{line}\n")
+    warned = [warning.message.rpartition(": ")[2] for warning in systemd_analyze.verify_warnings(unit)]
+    policy = systemd.read(unit)
+    assert [finding.message.split(": ")[1].split()[0] for finding in policy.findings] == warned
+    key, _, value = line.partition("=")
+    assert [entry.value for entry in policy.sandbox.entries_of(key)] == [w for w in value.split() if w not in warned]
+
+
+@pytest.mark.parametrize(
+    ("setting", "trees"),
+    [
+        ("ProtectKernelTunables=yes", KERNEL_TUNABLES),
+        ("ProtectKernelModules=yes", KERNEL_MODULES),
+        ("ProtectKernelLogs=yes", KERNEL_LOGS),
+    ],
+)
+def test_the_paths_a_setting_mounts_over_are_the_plans(
+    system_manager: SystemManager, setting: str, trees: tuple[str, ...]
+) -> None:
+    """Every mount a setting adds (read from the service's own mountinfo under systemd 252) is under a path the plan
+    lists for it, so that a use there rules the setting out: /proc/mtrr was not under KERNEL_TUNABLES."""
+    unit = "[Service]\nType=oneshot\nExecStart=/bin/cat /proc/self/mountinfo\n"
+    open_ = system_manager.run("mounts-open", unit)
+    closed = system_manager.run(f"mounts-{setting.partition('=')[0]}", f"{unit}{setting}\n")
+    assert open_.succeeded and closed.succeeded, (open_, closed)
+
+    def points(run: UnitRun) -> set[str]:
+        # Any mount namespace of systemd's has its own /run/credentials and /run/systemd/incoming: not the setting's.
+        return {line.split()[4] for line in run.stdout.splitlines() if not line.split()[4].startswith("/run/")}
+
+    added = points(closed) - points(open_)
+    assert added  # each mounts over a path of its own here (/proc/sys, /usr/lib/modules, /proc/kmsg)
+    assert [point for point in sorted(added) if not any(is_under(point, tree) for tree in trees)] == []
