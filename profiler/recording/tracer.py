@@ -531,7 +531,7 @@ class Tracer:
         if kind == EventKind.PATH:
             # A file-heavy run sends thousands of these while it runs, and this process shares the CPUs with it.
             # Only a sight whose name needs the live process (its /proc descriptor or working directory) is
-            # decoded now; the rest are held, as bytes, until the run is over (held_back).
+            # decoded now; the rest are held, as bytes, until the session next reclaims observations (held_back).
             raw = ct.string_at(data, size)
             if raw[_PATH_LENGTH_AT : _PATH_LENGTH_AT + 4] == _NO_TEXT:  # by descriptor: the name is its path's
                 live = raw[_PATH_NAME_TOP_AT] & _MARK_BITS
@@ -579,9 +579,9 @@ class Tracer:
         return events
 
     def held_back(self) -> list[Event]:
-        """The path sights held back while the run went on (_on_event), in the order the kernel sent them: none of
-        them needs the live process, and a name relative to a directory is resolved once all are known. Call it
-        after poll(0) has read the ring."""
+        """The path sights held back since the last call (_on_event), in the order the kernel sent them: none of
+        them needs the live process, and a name relative to a directory is resolved by the sights before it,
+        held or not. At the end of a run, call it after poll(0) has read the ring."""
         held, self._held = self._held, []
         return [_path_sight(raw) for raw in held]
 
