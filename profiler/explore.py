@@ -10,8 +10,9 @@ trace it came from (its file name without .trace.json), so that many runs stack 
     capability_checks  one row per distinct check: capability, class, granted, syscall, via, kernel path
     sockets            one row per (process, image, family, type, protocol): socket() and socketpair() calls
     namespaces         one row per (process, image, syscall, flags): namespaces created or joined
-    file_accesses      one row per (process, image, path, op, result): files, directories and devices used
-    kernel_uses        one row per (process, image, use, detail): kernel interfaces reached other than by a path
+    file_accesses      one row per (program, path, op, result): files, directories and devices used, on the
+                       process image that made the first (older traces: per process image)
+    kernel_uses        one row per (program, use, detail): kernel interfaces reached other than by a path
 
 file_accesses and kernel_uses have no rows for a run that did not record them: `runs.paths_recorded` tells
 that apart from a run that touched nothing.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from profiler import abi, syscalls
 from profiler.capability_paths import asks_about_initial_namespace, classify, clean_frames
-from profiler.recording.file_accesses import PathNames, file_rows, kernel_rows
+from profiler.recording.file_accesses import PathNames, ProgramUses, file_rows, kernel_rows
 from profiler.recording.targets import elf_abi, running_image
 from profiler.recording.tracer import (
     NO_ROW,
@@ -40,9 +40,12 @@ from profiler.trace import (
 )
 
 LIVENESS_CHECK_S = 1.0
-# Observations of an exited process are taken out of the kernel's table this long after its exit event (looked
-# for at each liveness check): its last handlers on other CPUs ran microseconds after the event.
-RECLAIM_AFTER_S = 0.5
+# Observations of an exited process are taken out of the kernel's tables this long after its exit event: its last
+# handlers on other CPUs ran microseconds after the event.
+RECLAIM_AFTER_S = 0.25
+# How often they are: 10,000 /bin/true run 8 at a time add some 24,000 entries a second to the files table
+# (65,536), and a table read a second late under load filled it.
+RECLAIM_EVERY_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,10 @@ class Collector:
     distinct_syscalls: set[int] = field(default_factory=set)
     live: dict[int, int] = field(default_factory=dict)  # serial: pid of processes not yet exited
     exited: deque[tuple[float, int]] = field(default_factory=deque)  # (when seen, serial), for reclaim_observations
-    reclaimed: list[Observation] = field(default_factory=list)  # observations of exited processes, taken out
+    # Observations of exited processes, taken out: those of files and kernel interfaces summed per program in
+    # uses, the others kept as the kernel had them.
+    reclaimed: list[Observation] = field(default_factory=list)
+    uses: ProgramUses = field(default_factory=ProgramUses)
     peeked: set[int] = field(default_factory=set)  # syscalls counting in the rows of running processes
     peeked_at: float = -LIVENESS_CHECK_S
     # Processes marked for adoption, read from /proc when marked: by their first event they may be gone.
@@ -104,7 +110,13 @@ class Collector:
     def apply(self, event: Event) -> None:
         if isinstance(event, PathSight):
             process = self.processes.get(event.serial)
-            self.path_names.sight(event, process.pid if process and process.exit_ns is None else None)
+            # An image whose exec event was lost has no program yet: its accesses count, its first sight does not.
+            known = process is not None and event.image < len(process.images)
+            self.path_names.sight(
+                event,
+                process.pid if process and process.exit_ns is None else None,
+                process.images[event.image].path if process and known else None,
+            )
             return
         if isinstance(event, FirstUse):
             key = (event.serial, event.image, event.nr)
@@ -152,24 +164,24 @@ class Collector:
 
     def _exec(self, event: ProcessEvent) -> None:
         image = Image(event.path, event.argv0 or None, self.seconds(event.time_ns), self._event_abi(event))
-        if self.paths:
-            self.path_names.executed(
-                event.serial, event.image, event.path, event.pid, event.time_ns, first_exec=event.first_exec
-            )
         if event.first_exec:
             self.processes[event.serial] = _ProcessState(
                 event.serial, event.pid, None, os.getpid(), event.time_ns, False, [image], event.row
             )
             self.live[event.serial] = event.pid
-            return
-        self._harvest(event.serial, event.image - 1, event.released_row)
-        process = self.processes.get(event.serial)
-        if process is None:
-            return
-        while len(process.images) < event.image:
-            process.images.append(self._lost_image())
-        process.images.append(image)
-        process.row = event.row
+        else:
+            self._harvest(event.serial, event.image - 1, event.released_row)
+            process = self.processes.get(event.serial)
+            if process is None:
+                return
+            while len(process.images) < event.image:
+                process.images.append(self._lost_image())
+            process.images.append(image)
+            process.row = event.row
+        if self.paths:
+            self.path_names.executed(
+                event.serial, event.image, event.path, event.pid, event.time_ns, first_exec=event.first_exec
+            )
 
     def _exit(self, event: ProcessEvent) -> None:
         self._harvest(event.serial, event.image, event.released_row)
@@ -219,23 +231,37 @@ class Collector:
         return Status(elapsed_s, len(self.processes), len(self.live), len(self.distinct_syscalls | self.peeked))
 
     def reclaim(self, now: float) -> None:
-        """Take the observations of processes that exited a while ago out of the kernel's table, so that a long
-        recording of many short processes does not fill it; reclaim_observations says why a while."""
+        """Take the observations of processes that exited a while ago out of the kernel's tables, so that a long
+        recording of many short processes does not fill them; reclaim_observations says why a while."""
         ready = set()
         while self.exited and self.exited[0][0] <= now - RECLAIM_AFTER_S:
             ready.add(self.exited.popleft()[1])
         if ready:
-            self.reclaimed += self.tracer.reclaim_observations(ready)
+            self.reclaimed += self._summed(self.tracer.reclaim_observations(ready))
+
+    def _summed(self, observations: list[Observation]) -> list[Observation]:
+        """The observations but those of files and kernel interfaces, which are summed per program into uses."""
+        kept = []
+        for o in observations:
+            if o.serial not in self.processes:
+                continue
+            process = self.processes[o.serial]
+            while len(process.images) <= o.image:
+                process.images.append(self._lost_image())
+            if o.kind is ObservationKind.FILE:
+                self.uses.add(o, process.images[o.image].path, None)
+            elif o.kind is ObservationKind.KERNEL:
+                syscall = self._syscall_name(o.serial, o.image, o.syscall_nr)[0]
+                self.uses.add(o, process.images[o.image].path, syscall)
+            else:
+                kept.append(o)
+        return kept
 
     def build(self, run: RunInfo, observations: list[Observation]) -> Trace:
         for process in self.processes.values():
             self._harvest(process.serial, len(process.images) - 1, process.row)
         self._add_silent_adopted()
-        known = [o for o in self.reclaimed + observations if o.serial in self.processes]
-        for observation in known:
-            process = self.processes[observation.serial]
-            while len(process.images) <= observation.image:
-                process.images.append(self._lost_image())
+        known = self.reclaimed + self._summed(observations)
         ids = {serial: index for index, serial in enumerate(sorted(self.processes), start=1)}
         # An attached process may have been adopted before its parent was: link them by pid now.
         attached = {p.pid: p.serial for p in self.processes.values() if p.attached}
@@ -246,10 +272,11 @@ class Collector:
         files, kernel = None, None
         if self.paths:
             started_ns = time.time_ns() - (time.monotonic_ns() - self.start_ns)  # the start, by the wall clock
-            files, unresolved = file_rows(known, self.path_names, ids, self.seconds, started_ns)
+            files, unresolved = file_rows(self.uses, self.path_names, ids, self.seconds, started_ns)
+            images = {ids[serial]: process.images for serial, process in self.processes.items()}
+            program = lambda process, image: images[process][image].path  # noqa: E731
             pids = {process.pid for process in self.processes.values()}
-            syscall = lambda serial, image, nr: self._syscall_name(serial, image, nr)[0]  # noqa: E731
-            kernel = kernel_rows(known, files, ids, syscall, pids)
+            kernel = kernel_rows(self.uses, files, ids, program, pids)
             run = dataclasses.replace(run, dropped=dataclasses.replace(run.dropped, unresolved_paths=unresolved))
         return Trace(
             run=run,

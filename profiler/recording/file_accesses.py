@@ -9,6 +9,12 @@ in /proc while the process lives. An access whose name stays unknown is counted 
 
 What an exec runs besides the file it names, the kernel opens without a syscall: a script's #! interpreter and
 an ELF program's loader (PT_INTERP). Those are read here from the executed file's first bytes, at its exec event.
+
+The kernel side counts per process image; a trace row is per program (the path of the image's executable), so that
+a service that runs 10,000 short processes of one program has that program's few dozen rows, not 400,000 (each
+/bin/true opens some 39 paths). The counts are summed per program as they are taken from the kernel's tables,
+while the recording goes on, so that what the recorder holds does not grow with the number of processes. A row
+names the process image that made the first of its accesses.
 """
 
 import ctypes
@@ -20,8 +26,9 @@ import posixpath
 import re
 import stat
 import struct
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from profiler.escaping import visible
 from profiler.recording.tracer import CWD_MARK, FD_MARK, KernelFileOp, Observation, ObservationKind, PathSight
@@ -134,19 +141,40 @@ def interpreters(path: str) -> tuple[tuple[FileOp, str], ...]:
     return tuple(found)
 
 
+# Who made an access first: (first sight on the events' clock, or None where not known; serial; image). The
+# earliest is the least by _order: a known time before none, then the lowest serial (the process started first).
+Origin = tuple[int | None, int, int]
+
+
+def _order(origin: Origin) -> tuple[bool, int, int, int]:
+    first, serial, image = origin
+    return (first is None, first or 0, serial, image)
+
+
+def _earlier(one: Origin | None, other: Origin) -> Origin:
+    return other if one is None or _order(other) < _order(one) else one
+
+
+# A file access of a program, as the kernel side names it: (program, KernelFileOp, errno, name).
+ProgramAccess = tuple[str, int, int, int]
+_Key = TypeVar("_Key", bound=Hashable)
+
+
 @dataclass
 class PathNames:
-    """What each name the kernel side sent stands for, learned from its first sights."""
+    """What each name the kernel side sent stands for, and when each program first did what with it, learned from
+    the first sights of each process image."""
 
     names: dict[int, str] = field(default_factory=dict)  # name: absolute path
-    first_ns: dict[tuple[int, int, int, int, int], int] = field(default_factory=dict)  # observation key: first sight
-    # Accesses the kernel made for an exec, read from the files: (serial, image, op, path): (count, first).
-    implied: dict[tuple[int, int, FileOp, str], tuple[int, int]] = field(default_factory=dict)
+    first_ns: dict[ProgramAccess, Origin] = field(default_factory=dict)  # the program's earliest sight
+    # Accesses the kernel made for an exec, read from the files: (program, op, path): (count, the first).
+    implied: dict[tuple[str, FileOp, str], tuple[int, Origin]] = field(default_factory=dict)
 
     def executed(self, serial: int, image: int, path: str, pid: int, time_ns: int, *, first_exec: bool) -> None:
-        """An exec event: the interpreters the image runs in are accesses of its own, and so is the program of
-        the first exec of the command, which the kernel side sees only once it has run (NoExecPaths= must let
-        the command itself start)."""
+        """An exec event of the program at path: the interpreters the image runs in are accesses of its own, and
+        so is the program of the first exec of the command, which the kernel side sees only once it has run
+        (NoExecPaths= must let the command itself start)."""
+        program = path
         if not path.startswith("/"):
             directory = _proc_link(pid, "cwd")
             if directory is None:
@@ -154,9 +182,9 @@ class PathNames:
             path = directory + "/" + path
         ran = ((FileOp.EXEC, path),) if first_exec else ()
         for op, interpreter in ran + interpreters(normalised(path)):
-            key = (serial, image, op, normalised(interpreter))
-            count, first = self.implied.get(key, (0, time_ns))
-            self.implied[key] = (count + 1, min(first, time_ns))
+            key = (program, op, normalised(interpreter))
+            count, first = self.implied.get(key, (0, None))
+            self.implied[key] = (count + 1, _earlier(first, (time_ns, serial, image)))
 
     def start_directory(self, serial: int, pid: int | None) -> None:
         """A process the kernel side adopted: where it works, read while it runs (serial 0: profiler, whose
@@ -165,9 +193,11 @@ class PathNames:
         if directory is not None:
             self.names[CWD_MARK | serial] = directory
 
-    def sight(self, sight: PathSight, pid: int | None) -> None:
-        key = (sight.serial, sight.image, sight.op, sight.error, sight.name)
-        self.first_ns[key] = min(self.first_ns.get(key, sight.time_ns), sight.time_ns)
+    def sight(self, sight: PathSight, pid: int | None, program: str | None) -> None:
+        """A first sight in a process image of the program (None: of a process never followed)."""
+        if program is not None:
+            key = (program, sight.op, sight.error, sight.name)
+            self.first_ns[key] = _earlier(self.first_ns.get(key), (sight.time_ns, sight.serial, sight.image))
         if sight.name in self.names:
             return
         if sight.path is None:  # by descriptor, one the kernel side did not see opened
@@ -265,59 +295,74 @@ def _holdable(path: str) -> bool:
     return len(os.fsencode(path)) <= PATH_LIMIT
 
 
+# Counts summed per program, each with the (serial, image) of the lowest serial that made one.
+Counted = tuple[int, tuple[int, int]]
+
+
+@dataclass
+class ProgramUses:
+    """The file accesses and kernel uses the kernel side counted, summed per program as its tables are read, each
+    with the process image of the lowest serial that made it (the tables keep no time; a first sight does)."""
+
+    files: dict[ProgramAccess, Counted] = field(default_factory=dict)
+    kernel: dict[tuple[str, KernelUse, str], Counted] = field(default_factory=dict)
+
+    def add(self, o: Observation, program: str, syscall: str | None) -> None:
+        """An observation of a process image running program; syscall names its syscall_nr, for a kernel use."""
+        if o.kind is ObservationKind.FILE and o.a != KernelFileOp.CHDIR:
+            _count(self.files, (program, o.a, o.b, o.c & _MASK64), o.count, (o.serial, o.image))
+        elif o.kind is ObservationKind.KERNEL and (found := _kernel_use(o, syscall)) is not None:
+            _count(self.kernel, (program, *found), o.count, (o.serial, o.image))
+
+
+def _count(table: dict[_Key, Counted], key: _Key, count: int, made_by: tuple[int, int]) -> None:
+    earlier, lowest = table.get(key, (0, made_by))
+    table[key] = (earlier + count, min(lowest, made_by))
+
+
 def file_rows(
-    observations: Iterable[Observation],
+    uses: ProgramUses,
     names: PathNames,
     ids: dict[int, int],
     seconds: Callable[[int | None], float | None],
     started_ns: int,
 ) -> tuple[tuple[FileAccess, ...], int]:
-    """The file accesses of the traced processes, and how many the names of which stayed unknown. An access to a
+    """The file accesses of the traced programs, and how many of them stayed unknown by name. An access to a
     path through a symbolic link is a row at the path as given and one at the path resolved. A file written that
     was born after the recording started (started_ns, wall clock) was made by the write, an open with O_CREAT: a
     create too, which needs its directory writable (a sandbox that opened the file alone fails on a host where it
     is not there yet)."""
-    merged: dict[tuple[int, int, str, FileOp, str | None], tuple[int, int | None]] = {}  # count, first sight
+    merged: dict[tuple[str, str, FileOp, str | None], tuple[int, Origin]] = {}  # count, the first
 
-    def merge(key: tuple[int, int, str, FileOp, str | None], count: int, first: int | None) -> None:
+    def merge(key: tuple[str, str, FileOp, str | None], count: int, origin: Origin) -> None:
         earlier_count, earlier = merged.get(key, (0, None))
-        merged[key] = (earlier_count + count, min((t for t in (earlier, first) if t is not None), default=None))
+        merged[key] = (earlier_count + count, _earlier(earlier, origin))
 
-    def add(serial: int, image: int, path: str, op: FileOp, error: str | None, count: int, first: int | None) -> None:
+    def add(program: str, path: str, op: FileOp, error: str | None, count: int, origin: Origin) -> None:
         for each in (path,) if _SELF_PATHS.match(path) else dict.fromkeys((path, _resolved(path))):
             if _holdable(each):
-                merge((ids[serial], image, each, op, error), count, first)
+                merge((program, each, op, error), count, origin)
 
     unresolved = 0
-    for o in observations:
-        if o.kind is not ObservationKind.FILE or o.serial not in ids or o.a == KernelFileOp.CHDIR:
-            continue
-        name = o.c & _MASK64
+    for key, (count, counted) in uses.files.items():
+        program, kernel_op, error_number, name = key
         path = names.names.get(name)
         if path is None or not _holdable(path):
             unresolved += 1
             continue
-        error = errno.errorcode.get(o.b, str(o.b)) if o.b else None
-        add(
-            o.serial,
-            o.image,
-            path,
-            FILE_OPS[KernelFileOp(o.a)],
-            error,
-            o.count,
-            names.first_ns.get((o.serial, o.image, o.a, o.b, name)),
-        )
-    for (serial, image, op, path), (count, first) in names.implied.items():
-        if serial in ids:
-            add(serial, image, path, op, None, count, first)
-    written = {path for (_, _, path, op, error) in merged if op is FileOp.WRITE and error is None}
+        error = errno.errorcode.get(error_number, str(error_number)) if error_number else None
+        origin = _earlier(names.first_ns.get(key), (None, *counted))
+        add(program, path, FILE_OPS[KernelFileOp(kernel_op)], error, count, origin)
+    for (program, op, path), (count, origin) in names.implied.items():
+        add(program, path, op, None, count, origin)
+    written = {path for (_, path, op, error) in merged if op is FileOp.WRITE and error is None}
     born = {path for path in written if not _SELF_PATHS.match(path) and born_since(path, started_ns)}
-    for (process, image, path, op, error), (times, earliest) in list(merged.items()):
+    for (program, path, op, error), (times, earliest) in list(merged.items()):
         if path in born and op is FileOp.WRITE and error is None:
-            merge((process, image, path, FileOp.CREATE, None), times, earliest)
+            merge((program, path, FileOp.CREATE, None), times, earliest)
     rows = [
         FileAccess(
-            process,
+            ids[serial],
             image,
             path,
             op,
@@ -326,7 +371,7 @@ def file_rows(
             count,
             seconds(first),
         )
-        for (process, image, path, op, error), (count, first) in merged.items()
+        for (_, path, op, error), (count, (first, serial, image)) in merged.items()
     ]
     rows.sort(key=lambda r: (r.process, r.image, r.path, r.op, r.error or ""))
     return tuple(rows), unresolved
@@ -374,28 +419,26 @@ def _kernel_use(o: Observation, syscall: str | None) -> tuple[KernelUse, str] | 
 
 
 def kernel_rows(
-    observations: Iterable[Observation],
+    uses: ProgramUses,
     files: Iterable[FileAccess],
     ids: dict[int, int],
-    syscall_name: Callable[[int, int, int], str | None],
+    program: Callable[[int, int], str],
     traced_pids: Collection[int],
 ) -> tuple[KernelInterfaceUse, ...]:
-    """The kernel uses of the traced processes: those the kernel side counted, and the /proc entries of processes
-    not traced that they opened (from the file accesses)."""
-    merged: dict[tuple[int, int, KernelUse, str], int] = {}
-    for o in observations:
-        if o.kind is not ObservationKind.KERNEL or o.serial not in ids:
-            continue
-        found = _kernel_use(o, syscall_name(o.serial, o.image, o.syscall_nr))
-        if found is not None:
-            key = (ids[o.serial], o.image, *found)
-            merged[key] = merged.get(key, 0) + o.count
+    """The kernel uses of the traced programs: those the kernel side counted, and the /proc entries of processes
+    not traced that they opened (from the file access rows; program(process, image) names a row's program)."""
+    merged: dict[tuple[str, KernelUse, str], Counted] = {}  # with the lowest (process id, image)
+    for key, (count, (serial, image)) in uses.kernel.items():
+        _count(merged, key, count, (ids[serial], image))
     for access in files:
         match = _PROC_PID.match(access.path)
         if match and int(match.group(1)) not in traced_pids:
             detail = visible(f"{access.path} {access.op}")[:DETAIL_LIMIT]
-            key = (access.process, access.image, KernelUse.OTHER_PROCESS, detail)
-            merged[key] = merged.get(key, 0) + access.count
-    rows = [KernelInterfaceUse(*key, count) for key, count in merged.items()]
+            key = (program(access.process, access.image), KernelUse.OTHER_PROCESS, detail)
+            _count(merged, key, access.count, (access.process, access.image))
+    rows = [
+        KernelInterfaceUse(process, image, use, detail, count)
+        for (_, use, detail), (count, (process, image)) in merged.items()
+    ]
     rows.sort(key=lambda r: (r.process, r.image, r.use, r.detail))
     return tuple(rows)

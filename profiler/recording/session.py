@@ -15,7 +15,7 @@ from types import FrameType
 
 from profiler import __version__, syscalls
 from profiler.errors import WorkloadError
-from profiler.recording.collector import LIVENESS_CHECK_S, Collector, Status
+from profiler.recording.collector import LIVENESS_CHECK_S, RECLAIM_EVERY_S, Collector, Status
 from profiler.recording.command import Command, Spawn
 from profiler.recording.kernel_features import CapabilityProbe, KernelFeatures, probe
 from profiler.recording.targets import (
@@ -190,6 +190,7 @@ class _Session:
             try:
                 self._start()
                 next_liveness = started + LIVENESS_CHECK_S
+                next_reclaim = started + RECLAIM_EVERY_S
                 next_status = started
                 while True:
                     self._apply(self.tracer.poll(POLL_MS))
@@ -199,8 +200,12 @@ class _Session:
                         next_status = now + STATUS_EVERY_S
                     if now >= next_liveness:
                         self.collector.forget_vanished()
-                        self.collector.reclaim(now)
                         next_liveness = now + LIVENESS_CHECK_S
+                    if now >= next_reclaim:
+                        # The sights held back so far, so that they are summed per program too, not kept as bytes.
+                        self._apply(self.tracer.held_back())
+                        self.collector.reclaim(now)
+                        next_reclaim = now + RECLAIM_EVERY_S
                     if self._finished(now, started):
                         break
                 # Attached processes go on running. Read the tables first, then drain: every image they name

@@ -257,6 +257,7 @@ class TableSizes:
 
 # struct observation_key, in the order Observation takes its fields.
 _OBSERVATION_FIELDS = ("kind", "serial", "image", "syscall_nr", "a", "b", "c", "d", "e")
+_KINDS = {kind.value: kind for kind in ObservationKind}
 
 
 def _unpacker(layout: Any, names: tuple[str, ...]) -> struct.Struct:
@@ -491,6 +492,7 @@ class Tracer:
         if self.paths:
             self._tables.append((self._bpf[b"files"], sizes.files))
         self._observation_key = _unpacker(self._tables[0][0].Key, _OBSERVATION_FIELDS)
+        self._serial_word = self._tables[0][0].Key.serial.offset // 4  # a __u32, in a key of __u32 and __s64
         free_rows = self._bpf[b"free_rows"]
         for row in range(sizes.rows):
             free_rows.push(ct.c_uint32(row))
@@ -531,7 +533,7 @@ class Tracer:
         if kind == EventKind.PATH:
             # A file-heavy run sends thousands of these while it runs, and this process shares the CPUs with it.
             # Only a sight whose name needs the live process (its /proc descriptor or working directory) is
-            # decoded now; the rest are held, as bytes, until the run is over (held_back).
+            # decoded now; the rest are held, as bytes, until the session next reclaims observations (held_back).
             raw = ct.string_at(data, size)
             if raw[_PATH_LENGTH_AT : _PATH_LENGTH_AT + 4] == _NO_TEXT:  # by descriptor: the name is its path's
                 live = raw[_PATH_NAME_TOP_AT] & _MARK_BITS
@@ -579,9 +581,9 @@ class Tracer:
         return events
 
     def held_back(self) -> list[Event]:
-        """The path sights held back while the run went on (_on_event), in the order the kernel sent them: none of
-        them needs the live process, and a name relative to a directory is resolved once all are known. Call it
-        after poll(0) has read the ring."""
+        """The path sights held back since the last call (_on_event), in the order the kernel sent them: none of
+        them needs the live process, and a name relative to a directory is resolved by the sights before it,
+        held or not. At the end of a run, call it after poll(0) has read the ring."""
         held, self._held = self._held, []
         return [_path_sight(raw) for raw in held]
 
@@ -649,7 +651,11 @@ class Tracer:
 
     def observations(self) -> list[Observation]:
         """Everything the observations tables hold, left in place."""
-        return [observation for table in self._tables for _, observation in self._read_observations(*table)]
+        observations: list[Observation] = []
+        for table in self._tables:
+            raw, values = self._read_table(*table)
+            observations += map(self._observation, self._observation_key.iter_unpack(raw), values)
+        return observations
 
     def reclaim_observations(self, serials: Collection[int]) -> list[Observation]:
         """The observations of processes that have exited, removed from the table to make room for others.
@@ -658,21 +664,27 @@ class Tracer:
         still run on another CPU as its exit is reported, and an increment landing on an entry after it was
         read would be lost. Exited processes are untraced in the kernel, so nothing adds to them later.
         """
-        taken = []
+        taken: list[Observation] = []
+        size = self._observation_key.size
         for table, capacity in self._tables:
-            found = [(key, seen) for key, seen in self._read_observations(table, capacity) if seen.serial in serials]
-            if found:
-                keys = ct.create_string_buffer(b"".join(key for key, _ in found))
-                count = ct.c_uint32(len(found))
-                if self._lib.bpf_delete_batch(table.map_fd, keys, ct.byref(count)) != 0:
-                    failure = os.strerror(ct.get_errno())
-                    raise TracingError(f"cannot delete from the kernel's observations table: {failure}")
-            taken += [observation for _, observation in found]
+            raw, values = self._read_table(table, capacity)
+            # Only the entries of these processes are decoded: a table holds those of every running one too, read
+            # four times a second (the serial column is read straight from the keys).
+            owners = memoryview(raw).cast("I")[self._serial_word :: size // 4]
+            found = [index for index, serial in enumerate(owners) if serial in serials]
+            if not found:
+                continue
+            chosen = b"".join(raw[index * size : (index + 1) * size] for index in found)
+            count = ct.c_uint32(len(found))
+            if self._lib.bpf_delete_batch(table.map_fd, ct.create_string_buffer(chosen), ct.byref(count)) != 0:
+                failure = os.strerror(ct.get_errno())
+                raise TracingError(f"cannot delete from the kernel's observations table: {failure}")
+            taken += map(self._observation, self._observation_key.iter_unpack(chosen), (values[i] for i in found))
         return taken
 
-    def _read_observations(self, table: Any, capacity: int) -> Iterator[tuple[bytes, Observation]]:
-        """(raw key, observation) of every entry of a table, read in batches."""
-        key_size = ct.sizeof(table.Key)
+    def _read_table(self, table: Any, capacity: int) -> tuple[bytes, list[int]]:
+        """The raw keys of every entry of a table, one after another, and their counts, read in batches."""
+        key_size = self._observation_key.size
         keys = ct.create_string_buffer(key_size * capacity)
         values = (ct.c_uint64 * capacity)()
         batch, next_batch, total = ct.c_uint32(0), ct.c_uint32(0), 0
@@ -693,25 +705,13 @@ class Tracer:
             if failure:
                 raise TracingError(f"cannot read the kernel's observations table: {os.strerror(failure)}")
             batch.value = next_batch.value
-        raw = keys.raw[: key_size * total]
-        for index, fields in enumerate(self._observation_key.iter_unpack(raw)):
-            kind, serial, image, syscall_nr, a, b, c, d, e = fields
-            yield (
-                raw[index * key_size : (index + 1) * key_size],
-                # Kernel addresses (d) are read as unsigned.
-                Observation(
-                    ObservationKind(kind),
-                    serial,
-                    image,
-                    syscall_nr,
-                    a,
-                    b,
-                    c,
-                    d & 0xFFFF_FFFF_FFFF_FFFF,
-                    e,
-                    values[index],
-                ),
-            )
+        return ct.string_at(keys, key_size * total), values[:total]
+
+    @staticmethod
+    def _observation(fields: tuple[int, ...], count: int) -> Observation:
+        kind, serial, image, syscall_nr, a, b, c, d, e = fields
+        # Kernel addresses (d) are read as unsigned.
+        return Observation(_KINDS[kind], serial, image, syscall_nr, a, b, c, d & 0xFFFF_FFFF_FFFF_FFFF, e, count)
 
     def stack_symbols(self, stack_id: int) -> list[str]:
         """The symbolised kernel frames of a stack id, innermost first."""

@@ -197,9 +197,9 @@ class NamespaceUse(NamedTuple):
 
 
 class FileAccess(NamedTuple):
-    """Identical accesses (same process image, path, operation and result), counted."""
+    """Identical accesses of one program (same path, operation and result), counted in all its processes."""
 
-    process: int
+    process: int  # with image: the process image of the program that made the first (older traces: each its own)
     image: int
     path: str  # a byte string, absolute: as the program named it, made absolute against the directory the kernel
     # used (its dirfd or working directory); a symlink as given, and again as resolved
@@ -211,9 +211,9 @@ class FileAccess(NamedTuple):
 
 
 class KernelInterfaceUse(NamedTuple):
-    """Identical uses of one kernel interface (same process image, use and detail), counted."""
+    """Identical uses of one kernel interface by one program (same use and detail), counted in all its processes."""
 
-    process: int
+    process: int  # with image: the program's process image of the lowest id that made one (older traces: each)
     image: int
     use: KernelUse
     detail: str  # printable, bounded: "connect 127.0.0.1:8080", "mprotect PROT_WRITE|PROT_EXEC"

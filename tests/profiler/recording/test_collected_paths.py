@@ -125,3 +125,47 @@ def test_a_path_longer_than_a_trace_holds_is_counted_not_written(
     paths = {access.path for access in again.file_accesses}
     assert "/etc/hostname" in paths and not any(path.startswith(deep) for path in paths)
     assert again.run.dropped.unresolved_paths == 1
+
+
+def test_many_processes_of_one_program_make_its_rows_and_what_is_kept_does_not_grow(
+    fake_tracer: FakeTracer, run: RunInfo, tmp_path: Path
+) -> None:
+    """Ten short processes of /bin/true read one file and call mprotect, as a service's workers would: one row per
+    program, counting them all and naming the process image that read it first; summed as each process's
+    observations are reclaimed, so that what the collector holds stays one entry however many there are."""
+    shared = f"{tmp_path.resolve()}/shared"
+    opened_ms = {2: 5, 3: 2, 4: 9, 5: 6, 6: 3, 7: 10, 8: 7, 9: 4, 10: 1, 11: 8}  # serial 10 reads it first
+    collector = Collector(fake_tracer, start_ns=0, native_abi="x86_64", initial_user_ns=None, paths=True)
+    collector.apply(process_event(EventKind.EXEC, SERIAL, os.getpid(), first_exec=True, path="/bin/sh"))
+    collector.apply(_sight(31, KernelFileOp.READ, shared, ns=20_000_000))
+    fake_tracer.table = [_access(31, KernelFileOp.READ)]
+    for serial, ms in opened_ms.items():
+        pid = 1000 + serial
+        collector.apply(process_event(EventKind.FORK, serial, pid, parent_serial=SERIAL))
+        collector.apply(process_event(EventKind.EXEC, serial, pid, image=1, path="/bin/true"))
+        collector.apply(path_sight(serial, 31, KernelFileOp.READ, shared, image=1, time_ns=ms * 1_000_000))
+        fake_tracer.table += [
+            file_observation(serial, 31, KernelFileOp.READ, image=1, count=2),
+            Observation(ObservationKind.KERNEL, serial, 1, MPROTECT, 7, 0, 0, 0, 0, 1),
+        ]
+        if serial != 11:  # the last one still runs when the recording ends: its counts are read then
+            collector.apply(process_event(EventKind.EXIT, serial, pid))
+            collector.reclaim(now=float("inf"))
+            assert len(collector.uses.files) == len(collector.uses.kernel) == 1
+            assert len(collector.path_names.first_ns) == 2  # /bin/sh's and /bin/true's
+            assert collector.reclaimed == []
+    trace = collector.build(run, fake_tracer.observations())
+    trace.save(tmp_path / "many.trace.json")
+    again = trace_module.load(tmp_path / "many.trace.json")
+    assert again.file_accesses is not None and again.kernel_uses is not None
+    assert [
+        (again.program(a.process, a.image), a.process, a.image, a.count, a.first_s)
+        for a in again.file_accesses
+        if a.path == shared
+    ] == [
+        ("/bin/sh", 1, 0, 1, 0.02),
+        ("/bin/true", 10, 1, 20, 0.001),
+    ]
+    assert [(k.process, k.image, k.detail, k.count) for k in again.kernel_uses] == [
+        (2, 1, "mprotect PROT_READ|PROT_WRITE|PROT_EXEC", 10)  # the kernel side keeps no time: the lowest id
+    ]

@@ -205,6 +205,26 @@ def test_a_relative_path_of_a_process_that_started_elsewhere(record_command: Rec
     assert ("/etc/hostname", None) in read
 
 
+def test_the_processes_of_one_program_share_its_rows_which_name_the_first(
+    record_command: RecordCommand, tmp_path: Path
+) -> None:
+    # Two cat processes read one file: one row for the program, counting both, naming the one that read it first.
+    shared = tmp_path / "shared"
+    shared.write_text("x")
+    cat = which("cat")
+    trace = record_command(which("sh"), "-c", f"{cat} {shared} >/dev/null; {cat} {shared} >/dev/null").trace
+    cats = sorted(
+        (image.exec_s or 0.0, process.id, index)
+        for process in trace.processes
+        for index, image in enumerate(process.images)
+        if image.path == cat
+    )
+    assert len({process for _, process, _ in cats}) == 2
+    rows = [row for row in trace.file_accesses or () if row.path == str(shared.resolve()) and row.op is FileOp.READ]
+    _, first, image = cats[0]
+    assert [(row.process, row.image, row.count) for row in rows] == [(first, image, 2)]
+
+
 def test_the_cli_says_whether_it_records_paths() -> None:
     def program(*options: str) -> str:
         command = [sys.executable, "-m", "profiler.cli", "record", "--ebpf", *options, "--", "true"]
