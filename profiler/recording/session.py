@@ -202,9 +202,11 @@ class _Session:
                         self.collector.forget_vanished()
                         next_liveness = now + LIVENESS_CHECK_S
                     if now >= next_reclaim:
-                        # The sights held back so far, so that they are summed per program too, not kept as bytes.
-                        self._apply(self.tracer.held_back())
-                        self.collector.reclaim(now)
+                        if self.collector.reclaim_due(now):
+                            # The sights held back so far, so that they are summed per program too, not kept as
+                            # bytes.
+                            self._apply(self.tracer.held_back())
+                            self.collector.reclaim(now)
                         next_reclaim = now + RECLAIM_EVERY_S
                     if self._finished(now, started):
                         break

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from profiler import trace as trace_module
-from profiler.recording.collector import Collector
+from profiler.recording.collector import RECLAIM_AFTER_S, RECLAIM_BATCH, RECLAIM_IDLE_S, Collector
 from profiler.recording.fake_tracer import FakeTracer, process_event
 from profiler.recording.tracer import EventKind, FirstUse, Observation, ObservationKind, RowCounts
 from profiler.trace import RunInfo
@@ -83,6 +83,20 @@ def test_what_a_process_left_is_reclaimed_from_the_table_once_it_has_exited(fake
     collector.reclaim(now=float("inf"))
     assert [o.serial for o in collector.reclaimed] == [1]
     assert [o.serial for o in fake_tracer.table] == [2], "the running process keeps its observations in place"
+
+
+def test_a_reclaim_waits_for_a_batch_of_exited_processes_or_a_quiet_second(fake_tracer: FakeTracer) -> None:
+    # Each reclaim reads the kernel's tables whole: a run of few processes is not slowed by one every 0.25 s.
+    collector = Collector(fake_tracer, start_ns=0, native_abi="x86_64", initial_user_ns=None)
+    start = collector.reclaimed_at
+    collector.exited.extend((start, serial) for serial in range(1, 4))
+    assert not collector.reclaim_due(start + RECLAIM_AFTER_S)  # three, and the last reclaim was just now
+    assert collector.reclaim_due(start + RECLAIM_IDLE_S)
+    collector.reclaim(start + RECLAIM_IDLE_S)
+    later = start + RECLAIM_IDLE_S + RECLAIM_AFTER_S
+    collector.exited.extend((later, serial) for serial in range(4, 4 + RECLAIM_BATCH))
+    assert not collector.reclaim_due(later + RECLAIM_AFTER_S / 2)  # not yet a while ago
+    assert collector.reclaim_due(later + RECLAIM_AFTER_S)  # a batch: at once
 
 
 def _observation(kind: ObservationKind, *, serial: int, nr: int, count: int) -> Observation:
