@@ -113,13 +113,13 @@ def writable_roots(files: Iterable[FileNeed], private_tmp: bool) -> tuple[Writab
     for need in writes:
         if not _in_any(need.path, skipped):
             path, directory = _unit_of(need)
+            managed = _managed_directory(path, directory)
             if need.op in ENTRY_OPS and path in MANAGED_TREES and need.path in holders:
                 # Made there by a run, it is the service's own; found there and removed, the tree's entries
                 # changed (ReadWritePaths=/var/lib/app would not let the run remove /var/lib/app itself).
                 own = _managed_directory(need.path, directory)
                 if own and own[2] in made:
-                    path = need.path
-            managed = _managed_directory(path, directory)
+                    path, managed = need.path, own
             if managed and managed[2] in made:
                 candidates[(*managed, True)].append(need)
             else:
