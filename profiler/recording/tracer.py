@@ -669,7 +669,7 @@ class Tracer:
         for table, capacity in self._tables:
             raw, values = self._read_table(table, capacity)
             # Only the entries of these processes are decoded: a table holds those of every running one too, read
-            # four times a second (the serial column is read straight from the keys).
+            # at each reclaim (the serial column is read straight from the keys).
             owners = memoryview(raw).cast("I")[self._serial_word :: size // 4]
             found = [index for index, serial in enumerate(owners) if serial in serials]
             if not found:
