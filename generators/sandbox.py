@@ -52,6 +52,18 @@ def _in_any(path: str, trees: Iterable[str]) -> bool:
     return any(is_under(path, tree) for tree in trees)
 
 
+def unit_can_hold(path: str) -> bool:
+    """Whether a unit line can hold the path: absolute, and printable (a newline would start a line of its own)."""
+    return path.startswith("/") and path.isprintable()
+
+
+def nearest_unit_path(path: str) -> str:
+    """The absolute path, or the nearest directory above it that a unit line can hold (which covers it too)."""
+    while not unit_can_hold(path):
+        path = posixpath.dirname(path)
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class WritableRoot:
     """One path left writable: a ReadWritePaths= entry, or a directory systemd manages (StateDirectory=app)."""
@@ -428,7 +440,8 @@ def _exec_paths(plan: _Planner, roots: Sequence[WritableRoot]) -> None:
     directories: dict[str, list[FileNeed]] = defaultdict(list)
     for need in executed:
         root = next((path for path in written if is_under(need.path, path)), None)
-        directories[root or posixpath.dirname(need.path)].append(need)
+        # As the line will name it: a directory no unit line holds is opened by the nearest one above.
+        directories[nearest_unit_path(root or posixpath.dirname(need.path))].append(need)
     chosen: dict[str, list[FileNeed]] = {}
     for directory in sorted(directories, key=len):
         above = next((path for path in chosen if is_under(directory, path)), None)

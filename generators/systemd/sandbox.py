@@ -23,7 +23,9 @@ from generators.sandbox import (
     SandboxPlan,
     WritableRoot,
     is_under,
+    nearest_unit_path,
     observed_paths,
+    unit_can_hold,
     writable_roots,
 )
 from generators.systemd.groups import SyscallGroups
@@ -69,7 +71,7 @@ def refused_by_settings(groups: SyscallGroups) -> dict[str, frozenset[str]]:
 def unit_path(path: str) -> str | None:
     """A path as a unit file writes it (quoted where it holds spaces or quotes, % doubled), or None where no
     unit line can hold it (a character that is not printable: a newline would start a line of its own)."""
-    if not path.isprintable() or not path.startswith("/"):
+    if not unit_can_hold(path):
         return None
     text = path.replace("%", "%%")
     if any(char in text for char in " \t\"'\\"):
@@ -88,16 +90,9 @@ def device_path(path: str) -> str | None:
     return unit_path(path) if path.startswith("/dev/") else None
 
 
-def _expressible(path: str) -> str:
-    """The path, or the nearest directory above it that a unit line can hold (which covers it too)."""
-    while unit_path(path) is None:
-        path = posixpath.dirname(path)
-    return path
-
-
 def _quoted_above(path: str) -> str:
     """The path as a unit line holds it, or the nearest directory above it that a line can hold."""
-    quoted = unit_path(_expressible(path))
+    quoted = unit_path(nearest_unit_path(path))
     assert quoted is not None
     return quoted
 
@@ -118,7 +113,11 @@ def sandbox_lines(plan: SandboxPlan) -> list[tuple[str, str | None, str]]:
     for root in plan.writable:
         writes = sorted({write.path for write in root.writes})
         shown = ", ".join(writes[:3]) + (f" (+{len(writes) - 3} more)" if len(writes) > 3 else "")
-        wider = f"; {root.path} itself cannot be written in a unit line" if _expressible(root.path) != root.path else ""
+        wider = (
+            f"; {root.path} itself cannot be written in a unit line"
+            if nearest_unit_path(root.path) != root.path
+            else ""
+        )
         lines.append((root.setting, _root_value(root), f"written: {shown}{wider}{_not_managed(root)}"))
         if root.setting == "RuntimeDirectory":
             # Without it systemd removes /run/NAME when the service stops, which may be another program's too.
@@ -485,7 +484,7 @@ def _exec_refusals(settings: SandboxSettings, plan: SandboxPlan) -> list[Sandbox
             continue
         # The line that opens it again is deeper than the one that closes it: the directory (as deep as a line can
         # name it), else the file.
-        directory = _expressible(posixpath.dirname(need.path))
+        directory = nearest_unit_path(posixpath.dirname(need.path))
         if len(directory) > len(barred.value):
             fix = f"ExecPaths={_quoted_above(directory)}"
         elif barred.value != need.path and unit_path(need.path) is not None:

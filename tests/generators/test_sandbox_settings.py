@@ -403,3 +403,15 @@ def test_check_fix_for_a_program_whose_directory_no_line_names_is_one_that_opens
     plan = _plan([FileNeed("/a\nb/tool", FileOp.EXEC, None, EVIDENCE)])
     [refusal] = sandbox_refusals(_read("[Service]\nNoExecPaths=/\n"), plan)
     assert refusal.fix == "NoExecPaths=", refusal
+
+
+def test_a_program_in_a_directory_no_unit_line_holds_is_opened_from_the_nearest_one_above() -> None:
+    """A library mapped from /\\n\\n/: the line that opens it names the nearest directory a unit line holds, /,
+    and ExecPaths=/ loses to NoExecPaths=/ at the same path (systemd keeps NoExecPaths=): NoExecPaths= is left
+    open, and the plan passes its own check (the hostile-paths property found a drop-in that failed it)."""
+    mapped = FileNeed("/\n\n/\n", FileOp.MAP_EXEC, None, EVIDENCE)
+    plan = _plan([FileNeed("/usr/bin/app", FileOp.EXEC, None, EVIDENCE), mapped])
+    assert plan.value("NoExecPaths") is None
+    assert not [setting for setting in plan.settings if setting.key == "ExecPaths"]
+    lines = "".join(f"{key}={value}\n" for key, value, _ in sandbox_lines(plan) if value is not None)
+    assert sandbox_refusals(_read("[Service]\n" + lines), plan) == []
